@@ -1,0 +1,267 @@
+"""The recurrent architectures chosen with -a, and the loss over a window."""
+import chainer_compat  # noqa: F401  (must precede chainer)
+
+import chainer
+import chainer.functions as F
+import chainer.links as L
+import numpy
+
+
+class RecurrentState:
+    """Mixin for a link whose attributes in state_names carry between calls.
+
+    The state is saved with the link's parameters, so that a run resumed from
+    a snapshot continues from the same point of the sequence.
+    """
+
+    state_names = ()
+
+    def reset_state(self):
+        for name in self.state_names:
+            setattr(self, name, None)
+
+    def unchain_state(self):
+        """Cut every state from the graph that computed it."""
+        for name in self.state_names:
+            state = getattr(self, name)
+            if state is not None:
+                state.unchain()
+
+    def serialize(self, serializer):
+        super().serialize(serializer)
+        saving = isinstance(serializer, chainer.serializer.Serializer)
+        for name in self.state_names:
+            key = 'state_' + name
+            if saving:
+                state = getattr(self, name)
+                # An empty array stands for "no state yet": None needs pickle.
+                serializer(key, numpy.zeros(0, numpy.float32)
+                           if state is None else state.array)
+            else:
+                array = serializer(key, None)
+                setattr(self, name, None if array.size == 0 else
+                        chainer.Variable(self.device.send(array)))
+
+
+class LSTM(RecurrentState, L.LSTM):
+    """chainer.links.LSTM whose cell and output state are saved."""
+
+    state_names = ('c', 'h')
+
+
+class StatefulGRU(RecurrentState, L.StatefulGRU):
+    """chainer.links.StatefulGRU whose state is saved."""
+
+    state_names = ('h',)
+
+
+class ElmanLayer(RecurrentState, chainer.Chain):
+    """h = tanh(upward(x) + lateral(h_prev)); the first step has no lateral."""
+
+    state_names = ('h',)
+
+    def __init__(self, in_size, out_size):
+        super().__init__()
+        with self.init_scope():
+            self.upward = L.Linear(in_size, out_size)
+            self.lateral = L.Linear(out_size, out_size)
+        self.h = None
+
+    def forward(self, x):
+        if self.h is None:
+            self.h = F.tanh(self.upward(x))
+        else:
+            self.h = F.tanh(self.upward(x) + self.lateral(self.h))
+        return self.h
+
+
+class ConcatElmanLayer(RecurrentState, chainer.Chain):
+    """h = tanh(joint([x; h_prev])): one linear map of input and state.
+
+    The state starts at zeros. The same function class as ElmanLayer, written
+    the other way round.
+    """
+
+    state_names = ('h',)
+
+    def __init__(self, in_size, out_size):
+        super().__init__()
+        self.out_size = out_size
+        with self.init_scope():
+            self.joint = L.Linear(in_size + out_size, out_size)
+        self.h = None
+
+    def forward(self, x):
+        if self.h is None:
+            self.h = chainer.Variable(
+                self.xp.zeros((len(x), self.out_size), x.dtype))
+        self.h = F.tanh(self.joint(F.concat((x, self.h))))
+        return self.h
+
+
+class RecurrentPredictor(chainer.Chain):
+    """Embedding, recurrent layers, linear output: one word in, logits out."""
+
+    def reset_state(self):
+        for link in self._stateful_links():
+            link.reset_state()
+
+    def unchain_state(self):
+        for link in self._stateful_links():
+            link.unchain_state()
+
+    def _stateful_links(self):
+        return [link for link in self.links()
+                if isinstance(link, RecurrentState)]
+
+    def forward_window(self, xs):
+        """Logits float32 (steps * batch, n_vocab) for xs int32 (steps, batch).
+
+        Calls forward once per time step, as the tutorial does.
+        """
+        return F.concat([self.forward(x) for x in xs], axis=0)
+
+
+class RNN(RecurrentPredictor):
+    """The tutorial's Elman network: one tanh recurrent layer."""
+
+    def __init__(self, n_vocab, n_units):
+        super().__init__()
+        with self.init_scope():
+            self.embed = L.EmbedID(n_vocab, n_units)
+            self.l1 = ElmanLayer(n_units, n_units)
+            self.out = L.Linear(n_units, n_vocab)
+
+    def forward(self, x):
+        return self.out(self.l1(self.embed(x)))
+
+
+class RNN2(RecurrentPredictor):
+    """Three stacked Elman layers."""
+
+    def __init__(self, n_vocab, n_units):
+        super().__init__()
+        with self.init_scope():
+            self.embed = L.EmbedID(n_vocab, n_units)
+            self.l1 = ElmanLayer(n_units, n_units)
+            self.l2 = ElmanLayer(n_units, n_units)
+            self.l3 = ElmanLayer(n_units, n_units)
+            self.out = L.Linear(n_units, n_vocab)
+
+    def forward(self, x):
+        h = self.l3(self.l2(self.l1(self.embed(x))))
+        return self.out(h)
+
+
+class RNN3(RecurrentPredictor):
+    """Three stacked Elman layers that concatenate input and state."""
+
+    def __init__(self, n_vocab, n_units):
+        super().__init__()
+        with self.init_scope():
+            self.embed = L.EmbedID(n_vocab, n_units)
+            self.l1 = ConcatElmanLayer(n_units, n_units)
+            self.l2 = ConcatElmanLayer(n_units, n_units)
+            self.l3 = ConcatElmanLayer(n_units, n_units)
+            self.out = L.Linear(n_units, n_vocab)
+
+    def forward(self, x):
+        h = self.l3(self.l2(self.l1(self.embed(x))))
+        return self.out(h)
+
+
+class LSTMForSequence(RecurrentPredictor):
+    """Two LSTM layers with dropout, as in Chainer's PTB example."""
+
+    def __init__(self, n_vocab, n_units):
+        super().__init__()
+        with self.init_scope():
+            self.embed = L.EmbedID(n_vocab, n_units)
+            self.l1 = LSTM(n_units, n_units)
+            self.l2 = LSTM(n_units, n_units)
+            self.out = L.Linear(n_units, n_vocab)
+        for param in self.params():
+            param.array[...] = numpy.random.uniform(-0.1, 0.1, param.shape)
+
+    def forward(self, x):
+        h = self.l1(F.dropout(self.embed(x)))
+        h = self.l2(F.dropout(h))
+        return self.out(F.dropout(h))
+
+
+class GRU(RecurrentPredictor):
+    """One GRU layer."""
+
+    def __init__(self, n_vocab, n_units):
+        super().__init__()
+        with self.init_scope():
+            self.embed = L.EmbedID(n_vocab, n_units)
+            self.l1 = StatefulGRU(n_units, n_units)
+            self.out = L.Linear(n_units, n_vocab)
+
+    def forward(self, x):
+        return self.out(self.l1(self.embed(x)))
+
+
+ARCHITECTURES = {
+    'rnn': RNN,
+    'rnn2': RNN2,
+    'rnn3': RNN3,
+    'lstm': LSTMForSequence,
+    'gru': GRU,
+}
+
+
+def build_model(arch, n_vocab, n_units):
+    """The predictor named arch: a RecurrentPredictor."""
+    return ARCHITECTURES[arch](n_vocab, n_units)
+
+
+class SequenceClassifier(chainer.Chain):
+    """Softmax cross-entropy and accuracies of a predictor over a window.
+
+    Reports the mean over every step and stream of the window, where the
+    tutorial's Classifier, called once per step, reported the last step only.
+    Each value goes with its weight (the number of words it averages), so
+    that summaries over windows of different lengths stay exact.
+    """
+
+    def __init__(self, predictor):
+        super().__init__()
+        with self.init_scope():
+            self.predictor = predictor
+
+    def forward(self, xs, ts):
+        """The summed per-step mean loss, for xs, ts int32 (steps, batch)."""
+        xp = self.xp
+        steps = len(xs)
+        ys = self.predictor.forward_window(xs)
+        xs, ts = xs.ravel(), ts.ravel()
+        loss = F.softmax_cross_entropy(ys, ts)
+        correct = ys.array.argmax(axis=1) == ts
+        # After the i-th i comes i+1: the only places where counting shows.
+        boundary = xs != ts
+        n_boundary = boundary.sum()
+        boundary_accuracy = ((correct & boundary).sum() /
+                             xp.maximum(n_boundary, 1))
+        n = ts.size
+        chainer.report({
+            'loss': (loss.array, n),
+            'accuracy': (correct.mean(), n),
+            'boundary_accuracy': (boundary_accuracy, n_boundary),
+        }, self)
+        # The tutorial sums the per-step losses of the window.
+        return loss * steps
+
+
+def generate(predictor, prime, length):
+    """int32 (length,): greedy continuation of prime, each word fed back in."""
+    xp = predictor.xp
+    predictor.reset_state()
+    word = xp.asarray([prime], dtype=numpy.int32)
+    words = []
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        for _ in range(length):
+            word = predictor(word).array.argmax(axis=1).astype(numpy.int32)
+            words.append(word)
+    return chainer.backend.CpuDevice().send(xp.concatenate(words))

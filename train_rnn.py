@@ -1,0 +1,323 @@
+"""Train a recurrent network to predict the simple sequence 1 2 2 3 3 3 ...
+
+Truncated backpropagation through time on batch_size parallel streams of the
+sequence, with evaluation, logs, plots and a snapshot every epoch.
+"""
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+
+import chainer_compat  # noqa: F401  (must precede chainer)
+
+import chainer
+from chainer import training
+from chainer.training import extensions
+import numpy
+
+from iterators import ParallelSequentialIterator
+from models import ARCHITECTURES, SequenceClassifier, build_model
+import simple_sequence
+import snapshots
+from training_extensions import (
+    Diverged, SequenceEvaluator, StopOnDivergence, StopOnRequest)
+from updaters import BPTTUpdater
+
+# The arguments that define a run: a resumed run must keep them.
+RUN_DEFINING = ('arch', 'unit', 'vocab', 'batchsize', 'bproplen', 'seed',
+                'gradclip')
+ADAM_ALPHA = 0.0005  # the tutorial's
+EXIT_USAGE = 2
+EXIT_DIVERGED = 1
+EXIT_INTERRUPTED = 130
+INTERRUPTED_HINT = 'Resume with: python train_rnn.py -r {}'
+
+
+class UsageError(Exception):
+    """A bad argument: reported in one line, exit status 2."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--arch', '-a', choices=sorted(ARCHITECTURES),
+                        default='rnn', help='the recurrent architecture')
+    parser.add_argument('--unit', '-u', type=int, default=100,
+                        help='number of units in each layer')
+    parser.add_argument('--bproplen', '-l', type=int, default=20,
+                        help='steps per update: how far back gradients go '
+                        '(truncated BPTT)')
+    parser.add_argument('--batchsize', '-b', type=int, default=10,
+                        help='number of parallel streams over the sequence')
+    parser.add_argument('--epoch', '-e', type=int, default=10,
+                        help='number of sweeps over the training sequence')
+    parser.add_argument('--gpu', '-g', type=int, default=-1,
+                        help='GPU to train on (needs CuPy); -1 for the CPU')
+    parser.add_argument('--out', '-o', default='result',
+                        help='folder for the log, plots, snapshots and model '
+                        '(with -r: the snapshot\'s folder)')
+    parser.add_argument('--resume', '-r', default='',
+                        help='resume from this snapshot, or from the latest '
+                        'snapshot in this folder; the run\'s other arguments '
+                        'come from the snapshot, and only --epoch may change')
+    parser.add_argument('--vocab', type=int,
+                        default=simple_sequence.N_VOCABULARY,
+                        help='vocabulary size N: the sequence counts up to '
+                        'N-1')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='random seed: a CPU run is deterministic for it')
+    parser.add_argument('--gradclip', '-c', type=float, default=None,
+                        help='clip the gradient norm to this (default: off, '
+                        'as in the tutorial)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='start afresh even where --out holds an '
+                        'unfinished run (its files are removed)')
+    return parser
+
+
+def explicit_arguments(argv):
+    """The names of the arguments that argv gives (not left to defaults)."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
+def check_arguments(args):
+    positive = ('unit', 'bproplen', 'batchsize', 'epoch')
+    for name in positive:
+        if getattr(args, name) < 1:
+            raise UsageError('--{} must be at least 1 (got {})'.format(
+                name, getattr(args, name)))
+    try:
+        simple_sequence.check_vocabulary(args.vocab)
+    except ValueError as error:
+        raise UsageError('--vocab: {}'.format(error))
+    length = len(simple_sequence.get_simple_sequence(args.vocab))
+    if args.batchsize > length:
+        raise UsageError('--batchsize {} is larger than the sequence, which '
+                         'has {} words'.format(args.batchsize, length))
+    if args.gradclip is not None and not args.gradclip > 0:
+        raise UsageError('--gradclip must be positive (got {})'.format(
+            args.gradclip))
+    if args.gpu < -1:
+        raise UsageError('--gpu must be a GPU number, or -1 for the CPU '
+                         '(got {})'.format(args.gpu))
+
+
+def select_device(gpu):
+    """The chainer device for --gpu; UsageError where it cannot be used."""
+    if gpu < 0:
+        return chainer.get_device('@numpy')
+    if not chainer.backends.cuda.available:
+        raise UsageError(
+            '--gpu needs CuPy, which is not installed (or cannot find CUDA): '
+            'install cupy-cuda13x==13.6.0 for CUDA 13 or '
+            'cupy-cuda12x==13.6.0 for CUDA 12 (see the README), or leave '
+            '--gpu out to train on the CPU')
+    import cupy
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except cupy.cuda.runtime.CUDARuntimeError as error:
+        raise UsageError('--gpu {}: CuPy finds no usable GPU ({})'.format(
+            gpu, error))
+    if gpu >= count:
+        raise UsageError('--gpu {}: there is no such GPU ({} found)'.format(
+            gpu, count))
+    device = chainer.get_device('@cupy:{}'.format(gpu))
+    device.use()
+    return device
+
+
+def merge_resumed_arguments(args, explicit, snapshot, saved):
+    """Take the run's arguments from the snapshot, refusing contradictions."""
+    for name in RUN_DEFINING:
+        given = getattr(args, name)
+        if name in explicit and given != saved[name]:
+            raise UsageError(
+                'the snapshot {} was trained with --{} {}, but this command '
+                'says --{} {}: a resumed run keeps its arguments (only '
+                '--epoch may change)'.format(
+                    snapshot, name, saved[name], name, given))
+        setattr(args, name, saved[name])
+    if 'epoch' not in explicit:
+        args.epoch = saved['epoch']
+    if 'out' not in explicit:
+        args.out = os.path.dirname(snapshot) or '.'
+
+
+def run_arguments(args):
+    """What args.json and snapshots record: enough to rebuild the run."""
+    recorded = {name: getattr(args, name) for name in RUN_DEFINING}
+    recorded['epoch'] = args.epoch
+    return recorded
+
+
+def model_path(out, arch):
+    return os.path.join(out, '{}_simple_sequence.model'.format(arch))
+
+
+def build_trainer(args, device):
+    """The whole run: model, optimizer, iterators, updater, extensions."""
+    numpy.random.seed(args.seed)
+    if device.xp is not numpy:
+        device.xp.random.seed(args.seed)
+    train = simple_sequence.get_simple_sequence(args.vocab)
+    # The tutorial evaluates on a fresh copy of the same sequence.
+    val = simple_sequence.get_simple_sequence(args.vocab)
+
+    model = SequenceClassifier(build_model(args.arch, args.vocab, args.unit))
+    model.to_device(device)
+    optimizer = chainer.optimizers.Adam(alpha=ADAM_ALPHA)
+    optimizer.setup(model)
+    if args.gradclip is not None:
+        optimizer.add_hook(
+            chainer.optimizer_hooks.GradientClipping(args.gradclip))
+
+    train_iter = ParallelSequentialIterator(train, args.batchsize)
+    val_iter = ParallelSequentialIterator(val, args.batchsize, repeat=False)
+    updater = BPTTUpdater(train_iter, optimizer, args.bproplen, device,
+                          graph_path=os.path.join(args.out, 'cg.dot'))
+    trainer = training.Trainer(
+        updater, StopOnRequest((args.epoch, 'epoch')), out=args.out)
+
+    # The copy shares the parameters and owns its recurrent state: the
+    # tutorial's hook reset the training model's state instead.
+    trainer.extend(SequenceEvaluator(val_iter, model.copy(), args.bproplen,
+                                     device))
+    trainer.extend(StopOnDivergence())
+    trainer.extend(extensions.LogReport())
+    trainer.extend(extensions.PrintReport([
+        'epoch', 'iteration', 'main/loss', 'validation/main/loss',
+        'main/accuracy', 'validation/main/accuracy',
+        'validation/main/boundary_accuracy', 'elapsed_time']))
+    trainer.extend(extensions.PlotReport(
+        ['main/loss', 'validation/main/loss'], 'epoch',
+        file_name='loss.png'))
+    trainer.extend(extensions.PlotReport(
+        ['main/accuracy', 'validation/main/accuracy',
+         'validation/main/boundary_accuracy'], 'epoch',
+        file_name='accuracy.png'))
+    trainer.extend(snapshots.Snapshot(run_arguments(args)))
+    if sys.stdout.isatty():
+        trainer.extend(extensions.ProgressBar(update_interval=10))
+    return trainer
+
+
+def our_files(out):
+    """The names in out that a run of train_rnn.py writes."""
+    fixed = {'log', 'loss.png', 'accuracy.png', 'cg.dot', 'args.json'}
+    return [name for name in os.listdir(out)
+            if name in fixed or snapshots.SNAPSHOT_NAME.fullmatch(name) or
+            name.endswith('_simple_sequence.model')]
+
+
+def prepare_out_folder(args, continuing):
+    """Make args.out ready for a run, keeping an unfinished run from harm.
+
+    A run continuing in its own folder keeps everything. Otherwise a run
+    replaces a finished run's files (it is reproducible from its args.json)
+    but refuses to touch an unfinished one, which might be resumed, unless
+    --overwrite says so. Files that are not ours are left alone.
+    """
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        snapshots.remove_leftovers(args.out)
+        if not continuing:
+            existing = our_files(args.out)
+            finished = any(name.endswith('_simple_sequence.model')
+                           for name in existing)
+            if existing and not finished and not args.overwrite:
+                raise UsageError(
+                    '{} holds an unfinished run: resume it with -r {}, or '
+                    'pass --overwrite to start afresh, or choose another '
+                    '--out'.format(args.out, args.out))
+            for name in existing:
+                os.unlink(os.path.join(args.out, name))
+        with snapshots.atomic_file(os.path.join(args.out, 'args.json'),
+                                   'w') as f:
+            json.dump(run_arguments(args), f, indent=4, sort_keys=True)
+    except OSError as error:
+        raise UsageError('cannot write to the out folder {}: {}'.format(
+            args.out, error.strerror or error))
+
+
+@contextlib.contextmanager
+def stop_on_ctrl_c(stop_trigger):
+    """The first Ctrl-C asks the trainer to stop; a second one interrupts."""
+    def request_stop(signum, frame):
+        stop_trigger.request()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print('\nCtrl-C: stopping after this update to write a snapshot '
+              '(Ctrl-C again to quit at once)', file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def setup(args, argv):
+    """Check the arguments, resume, and build; UsageError on any problem."""
+    resumed = None
+    continuing = False
+    if args.resume:
+        path, arrays, saved = snapshots.read_snapshot(args.resume)
+        merge_resumed_arguments(args, explicit_arguments(argv), path, saved)
+        resumed = path, arrays
+        continuing = (os.path.realpath(args.out) ==
+                      os.path.realpath(os.path.dirname(path)))
+    check_arguments(args)
+    device = select_device(args.gpu)
+    trainer = build_trainer(args, device)
+    if resumed is not None:
+        path, arrays = resumed
+        snapshots.load_into(trainer, arrays, path)
+        done = trainer.updater.epoch_detail
+        if args.epoch <= done:
+            raise UsageError(
+                'the snapshot {} has trained {:g} epochs already: ask for '
+                'more with --epoch'.format(path, done))
+    prepare_out_folder(args, continuing)
+    return trainer
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        trainer = setup(args, argv)
+    except (UsageError, snapshots.FileError) as error:
+        parser.exit(EXIT_USAGE, '{}: error: {}\n'.format(parser.prog, error))
+
+    stop_trigger = trainer.stop_trigger
+    try:
+        with stop_on_ctrl_c(stop_trigger):
+            trainer.run(show_loop_exception_msg=False)
+    except Diverged as error:
+        print('{}: try clipping the gradient, e.g. --gradclip 5'.format(
+            error), file=sys.stderr)
+        return EXIT_DIVERGED
+    if stop_trigger.requested:
+        snapshots.save_snapshot(trainer, run_arguments(args))
+        print('Stopped at iteration {} (epoch {:.2f}) with a snapshot in {}. '
+              .format(trainer.updater.iteration, trainer.updater.epoch_detail,
+                      args.out) + INTERRUPTED_HINT.format(args.out),
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+    predictor = trainer.updater.get_optimizer('main').target.predictor
+    predictor.reset_state()
+    path = model_path(args.out, args.arch)
+    snapshots.save_npz(path, predictor)
+    print('Saved the model to {}; try it with: python predict_rnn.py -o {}'
+          .format(path, args.out))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

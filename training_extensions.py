@@ -1,0 +1,83 @@
+"""Trainer extensions of train_rnn.py: evaluation, divergence and Ctrl-C."""
+import chainer_compat  # noqa: F401  (must precede chainer)
+
+import chainer
+from chainer.training import extensions
+
+from iterators import next_window
+
+
+class SequenceEvaluator(extensions.Evaluator):
+    """Evaluates a SequenceClassifier on one pass of a non-repeating iterator.
+
+    The target should be a copy of the training model that shares its
+    parameters (model.copy()) and so owns its recurrent state, which is reset
+    before every pass. The pass goes in windows of `window` steps, without a
+    graph; the state carries over from window to window, so the result does
+    not depend on the window length.
+    """
+
+    def __init__(self, iterator, target, window, device):
+        super().__init__(iterator, target, device=device)
+        self.window = window
+
+    def evaluate(self):
+        iterator = self.get_iterator('main')
+        target = self.get_target('main')
+        iterator.reset()
+        target.predictor.reset_state()
+        summary = chainer.reporter.DictSummary()
+        while True:
+            try:
+                xs, ts = next_window(iterator, self.window, self.device)
+            except StopIteration:
+                break
+            observation = {}
+            with chainer.reporter.report_scope(observation), \
+                    chainer.no_backprop_mode():
+                target(xs, ts)
+            summary.add(observation)
+        return summary.compute_mean()
+
+
+class Diverged(Exception):
+    """Training produced a parameter that is NaN or infinite."""
+
+
+class StopOnDivergence(extensions.FailOnNonNumber):
+    """FailOnNonNumber that raises Diverged, before anything logs the NaNs."""
+
+    priority = extensions.Evaluator.priority + 1
+
+    def __call__(self, trainer):
+        try:
+            super().__call__(trainer)
+        except RuntimeError:
+            raise Diverged('training diverged at iteration {}: a parameter '
+                           'became NaN or infinite'
+                           .format(trainer.updater.iteration)) from None
+
+
+class StopOnRequest:
+    """A stop trigger that also fires once request() was called.
+
+    Chainer's Trainer.run lets KeyboardInterrupt through mid-update, so a
+    Ctrl-C handler calls request() instead, and the run stops at the next
+    update boundary with its state intact.
+    """
+
+    def __init__(self, trigger):
+        self.trigger = chainer.training.get_trigger(trigger)
+        self.requested = False
+
+    def request(self):
+        self.requested = True
+
+    def __call__(self, trainer):
+        return self.trigger(trainer) or self.requested
+
+    def get_training_length(self):
+        return self.trigger.get_training_length()
+
+    def serialize(self, serializer):
+        self.trigger.serialize(serializer)

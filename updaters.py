@@ -1,0 +1,68 @@
+"""BPTTUpdater: truncated backpropagation through time."""
+import chainer_compat  # noqa: F401  (must precede chainer)
+
+import chainer
+import chainer.computational_graph
+import numpy
+
+from iterators import next_window
+
+
+class BPTTUpdater(chainer.training.updaters.StandardUpdater):
+    """One update per window of bprop_len steps of every stream.
+
+    The optimizer's target is a SequenceClassifier. Its random state (the
+    global NumPy generator, which dropout draws from) is saved with the
+    updater, so that a resumed run draws the same masks.
+    """
+
+    def __init__(self, train_iter, optimizer, bprop_len, device,
+                 graph_path=None):
+        if bprop_len < 1:
+            raise ValueError(
+                'bprop_len must be at least 1 (got {})'.format(bprop_len))
+        super().__init__(train_iter, optimizer, device=device)
+        self.bprop_len = bprop_len
+        self.graph_path = graph_path
+
+    def update_core(self):
+        train_iter = self.get_iterator('main')
+        optimizer = self.get_optimizer('main')
+        model = optimizer.target
+
+        # Truncated BPTT: the predictor runs bprop_len steps, one call each,
+        # from the state the previous window left; the losses of all steps
+        # form one graph, and one backward pass goes through all of them.
+        xs, ts = next_window(train_iter, self.bprop_len, self.input_device)
+        loss = model(xs, ts)
+        model.cleargrads()
+        loss.backward()
+        if self.graph_path is not None:
+            self._write_graph(loss)
+        # Cut the graph, so that the next window neither backpropagates
+        # into this one nor keeps it in memory. A state that is not an
+        # ancestor of the loss is out of unchain_backward's reach: cut too.
+        loss.unchain_backward()
+        model.predictor.unchain_state()
+        optimizer.update()
+        if train_iter.is_new_epoch:
+            optimizer.new_epoch(auto=True)
+
+    def _write_graph(self, loss):
+        """Write the graph of one whole window, before it is cut; once."""
+        graph = chainer.computational_graph.build_computational_graph([loss])
+        with open(self.graph_path, 'w') as f:
+            f.write(graph.dump())
+        self.graph_path = None
+
+    def serialize(self, serializer):
+        super().serialize(serializer)
+        random = serializer['random']
+        name, keys, position, has_gauss, cached_gaussian = \
+            numpy.random.get_state()
+        keys = random('keys', keys)
+        position = random('position', position)
+        has_gauss = random('has_gauss', has_gauss)
+        cached_gaussian = random('cached_gaussian', cached_gaussian)
+        numpy.random.set_state(
+            (name, keys, position, has_gauss, cached_gaussian))
