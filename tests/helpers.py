@@ -1,0 +1,69 @@
+"""Small models and set-ups shared by the tests."""
+import chainer
+import chainer.links as L
+import numpy
+
+from iterators import ParallelSequentialIterator
+from models import RecurrentPredictor, RecurrentState, SequenceClassifier
+from models import build_model
+import simple_sequence
+from updaters import BPTTUpdater
+
+CPU = chainer.get_device('@numpy')
+
+
+class RuleOracle(RecurrentPredictor):
+    """Predicts rule(x) with certainty, whatever came before."""
+
+    def __init__(self, n_vocab, rule):
+        super().__init__()
+        self.n_vocab = n_vocab
+        self.rule = rule
+
+    def forward(self, x):
+        logits = numpy.zeros((len(x), self.n_vocab), numpy.float32)
+        logits[numpy.arange(len(x)), self.rule(x)] = 10
+        return chainer.Variable(logits)
+
+
+class Memory(RecurrentState, chainer.Link):
+    state_names = ('h',)
+
+    def __init__(self):
+        super().__init__()
+        self.h = None
+
+
+class Delayed(RecurrentPredictor):
+    """Reads the embedding of the previous word: the state it stores at the
+    last step of a window is not an ancestor of that window's loss."""
+
+    def __init__(self, n_vocab, n_units):
+        super().__init__()
+        with self.init_scope():
+            self.embed = L.EmbedID(n_vocab, n_units)
+            self.memory = Memory()
+            self.out = L.Linear(n_units, n_vocab)
+
+    def forward(self, x):
+        e = self.embed(x)
+        previous = e if self.memory.h is None else self.memory.h
+        self.memory.h = e
+        return self.out(previous)
+
+
+def make_updater(predictor, n_vocab=5, batch_size=3, bprop_len=4,
+                 graph_path=None):
+    """A BPTTUpdater training predictor on the simple sequence, with Adam."""
+    model = SequenceClassifier(predictor)
+    optimizer = chainer.optimizers.Adam()
+    optimizer.setup(model)
+    iterator = ParallelSequentialIterator(
+        simple_sequence.get_simple_sequence(n_vocab), batch_size)
+    return BPTTUpdater(iterator, optimizer, bprop_len, CPU,
+                       graph_path=graph_path)
+
+
+def seeded_model(arch, n_vocab=5, n_units=8, seed=0):
+    numpy.random.seed(seed)
+    return build_model(arch, n_vocab, n_units)

@@ -1,0 +1,107 @@
+import chainer
+import numpy
+import pytest
+
+from iterators import ParallelSequentialIterator, next_window
+from models import ARCHITECTURES, SequenceClassifier, generate
+import simple_sequence
+import snapshots
+
+from helpers import CPU, RuleOracle, seeded_model
+
+ARCHS = sorted(ARCHITECTURES)
+
+
+def steps(predictor, words):
+    """Logits of each step, in test mode (no dropout), without a graph."""
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        return [predictor(numpy.asarray(x, numpy.int32)).array for x in words]
+
+
+WORDS = [[1, 2, 3], [2, 2, 4], [2, 3, 4], [3, 3, 1]]
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_one_step_gives_logits_for_each_stream(arch):
+    predictor = seeded_model(arch)
+    y = predictor(numpy.array([1, 2, 3], numpy.int32))
+    assert y.shape == (3, 5)
+    assert y.dtype == numpy.float32
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_the_state_carries_over_and_reset_state_clears_it(arch):
+    predictor = seeded_model(arch)
+    first = steps(predictor, WORDS)
+    again = steps(predictor, WORDS)
+    assert not numpy.allclose(first[0], again[0])  # the state carried over
+    predictor.reset_state()
+    numpy.testing.assert_array_equal(steps(predictor, WORDS), first)
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_construction_is_deterministic_for_a_seed(arch):
+    same = [dict(seeded_model(arch, seed=3).namedparams()) for _ in range(2)]
+    other = dict(seeded_model(arch, seed=4).namedparams())
+    for name, param in same[0].items():
+        numpy.testing.assert_array_equal(param.array, same[1][name].array)
+    assert any(not numpy.array_equal(param.array, other[name].array)
+               for name, param in same[0].items())
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_a_saved_model_continues_from_the_same_state(arch, tmp_path):
+    predictor = seeded_model(arch)
+    steps(predictor, WORDS[:2])
+    snapshots.save_npz(str(tmp_path / 'model'), predictor)
+    restored = seeded_model(arch, seed=1)
+    snapshots.load_npz(str(tmp_path / 'model'), restored)
+    numpy.testing.assert_array_equal(
+        steps(restored, WORDS[2:]), steps(predictor, WORDS[2:]))
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_a_model_saved_without_state_loads_without_state(arch, tmp_path):
+    predictor = seeded_model(arch)
+    snapshots.save_npz(str(tmp_path / 'model'), predictor)
+    restored = seeded_model(arch, seed=1)
+    steps(restored, WORDS[:1])
+    snapshots.load_npz(str(tmp_path / 'model'), restored)
+    numpy.testing.assert_array_equal(steps(restored, WORDS),
+                                     steps(predictor, WORDS))
+
+
+def report_of(predictor, n_vocab=10):
+    """What SequenceClassifier reports over one pass of the sequence."""
+    classifier = SequenceClassifier(predictor)
+    iterator = ParallelSequentialIterator(
+        simple_sequence.get_simple_sequence(n_vocab), 10, repeat=False)
+    xs, ts = next_window(iterator, 450, CPU)  # every word once
+    reporter = chainer.Reporter()
+    reporter.add_observer('main', classifier)
+    observation = {}
+    with reporter.scope(observation):
+        loss = classifier(xs, ts)
+    return loss, {key: (float(value), int(weight))
+                  for key, (value, weight) in observation.items()}
+
+
+def test_a_model_that_copies_its_input_never_counts():
+    loss, report = report_of(RuleOracle(10, lambda x: x))
+    assert report['main/accuracy'] == (pytest.approx(0.8), 4500)
+    assert report['main/boundary_accuracy'] == (0.0, 900)
+    # The summed per-step loss: 450 steps of mean loss report['main/loss'].
+    assert float(loss.array) == pytest.approx(450 * report['main/loss'][0])
+
+
+def test_a_model_that_predicts_the_successor_only_gets_boundaries():
+    _, report = report_of(RuleOracle(10, lambda x: x % 9 + 1))
+    assert report['main/accuracy'] == (pytest.approx(0.2), 4500)
+    assert report['main/boundary_accuracy'] == (1.0, 900)
+
+
+def test_generate_feeds_each_prediction_back():
+    successor = RuleOracle(5, lambda x: x % 4 + 1)
+    generated = generate(successor, 2, 6)
+    assert generated.dtype == numpy.int32
+    assert generated.tolist() == [3, 4, 1, 2, 3, 4]

@@ -1,0 +1,78 @@
+import chainer
+import numpy
+import pytest
+
+from models import ARCHITECTURES
+
+from helpers import Delayed, make_updater, seeded_model
+
+ARCHS = sorted(ARCHITECTURES)
+
+
+def states(predictor):
+    return [getattr(link, name) for link in predictor._stateful_links()
+            for name in link.state_names]
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_one_update_consumes_exactly_bprop_len_steps(arch):
+    updater = make_updater(seeded_model(arch), bprop_len=4)
+    iterator = updater.get_iterator('main')
+    updater.update()
+    assert iterator.iteration == 4
+    updater.update()
+    assert iterator.iteration == 8
+    assert updater.iteration == 2
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_one_update_changes_every_parameter(arch):
+    predictor = seeded_model(arch)
+    before = {name: param.array.copy()
+              for name, param in predictor.namedparams()}
+    make_updater(predictor).update()
+    unchanged = [name for name, param in predictor.namedparams()
+                 if numpy.array_equal(param.array, before[name])]
+    assert unchanged == []
+
+
+@pytest.mark.parametrize('arch', ARCHS + ['delayed'])
+def test_no_state_keeps_a_graph_after_an_update(arch):
+    predictor = Delayed(5, 8) if arch == 'delayed' else seeded_model(arch)
+    updater = make_updater(predictor)
+    for _ in range(2):
+        updater.update()
+        held = states(predictor)
+        assert held and all(state is not None for state in held)
+        assert [state.creator for state in held] == [None] * len(held)
+
+
+def test_the_graph_of_one_whole_window_is_written_once(tmp_path):
+    path = tmp_path / 'cg.dot'
+    updater = make_updater(seeded_model('rnn'), bprop_len=4,
+                           graph_path=str(path))
+    updater.update()
+    graph = path.read_text()
+    assert graph.startswith('digraph')
+    # One tanh per step: the whole window, not just what is left after
+    # the graph is cut.
+    assert graph.count('label="Tanh"') == 4
+    path.unlink()
+    updater.update()
+    assert not path.exists()
+
+
+def test_the_random_state_is_saved_with_the_updater():
+    updater = make_updater(seeded_model('lstm'))
+    updater.update()  # Adam's state exists from the first update on
+    numpy.random.seed(7)
+    serializer = chainer.serializers.DictionarySerializer()
+    updater.serialize(serializer)
+    expected = numpy.random.uniform(size=5)
+    updater.serialize(chainer.serializers.NpzDeserializer(serializer.target))
+    numpy.testing.assert_array_equal(numpy.random.uniform(size=5), expected)
+
+
+def test_bprop_len_must_be_positive():
+    with pytest.raises(ValueError, match='bprop_len'):
+        make_updater(seeded_model('rnn'), bprop_len=0)
