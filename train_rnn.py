@@ -22,7 +22,8 @@ from models import ARCHITECTURES, SequenceClassifier, build_model
 import simple_sequence
 import snapshots
 from training_extensions import (
-    Diverged, SequenceEvaluator, StopOnDivergence, StopOnRequest)
+    Diverged, SequenceEvaluator, StopOnDivergence, StopOnRequest,
+    WithoutTerminalCodes)
 from updaters import BPTTUpdater
 
 # The arguments that define a run: a resumed run must keep them.
@@ -42,39 +43,44 @@ class UsageError(Exception):
 def build_parser():
     parser = argparse.ArgumentParser(
         description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--arch', '-a', choices=sorted(ARCHITECTURES),
-                        default='rnn', help='the recurrent architecture')
+                        default='rnn',
+                        help='the recurrent architecture (default: rnn)')
     parser.add_argument('--unit', '-u', type=int, default=100,
-                        help='number of units in each layer')
+                        help='units in each layer (default: %(default)s)')
     parser.add_argument('--bproplen', '-l', type=int, default=20,
-                        help='steps per update: how far back gradients go '
-                        '(truncated BPTT)')
+                        help='steps per update, the length of truncated BPTT '
+                        '(default: %(default)s)')
     parser.add_argument('--batchsize', '-b', type=int, default=10,
-                        help='number of parallel streams over the sequence')
+                        help='parallel streams over the sequence (default: '
+                        '%(default)s)')
     parser.add_argument('--epoch', '-e', type=int, default=10,
-                        help='number of sweeps over the training sequence')
+                        help='sweeps over the training sequence (default: '
+                        '%(default)s)')
     parser.add_argument('--gpu', '-g', type=int, default=-1,
-                        help='GPU to train on (needs CuPy); -1 for the CPU')
+                        help='GPU to train on, which needs CuPy; -1 for the '
+                        'CPU (default: %(default)s)')
     parser.add_argument('--out', '-o', default='result',
                         help='folder for the log, plots, snapshots and model '
-                        '(with -r: the snapshot\'s folder)')
+                        '(default: %(default)s; with -r, the snapshot\'s)')
     parser.add_argument('--resume', '-r', default='',
                         help='resume from this snapshot, or from the latest '
-                        'snapshot in this folder; the run\'s other arguments '
-                        'come from the snapshot, and only --epoch may change')
+                        'one in this folder; the other arguments come from '
+                        'the snapshot, and only --epoch may change')
     parser.add_argument('--vocab', type=int,
                         default=simple_sequence.N_VOCABULARY,
                         help='vocabulary size N: the sequence counts up to '
-                        'N-1')
+                        'N-1 (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=0,
-                        help='random seed: a CPU run is deterministic for it')
+                        help='random seed; a CPU run is deterministic for it '
+                        '(default: %(default)s)')
     parser.add_argument('--gradclip', '-c', type=float, default=None,
                         help='clip the gradient norm to this (default: off, '
                         'as in the tutorial)')
     parser.add_argument('--overwrite', action='store_true',
                         help='start afresh even where --out holds an '
-                        'unfinished run (its files are removed)')
+                        'unfinished run, removing its files')
     return parser
 
 
@@ -190,10 +196,12 @@ def build_trainer(args, device):
                                      device))
     trainer.extend(StopOnDivergence())
     trainer.extend(extensions.LogReport())
+    terminal = sys.stdout.isatty()
     trainer.extend(extensions.PrintReport([
         'epoch', 'iteration', 'main/loss', 'validation/main/loss',
         'main/accuracy', 'validation/main/accuracy',
-        'validation/main/boundary_accuracy', 'elapsed_time']))
+        'validation/main/boundary_accuracy', 'elapsed_time'],
+        out=sys.stdout if terminal else WithoutTerminalCodes(sys.stdout)))
     trainer.extend(extensions.PlotReport(
         ['main/loss', 'validation/main/loss'], 'epoch',
         file_name='loss.png'))
@@ -202,7 +210,7 @@ def build_trainer(args, device):
          'validation/main/boundary_accuracy'], 'epoch',
         file_name='accuracy.png'))
     trainer.extend(snapshots.Snapshot(run_arguments(args)))
-    if sys.stdout.isatty():
+    if terminal:
         trainer.extend(extensions.ProgressBar(update_interval=10))
     return trainer
 

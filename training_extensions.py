@@ -81,3 +81,19 @@ class StopOnRequest:
 
     def serialize(self, serializer):
         self.trigger.serialize(serializer)
+
+
+class WithoutTerminalCodes:
+    """A stream that drops the erase-line code PrintReport writes before
+    every line, which only clutters output that is not a terminal."""
+
+    ERASE_LINE = '\033[J'
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        return self.stream.write(text.replace(self.ERASE_LINE, ''))
+
+    def flush(self):
+        self.stream.flush()
