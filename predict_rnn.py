@@ -13,12 +13,12 @@ import chainer_compat  # noqa: F401  (must precede chainer)
 from models import ARCHITECTURES, build_model, generate
 import simple_sequence
 import snapshots
-from train_rnn import EXIT_USAGE, UsageError, model_path, select_device
+from train_rnn import ArgumentParser, UsageError, model_path, select_device
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        description=__doc__,
+    parser = ArgumentParser(
+        prog='predict_rnn.py', description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--out', '-o', default='result',
                         help='the out folder of a finished train_rnn.py run')
@@ -81,7 +81,7 @@ def main(argv=None):
             raise UsageError('--prime must be a number of the sequence, 1 .. '
                              '{} (got {})'.format(vocab - 1, args.prime))
     except (UsageError, snapshots.FileError) as error:
-        parser.exit(EXIT_USAGE, '{}: error: {}\n'.format(parser.prog, error))
+        parser.error(str(error))
 
     generated = generate(predictor, args.prime, length)
     truth = simple_sequence.continuation(vocab, args.prime, length)

@@ -4,6 +4,7 @@ import argparse
 import numpy
 
 N_VOCABULARY = 10
+REPEAT = 100  # periods in the training sequence, as in the tutorial
 # With 3 the model must count to 2; with 2 there is nothing to count.
 MIN_VOCABULARY = 3
 
@@ -21,7 +22,7 @@ def period_length(n_vocab):
     return n_vocab * (n_vocab - 1) // 2
 
 
-def get_simple_sequence(n_vocab=N_VOCABULARY, repeat=100):
+def get_simple_sequence(n_vocab=N_VOCABULARY, repeat=REPEAT):
     """int32 (repeat * period_length(n_vocab),): 1 2 2 3 3 3 ... repeated."""
     check_vocabulary(n_vocab)
     if repeat < 1:
@@ -45,7 +46,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--vocab', type=int, default=N_VOCABULARY,
                         help='vocabulary size N: the words run 1 .. N-1')
-    parser.add_argument('--repeat', type=int, default=100,
+    parser.add_argument('--repeat', type=int, default=REPEAT,
                         help='how many periods to print (the training data '
                         'has 100)')
     args = parser.parse_args(argv)

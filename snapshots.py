@@ -134,9 +134,10 @@ def read_snapshot(path):
             raise FileError('{} holds no snapshot to resume from'.format(path))
         path = latest
     arrays = read_npz(path)
-    if RUN_ARGS_KEY not in arrays:
+    try:
+        return path, arrays, json.loads(str(arrays[RUN_ARGS_KEY]))
+    except (KeyError, ValueError):
         raise FileError('{} is not a snapshot of train_rnn.py'.format(path))
-    return path, arrays, json.loads(str(arrays[RUN_ARGS_KEY]))
 
 
 class Snapshot(chainer.training.Extension):

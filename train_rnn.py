@@ -6,7 +6,9 @@ sequence, with evaluation, logs, plots and a snapshot every epoch.
 import argparse
 import contextlib
 import json
+import math
 import os
+import shutil
 import signal
 import sys
 
@@ -30,19 +32,25 @@ from updaters import BPTTUpdater
 RUN_DEFINING = ('arch', 'unit', 'vocab', 'batchsize', 'bproplen', 'seed',
                 'gradclip')
 ADAM_ALPHA = 0.0005  # the tutorial's
+EXIT_FAILED = 1  # diverged, or could not write its files
 EXIT_USAGE = 2
-EXIT_DIVERGED = 1
 EXIT_INTERRUPTED = 130
-INTERRUPTED_HINT = 'Resume with: python train_rnn.py -r {}'
 
 
 class UsageError(Exception):
     """A bad argument: reported in one line, exit status 2."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """Reports a bad argument in one line on stderr, exit status 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, '{}: error: {}\n'.format(self.prog, message))
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
-        description=__doc__,
+    parser = ArgumentParser(
+        prog='train_rnn.py', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--arch', '-a', choices=sorted(ARCHITECTURES),
                         default='rnn',
@@ -93,8 +101,16 @@ def explicit_arguments(argv):
 
 
 def check_arguments(args):
-    positive = ('unit', 'bproplen', 'batchsize', 'epoch')
-    for name in positive:
+    """UsageError unless args can make a run (they may come from a file)."""
+    if args.arch not in ARCHITECTURES:
+        raise UsageError('unknown architecture {!r}: choose from {}'.format(
+            args.arch, ', '.join(sorted(ARCHITECTURES))))
+    for name in ('unit', 'bproplen', 'batchsize', 'epoch', 'vocab', 'seed'):
+        value = getattr(args, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise UsageError('--{} must be an integer (got {!r})'.format(
+                name, value))
+    for name in ('unit', 'bproplen', 'batchsize', 'epoch'):
         if getattr(args, name) < 1:
             raise UsageError('--{} must be at least 1 (got {})'.format(
                 name, getattr(args, name)))
@@ -102,13 +118,18 @@ def check_arguments(args):
         simple_sequence.check_vocabulary(args.vocab)
     except ValueError as error:
         raise UsageError('--vocab: {}'.format(error))
-    length = len(simple_sequence.get_simple_sequence(args.vocab))
+    length = simple_sequence.REPEAT * simple_sequence.period_length(args.vocab)
     if args.batchsize > length:
         raise UsageError('--batchsize {} is larger than the sequence, which '
                          'has {} words'.format(args.batchsize, length))
-    if args.gradclip is not None and not args.gradclip > 0:
-        raise UsageError('--gradclip must be positive (got {})'.format(
-            args.gradclip))
+    if not 0 <= args.seed < 2 ** 32:
+        raise UsageError('--seed must be between 0 and 2**32 - 1 (got {})'
+                         .format(args.seed))
+    if args.gradclip is not None and not (
+            isinstance(args.gradclip, (int, float)) and
+            0 < args.gradclip < math.inf):
+        raise UsageError('--gradclip must be a positive number (got {!r})'
+                         .format(args.gradclip))
     if args.gpu < -1:
         raise UsageError('--gpu must be a GPU number, or -1 for the CPU '
                          '(got {})'.format(args.gpu))
@@ -140,6 +161,10 @@ def select_device(gpu):
 
 def merge_resumed_arguments(args, explicit, snapshot, saved):
     """Take the run's arguments from the snapshot, refusing contradictions."""
+    if not (isinstance(saved, dict) and
+            set(RUN_DEFINING + ('epoch',)) <= set(saved)):
+        raise snapshots.FileError('{} does not record the arguments of its '
+                                  'run'.format(snapshot))
     for name in RUN_DEFINING:
         given = getattr(args, name)
         if name in explicit and given != saved[name]:
@@ -231,6 +256,7 @@ def prepare_out_folder(args, continuing):
     but refuses to touch an unfinished one, which might be resumed, unless
     --overwrite says so. Files that are not ours are left alone.
     """
+    created = not os.path.exists(args.out)
     try:
         os.makedirs(args.out, exist_ok=True)
         snapshots.remove_leftovers(args.out)
@@ -249,6 +275,8 @@ def prepare_out_folder(args, continuing):
                                    'w') as f:
             json.dump(run_arguments(args), f, indent=4, sort_keys=True)
     except OSError as error:
+        if created:
+            shutil.rmtree(args.out, ignore_errors=True)
         raise UsageError('cannot write to the out folder {}: {}'.format(
             args.out, error.strerror or error))
 
@@ -270,7 +298,11 @@ def stop_on_ctrl_c(stop_trigger):
 
 
 def setup(args, argv):
-    """Check the arguments, resume, and build; UsageError on any problem."""
+    """Check the arguments, resume, build and claim the out folder.
+
+    Raises UsageError or snapshots.FileError on any problem, before the out
+    folder is touched.
+    """
     resumed = None
     continuing = False
     if args.resume:
@@ -281,27 +313,25 @@ def setup(args, argv):
                       os.path.realpath(os.path.dirname(path)))
     check_arguments(args)
     device = select_device(args.gpu)
-    trainer = build_trainer(args, device)
+    try:
+        trainer = build_trainer(args, device)
+    except MemoryError:
+        raise UsageError('not enough memory for a model of --unit {} on '
+                         '--vocab {}'.format(args.unit, args.vocab))
     if resumed is not None:
         path, arrays = resumed
         snapshots.load_into(trainer, arrays, path)
         done = trainer.updater.epoch_detail
         if args.epoch <= done:
             raise UsageError(
-                'the snapshot {} has trained {:g} epochs already: ask for '
-                'more with --epoch'.format(path, done))
+                'the snapshot {} is at epoch {:g} already: ask for more '
+                'with --epoch'.format(path, done))
     prepare_out_folder(args, continuing)
     return trainer
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        trainer = setup(args, argv)
-    except (UsageError, snapshots.FileError) as error:
-        parser.exit(EXIT_USAGE, '{}: error: {}\n'.format(parser.prog, error))
-
+def train(trainer, args):
+    """Run the trainer; the exit status, with a message where it failed."""
     stop_trigger = trainer.stop_trigger
     try:
         with stop_on_ctrl_c(stop_trigger):
@@ -309,13 +339,17 @@ def main(argv=None):
     except Diverged as error:
         print('{}: try clipping the gradient, e.g. --gradclip 5'.format(
             error), file=sys.stderr)
-        return EXIT_DIVERGED
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print('Interrupted. Resume from the last epoch\'s snapshot with: '
+              'python train_rnn.py -r {}'.format(args.out), file=sys.stderr)
+        return EXIT_INTERRUPTED
     if stop_trigger.requested:
         snapshots.save_snapshot(trainer, run_arguments(args))
         print('Stopped at iteration {} (epoch {:.2f}) with a snapshot in {}. '
-              .format(trainer.updater.iteration, trainer.updater.epoch_detail,
-                      args.out) + INTERRUPTED_HINT.format(args.out),
-              file=sys.stderr)
+              'Resume with: python train_rnn.py -r {}'.format(
+                  trainer.updater.iteration, trainer.updater.epoch_detail,
+                  args.out, args.out), file=sys.stderr)
         return EXIT_INTERRUPTED
 
     predictor = trainer.updater.get_optimizer('main').target.predictor
@@ -325,6 +359,23 @@ def main(argv=None):
     print('Saved the model to {}; try it with: python predict_rnn.py -o {}'
           .format(path, args.out))
     return 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        trainer = setup(args, argv)
+    except (UsageError, snapshots.FileError) as error:
+        parser.error(str(error))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    try:
+        return train(trainer, args)
+    except OSError as error:
+        print('{}: error: writing to {} failed: {}'.format(
+            parser.prog, args.out, error), file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == '__main__':

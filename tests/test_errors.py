@@ -1,0 +1,192 @@
+"""Every mistake a user can make gets one clear line and exit status 2."""
+import json
+import os
+import subprocess
+import sys
+
+import chainer
+import numpy
+import pytest
+
+import predict_rnn
+import snapshots
+import train_rnn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5', '-e', '1']
+
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory):
+    """The out folder of a finished tiny run."""
+    out = str(tmp_path_factory.mktemp('finished'))
+    assert train_rnn.main(['-o', out] + TINY) == 0
+    return out
+
+
+def files(tmp_path, finished):
+    """Bad files to give -r or prediction, by name."""
+    snapshot = os.path.join(finished, 'snapshot_iter_15')
+    with open(snapshot, 'rb') as f:
+        whole = f.read()
+    made = {
+        'missing': str(tmp_path / 'missing'),
+        'empty': str(tmp_path / 'empty'),
+        'truncated': str(tmp_path / 'truncated'),
+        'text': str(tmp_path / 'text'),
+        'foreign': str(tmp_path / 'foreign.npz'),
+        'model': train_rnn.model_path(finished, 'rnn'),
+        'no snapshot': str(tmp_path / 'no snapshot'),
+        'bad args': str(tmp_path / 'bad args'),
+        'unknown arch': str(tmp_path / 'unknown arch'),
+    }
+    open(made['empty'], 'wb').close()
+    with open(made['truncated'], 'wb') as f:
+        f.write(whole[:len(whole) // 2])
+    with open(made['text'], 'w') as f:
+        f.write('not a snapshot\n')
+    numpy.savez(made['foreign'], weights=numpy.ones(3))
+    os.mkdir(made['no snapshot'])
+    arrays = snapshots.read_npz(snapshot)
+    for name, run_args in (('bad args', {'arch': 'rnn'}),
+                           ('unknown arch', dict(json.loads(str(
+                               arrays[snapshots.RUN_ARGS_KEY])),
+                               arch='evil'))):
+        arrays[snapshots.RUN_ARGS_KEY] = numpy.array(json.dumps(run_args))
+        with open(made[name], 'wb') as f:
+            numpy.savez(f, **arrays)
+    return made
+
+
+TRAIN_CASES = [
+    (['-a', 'transformer'], "invalid choice: 'transformer'"),
+    (['-u', '0'], '--unit must be at least 1 (got 0)'),
+    (['-u', 'ten'], "invalid int value: 'ten'"),
+    (['-l', '-3'], '--bproplen must be at least 1 (got -3)'),
+    (['-b', '0'], '--batchsize must be at least 1 (got 0)'),
+    (['-b', '4501'], '--batchsize 4501 is larger than the sequence, which '
+                     'has 4500 words'),
+    (['-e', '0'], '--epoch must be at least 1 (got 0)'),
+    (['--vocab', '2'], 'nothing to count'),
+    (['--seed', '-1'], '--seed must be between 0 and 2**32 - 1'),
+    (['-c', '0'], '--gradclip must be a positive number (got 0.0)'),
+    (['-c', 'nan'], '--gradclip must be a positive number (got nan)'),
+    (['-c', 'inf'], '--gradclip must be a positive number (got inf)'),
+    (['-g', '-2'], '--gpu must be a GPU number, or -1 for the CPU'),
+    (['-g', '0'], '--gpu needs CuPy, which is not installed'),
+    (['--bogus'], 'unrecognized arguments: --bogus'),
+    (['-r', '{missing}'], 'cannot read {missing}: No such file'),
+    (['-r', '{empty}'], '{empty} is not an npz file'),
+    (['-r', '{text}'], '{text} is not an npz file'),
+    (['-r', '{truncated}'], '{truncated} is truncated or damaged'),
+    (['-r', '{foreign}'], '{foreign} is not a snapshot of train_rnn.py'),
+    (['-r', '{model}'], '{model} is not a snapshot of train_rnn.py'),
+    (['-r', '{no snapshot}'], '{no snapshot} holds no snapshot'),
+    (['-r', '{bad args}'], 'does not record the arguments of its run'),
+    (['-r', '{unknown arch}'], "unknown architecture 'evil'"),
+    (['-r', '{finished}', '-a', 'lstm'],
+     'was trained with --arch rnn, but this command says --arch lstm'),
+    (['-r', '{finished}', '-u', '7'],
+     'was trained with --unit 6, but this command says --unit 7'),
+    (['-r', '{finished}', '--seed', '1'],
+     'was trained with --seed 0, but this command says --seed 1'),
+    (['-r', '{finished}', '-c', '5'],
+     'was trained with --gradclip None, but this command says --gradclip '
+     '5.0'),
+    (['-r', '{finished}', '-e', '1'],
+     'is at epoch 1 already: ask for more with --epoch'),
+    (['-o', '{text}'], 'cannot write to the out folder {text}'),
+    (['-o', '{text}/sub'], 'cannot write to the out folder {text}/sub'),
+]
+
+
+@pytest.mark.parametrize('argv, message', TRAIN_CASES)
+def test_bad_training_arguments(argv, message, tmp_path, finished, capsys):
+    if '-g' in argv and chainer.backends.cuda.available:
+        pytest.skip('CuPy is installed here')
+    paths = dict(files(tmp_path, finished), finished=finished)
+    out = tmp_path / 'out'
+    argv = [arg.format(**paths) for arg in argv]
+    if '-o' not in argv:
+        argv += ['-o', str(out)]
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(argv)
+    assert exit_info.value.code == train_rnn.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1
+    assert err.startswith('train_rnn.py: error: ')
+    assert message.format(**paths) in err
+    assert not out.exists()
+
+
+def test_the_cli_prints_no_traceback(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'train_rnn.py'), '-r',
+         str(tmp_path / 'missing')], capture_output=True, text=True)
+    assert completed.returncode == train_rnn.EXIT_USAGE
+    assert completed.stderr == (
+        'train_rnn.py: error: cannot read {}: No such file or directory\n'
+        .format(tmp_path / 'missing'))
+
+
+def model_folder(tmp_path, finished, model=None, args_text=None):
+    """A copy of a finished run's folder with its model or args replaced."""
+    folder = tmp_path / 'run'
+    folder.mkdir()
+    with open(os.path.join(finished, 'args.json')) as f:
+        (folder / 'args.json').write_text(args_text or f.read())
+    with open(model or train_rnn.model_path(finished, 'rnn'), 'rb') as f:
+        (folder / 'rnn_simple_sequence.model').write_bytes(f.read())
+    return str(folder)
+
+
+PREDICT_CASES = [
+    ('missing folder', [], 'cannot read {folder}/args.json'),
+    ('empty model', [], 'is not an npz file'),
+    ('truncated model', [], 'is truncated or damaged'),
+    ('foreign model', [], 'lacks'),
+    ('snapshot as model', [], 'lacks'),
+    ('bad args.json', [], 'is not what train_rnn.py writes'),
+    ('unknown arch', [], "names an unknown architecture 'evil'"),
+    ('other vocab', [], 'does not fit this model'),
+    ('good', ['-p', '0'], '--prime must be a number of the sequence, 1 .. 2'),
+    ('good', ['-p', '3'], '--prime must be a number of the sequence, 1 .. 2'),
+    ('good', ['-n', '0'], '--length must be at least 1 (got 0)'),
+    ('good', ['-g', '0'], '--gpu needs CuPy'),
+]
+
+
+@pytest.mark.parametrize('case, argv, message', PREDICT_CASES)
+def test_bad_prediction_inputs(case, argv, message, tmp_path, finished,
+                               capsys):
+    bad = files(tmp_path, finished)
+    with open(os.path.join(finished, 'args.json')) as f:
+        recorded = json.load(f)
+    if '-g' in argv and chainer.backends.cuda.available:
+        pytest.skip('CuPy is installed here')
+    folder = {
+        'missing folder': lambda: str(tmp_path / 'nowhere'),
+        'empty model': lambda: model_folder(tmp_path, finished, bad['empty']),
+        'truncated model': lambda: model_folder(tmp_path, finished,
+                                                bad['truncated']),
+        'foreign model': lambda: model_folder(tmp_path, finished,
+                                              bad['foreign']),
+        'snapshot as model': lambda: model_folder(
+            tmp_path, finished, os.path.join(finished, 'snapshot_iter_15')),
+        'bad args.json': lambda: model_folder(tmp_path, finished,
+                                              args_text='{"arch": '),
+        'unknown arch': lambda: model_folder(
+            tmp_path, finished, args_text=json.dumps(
+                dict(recorded, arch='evil'))),
+        'other vocab': lambda: model_folder(
+            tmp_path, finished, args_text=json.dumps(
+                dict(recorded, vocab=7))),
+        'good': lambda: finished,
+    }[case]()
+    with pytest.raises(SystemExit) as exit_info:
+        predict_rnn.main(['-o', folder] + argv)
+    assert exit_info.value.code == train_rnn.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1
+    assert err.startswith('predict_rnn.py: error: ')
+    assert message.format(folder=folder) in err

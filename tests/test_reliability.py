@@ -1,0 +1,274 @@
+"""Exact resume, atomic and pickle-free files, and the out-folder policy."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import chainer
+import numpy
+import pytest
+
+from models import ARCHITECTURES
+import predict_rnn
+import snapshots
+import train_rnn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# 300 words / 4 streams / 5 steps = 15 updates per epoch.
+TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5']
+
+
+def train(out, *args):
+    assert train_rnn.main(['-o', str(out)] + TINY + list(args)) == 0
+
+
+def read_log(out):
+    with open(os.path.join(str(out), 'log')) as f:
+        return json.load(f)
+
+
+def metrics(out):
+    return [{key: value for key, value in entry.items()
+             if key != 'elapsed_time'} for entry in read_log(out)]
+
+
+def final_weights(out, arch):
+    return snapshots.read_npz(train_rnn.model_path(str(out), arch))
+
+
+def assert_same_run(out, expected, arch):
+    assert metrics(out) == metrics(expected)
+    weights, reference = final_weights(out, arch), final_weights(expected,
+                                                                 arch)
+    assert weights.keys() == reference.keys()
+    for name in reference:
+        numpy.testing.assert_allclose(weights[name], reference[name],
+                                      rtol=0, atol=1e-6)
+
+
+def start_cli(out, *args):
+    return subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, 'train_rnn.py'), '-o', str(out)] +
+        TINY + list(args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True)
+
+
+def wait_for(path, process, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert process.poll() is None, 'the run ended before ' + str(path)
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+    """arch -> the out folder of a 2-epoch run left alone."""
+    runs = {}
+    for arch in sorted(ARCHITECTURES):
+        out = tmp_path_factory.mktemp(arch)
+        train(out, '-a', arch, '-e', '2')
+        runs[arch] = out
+    return runs
+
+
+@pytest.mark.parametrize('arch', sorted(ARCHITECTURES))
+def test_resuming_from_an_epoch_snapshot_is_exact(arch, uninterrupted,
+                                                  tmp_path):
+    train(tmp_path, '-a', arch, '-e', '2')
+    for name in ('snapshot_iter_30',
+                 train_rnn.model_path('', arch)):
+        os.unlink(os.path.join(str(tmp_path), name))
+    # Other state in this process must not matter: the snapshot holds it.
+    numpy.random.seed(12345)
+    assert train_rnn.main(['-r', str(tmp_path)]) == 0
+    assert_same_run(tmp_path, uninterrupted[arch], arch)
+
+
+def test_a_run_killed_at_any_moment_resumes_exactly(uninterrupted, tmp_path):
+    process = start_cli(tmp_path, '-a', 'lstm', '-e', '2')
+    wait_for(str(tmp_path / 'snapshot_iter_15'), process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not os.path.exists(train_rnn.model_path(str(tmp_path), 'lstm'))
+    assert train_rnn.main(['-r', str(tmp_path)]) == 0
+    assert_same_run(tmp_path, uninterrupted['lstm'], 'lstm')
+
+
+def test_ctrl_c_stops_with_a_snapshot_that_resumes_exactly(uninterrupted,
+                                                           tmp_path):
+    process = start_cli(tmp_path, '-a', 'lstm', '-e', '2')
+    wait_for(str(tmp_path / 'snapshot_iter_15'), process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == train_rnn.EXIT_INTERRUPTED
+    assert 'Traceback' not in stderr
+    assert 'Resume with: python train_rnn.py -r {}'.format(tmp_path) in stderr
+    stopped_at = int(stderr.split('Stopped at iteration ')[1].split()[0])
+    assert 15 <= stopped_at < 30
+    assert snapshots.latest_snapshot(str(tmp_path)) == \
+        snapshots.snapshot_path(str(tmp_path), stopped_at)
+    assert train_rnn.main(['-r', str(tmp_path)]) == 0
+    assert_same_run(tmp_path, uninterrupted['lstm'], 'lstm')
+
+
+def test_resume_may_ask_for_more_epochs(uninterrupted, tmp_path):
+    train(tmp_path, '-a', 'gru', '-e', '1')
+    assert train_rnn.main(['-r', str(tmp_path), '-e', '2']) == 0
+    assert_same_run(tmp_path, uninterrupted['gru'], 'gru')
+
+
+def test_leftovers_of_interrupted_writes_are_ignored_and_removed(tmp_path):
+    train(tmp_path, '-e', '1')
+    leftovers = [tmp_path / '.snapshot_iter_30.1f2e3d4c.tmp',
+                 tmp_path / 'logk2j4h5g6']
+    leftovers[0].write_bytes(b'PK\x03\x04 half a snapshot')
+    leftovers[1].mkdir()
+    (leftovers[1] / 'log.json').write_text('[')
+    assert snapshots.latest_snapshot(str(tmp_path)) == \
+        snapshots.snapshot_path(str(tmp_path), 15)
+    assert train_rnn.main(['-r', str(tmp_path), '-e', '2']) == 0
+    assert not any(path.exists() for path in leftovers)
+
+
+def test_a_write_cut_short_leaves_the_old_file_whole(tmp_path):
+    path = str(tmp_path / 'model')
+    model = chainer.links.Linear(3, 2)
+    snapshots.save_npz(path, model)
+    before = (tmp_path / 'model').read_bytes()
+
+    class Failing:
+        def serialize(self, serializer):
+            serializer('W', numpy.zeros(3))
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        snapshots.save_npz(path, Failing())
+    with pytest.raises(RuntimeError):
+        with snapshots.atomic_file(path) as f:
+            f.write(b'half')
+            raise RuntimeError
+    assert (tmp_path / 'model').read_bytes() == before
+    assert os.listdir(str(tmp_path)) == ['model']
+
+
+def test_the_latest_snapshot_is_the_one_with_most_iterations(tmp_path):
+    for iteration, mtime in ((9, 2000), (10, 1000), (100, 500)):
+        path = snapshots.snapshot_path(str(tmp_path), iteration)
+        open(path, 'w').close()
+        os.utime(path, (mtime, mtime))
+    (tmp_path / '.snapshot_iter_500.abcd.tmp').write_text('')
+    (tmp_path / 'snapshot_iter_7.bak').write_text('')
+    assert snapshots.latest_snapshot(str(tmp_path)) == \
+        snapshots.snapshot_path(str(tmp_path), 100)
+
+
+def test_a_fresh_run_replaces_a_finished_run_and_keeps_other_files(tmp_path):
+    train(tmp_path, '-e', '2')
+    (tmp_path / 'notes.txt').write_text('mine')
+    train(tmp_path, '-e', '1', '-a', 'gru')
+    assert sorted(os.listdir(str(tmp_path))) == [
+        'accuracy.png', 'args.json', 'cg.dot', 'gru_simple_sequence.model',
+        'log', 'loss.png', 'notes.txt', 'snapshot_iter_15']
+
+
+def test_a_fresh_run_refuses_to_touch_an_unfinished_run(tmp_path, capsys):
+    train(tmp_path, '-e', '1')
+    os.unlink(train_rnn.model_path(str(tmp_path), 'rnn'))
+    before = sorted(os.listdir(str(tmp_path)))
+    with pytest.raises(SystemExit) as exit_info:
+        train(tmp_path, '-e', '1')
+    assert exit_info.value.code == train_rnn.EXIT_USAGE
+    assert 'holds an unfinished run: resume it with -r' in \
+        capsys.readouterr().err
+    assert sorted(os.listdir(str(tmp_path))) == before
+    train(tmp_path, '-e', '1', '--overwrite')
+    assert os.path.exists(train_rnn.model_path(str(tmp_path), 'rnn'))
+
+
+class WritesAMarker:
+    """Unpickling this creates a file: what a malicious snapshot could do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (self.marker, 'w')
+
+
+def crafted_snapshot(tmp_path, marker):
+    """A real snapshot with one more entry that needs pickle to load."""
+    train(tmp_path / 'run', '-e', '1')
+    arrays = snapshots.read_npz(str(tmp_path / 'run' / 'snapshot_iter_15'))
+    payload = numpy.empty(1, dtype=object)
+    payload[0] = WritesAMarker(str(marker))
+    arrays['updater/iteration'] = payload
+    path = str(tmp_path / 'crafted')
+    with open(path, 'wb') as f:
+        numpy.savez(f, **arrays)
+    return path
+
+
+# Chainer's loader warns about the crafted entry after unpickling it.
+@pytest.mark.filterwarnings('ignore::DeprecationWarning')
+def test_a_crafted_snapshot_cannot_run_code(tmp_path, capsys):
+    marker = tmp_path / 'pwned'
+    path = crafted_snapshot(tmp_path, marker)
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-r', path, '-o', str(tmp_path / 'out')])
+    assert exit_info.value.code == train_rnn.EXIT_USAGE
+    assert 'holds pickled Python objects' in capsys.readouterr().err
+    assert not marker.exists()
+    assert not (tmp_path / 'out').exists()
+    # The same file through Chainer's own loader runs the payload.
+    trainer = train_rnn.build_trainer(
+        train_rnn.build_parser().parse_args(TINY + ['-o', str(tmp_path)]),
+        train_rnn.select_device(-1))
+    try:
+        chainer.serializers.load_npz(path, trainer)
+    except Exception:
+        pass  # the payload has run by then
+    assert marker.exists()
+
+
+def test_a_crafted_model_cannot_run_code(tmp_path, capsys):
+    train(tmp_path, '-e', '1')
+    marker = tmp_path / 'pwned'
+    model = train_rnn.model_path(str(tmp_path), 'rnn')
+    arrays = snapshots.read_npz(model)
+    payload = numpy.empty(1, dtype=object)
+    payload[0] = WritesAMarker(str(marker))
+    arrays['embed/W'] = payload
+    with open(model, 'wb') as f:
+        numpy.savez(f, **arrays)
+    with pytest.raises(SystemExit) as exit_info:
+        predict_rnn.main(['-o', str(tmp_path)])
+    assert exit_info.value.code == train_rnn.EXIT_USAGE
+    assert 'holds pickled Python objects' in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_nothing_saved_needs_pickle(tmp_path):
+    train(tmp_path, '-a', 'lstm', '-e', '1')
+    for name in ('snapshot_iter_15', 'lstm_simple_sequence.model'):
+        with numpy.load(str(tmp_path / name), allow_pickle=False) as npz:
+            assert all(not npz[key].dtype.hasobject for key in npz.files)
+
+
+def test_divergence_stops_with_a_message_and_no_nan_in_the_log(
+        tmp_path, monkeypatch, capsys):
+    def poisoned(arch, n_vocab, n_units):
+        predictor = ARCHITECTURES[arch](n_vocab, n_units)
+        predictor.out.W.array[0, 0] = numpy.nan
+        return predictor
+
+    monkeypatch.setattr(train_rnn, 'build_model', poisoned)
+    assert train_rnn.main(['-o', str(tmp_path)] + TINY) == \
+        train_rnn.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert 'training diverged at iteration 1' in err
+    assert '--gradclip' in err
+    assert 'Traceback' not in err
+    assert not (tmp_path / 'log').exists()
