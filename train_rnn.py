@@ -24,8 +24,8 @@ from models import ARCHITECTURES, SequenceClassifier, build_model
 import simple_sequence
 import snapshots
 from training_extensions import (
-    Diverged, SequenceEvaluator, StopOnDivergence, StopOnRequest,
-    WithoutTerminalCodes)
+    Diverged, LogPlotReport, SequenceEvaluator, StopOnDivergence,
+    StopOnRequest, WithoutTerminalCodes)
 from updaters import BPTTUpdater
 
 # The arguments that define a run: a resumed run must keep them.
@@ -227,13 +227,11 @@ def build_trainer(args, device):
         'main/accuracy', 'validation/main/accuracy',
         'validation/main/boundary_accuracy', 'elapsed_time'],
         out=sys.stdout if terminal else WithoutTerminalCodes(sys.stdout)))
-    trainer.extend(extensions.PlotReport(
-        ['main/loss', 'validation/main/loss'], 'epoch',
-        file_name='loss.png'))
-    trainer.extend(extensions.PlotReport(
+    trainer.extend(LogPlotReport(['main/loss', 'validation/main/loss'],
+                                 'loss.png'))
+    trainer.extend(LogPlotReport(
         ['main/accuracy', 'validation/main/accuracy',
-         'validation/main/boundary_accuracy'], 'epoch',
-        file_name='accuracy.png'))
+         'validation/main/boundary_accuracy'], 'accuracy.png'))
     trainer.extend(snapshots.Snapshot(run_arguments(args)))
     if terminal:
         trainer.extend(extensions.ProgressBar(update_interval=10))

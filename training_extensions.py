@@ -1,10 +1,13 @@
-"""Trainer extensions of train_rnn.py: evaluation, divergence and Ctrl-C."""
+"""Trainer extensions of train_rnn.py: evaluation, plots, stops."""
+import os
+
 import chainer_compat  # noqa: F401  (must precede chainer)
 
 import chainer
-from chainer.training import extensions
+from chainer.training import extension, extensions
 
 from iterators import next_window
+import snapshots
 
 
 class SequenceEvaluator(extensions.Evaluator):
@@ -38,6 +41,57 @@ class SequenceEvaluator(extensions.Evaluator):
                 target(xs, ts)
             summary.add(observation)
         return summary.compute_mean()
+
+
+class LogPlotReport(extensions.PlotReport):
+    """PlotReport that draws what LogReport logged, on one figure it keeps.
+
+    Chainer's PlotReport averages the observations a second time, which it
+    does not save in snapshots (a plot resumed mid-epoch goes wrong), and
+    builds a new figure with a tight bounding box every time (slow). This
+    one holds no state of its own and only redraws the lines.
+    """
+
+    priority = extension.PRIORITY_READER - 1  # after LogReport
+
+    def __init__(self, y_keys, file_name):
+        super().__init__(y_keys, 'epoch', file_name=file_name)
+        self._figure = None
+
+    def __call__(self, trainer):
+        log = trainer.get_extension('LogReport').log
+        if self._figure is None:
+            self._figure, self._lines = self._draw_empty()
+        for key, line in zip(self._y_keys, self._lines):
+            points = [(entry['epoch'], entry[key]) for entry in log
+                      if key in entry]
+            line.set_data(*zip(*points) if points else ([], []))
+        axes = self._figure.axes[0]
+        axes.relim()
+        axes.autoscale_view()
+        with snapshots.atomic_file(os.path.join(trainer.out,
+                                                self._file_name)) as f:
+            self._figure.savefig(f, format='png')
+
+    def _draw_empty(self):
+        # Without pyplot, which would look for a GUI backend.
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+
+        figure = Figure(figsize=(9, 4.8))
+        figure.subplots_adjust(left=0.08, right=0.6)
+        axes = figure.add_subplot()
+        axes.set_xlabel('epoch')
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid()
+        lines = [axes.plot([], [], marker='x', label=key)[0]
+                 for key in self._y_keys]
+        axes.legend(bbox_to_anchor=(1.03, 1), loc='upper left',
+                    borderaxespad=0)
+        return figure, lines
+
+    def serialize(self, serializer):
+        pass  # everything it draws comes from LogReport, which is saved
 
 
 class Diverged(Exception):

@@ -40,6 +40,8 @@ def final_weights(out, arch):
 
 def assert_same_run(out, expected, arch):
     assert metrics(out) == metrics(expected)
+    for plot in ('loss.png', 'accuracy.png'):
+        assert (out / plot).read_bytes() == (expected / plot).read_bytes()
     weights, reference = final_weights(out, arch), final_weights(expected,
                                                                  arch)
     assert weights.keys() == reference.keys()
