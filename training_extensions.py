@@ -52,6 +52,7 @@ class LogPlotReport(extensions.PlotReport):
     one holds no state of its own and only redraws the lines.
     """
 
+    trigger = 1, 'epoch'
     priority = extension.PRIORITY_READER - 1  # after LogReport
 
     def __init__(self, y_keys, file_name):

@@ -10,6 +10,7 @@ import pytest
 from models import ARCHITECTURES, generate
 import predict_rnn
 import train_rnn
+import training_extensions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ['-e', '1', '-u', '8', '--vocab', '5', '-b', '2', '-l', '5']
@@ -123,3 +124,18 @@ def test_help_explains_every_flag():
                  '--gradclip', '--overwrite'):
         assert re.search(r'^\s+(-\w, )?{}\b'.format(flag), completed.stdout,
                          re.MULTILINE), flag
+
+
+def test_the_plots_are_drawn_once_an_epoch(tmp_path, monkeypatch):
+    drawn = []
+    draw = training_extensions.LogPlotReport.__call__
+
+    def counting(self, trainer):
+        drawn.append((self._file_name, trainer.updater.iteration))
+        draw(self, trainer)
+
+    monkeypatch.setattr(training_extensions.LogPlotReport, '__call__',
+                        counting)
+    assert train_rnn.main(['-o', str(tmp_path), '-e', '2'] + SMALL[2:]) == 0
+    assert sorted(drawn) == [('accuracy.png', 100), ('accuracy.png', 200),
+                             ('loss.png', 100), ('loss.png', 200)]
