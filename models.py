@@ -55,23 +55,34 @@ class StatefulGRU(RecurrentState, L.StatefulGRU):
     state_names = ('h',)
 
 
+ACTIVATIONS = {'tanh': F.tanh, 'relu': F.relu}
+
+
 class ElmanLayer(RecurrentState, chainer.Chain):
-    """h = tanh(upward(x) + lateral(h_prev)); the first step has no lateral."""
+    """h = act(upward(x) + lateral(h_prev)); the first step has no lateral.
+
+    act is tanh (the tutorial's) or relu.
+    """
 
     state_names = ('h',)
 
-    def __init__(self, in_size, out_size):
+    def __init__(self, in_size, out_size, activation='tanh'):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError('activation must be one of {} (got {!r})'.format(
+                ', '.join(ACTIVATIONS), activation))
+        self.activation = activation
         with self.init_scope():
             self.upward = L.Linear(in_size, out_size)
             self.lateral = L.Linear(out_size, out_size)
         self.h = None
 
     def forward(self, x):
+        act = ACTIVATIONS[self.activation]
         if self.h is None:
-            self.h = F.tanh(self.upward(x))
+            self.h = act(self.upward(x))
         else:
-            self.h = F.tanh(self.upward(x) + self.lateral(self.h))
+            self.h = act(self.upward(x) + self.lateral(self.h))
         return self.h
 
 
@@ -100,7 +111,26 @@ class ConcatElmanLayer(RecurrentState, chainer.Chain):
 
 
 class RecurrentPredictor(chainer.Chain):
-    """Embedding, recurrent layers, linear output: one word in, logits out."""
+    """Embedding, recurrent layers, linear output: words in, logits out.
+
+    A subclass has the links embed (EmbedID) and out (Linear) and defines
+    recur(e): one step of its recurrent layers, from embedded words e
+    (batch, n_units) to what the output layer reads (batch, n_units).
+    """
+
+    def forward(self, x):
+        """Logits (batch, n_vocab) for the words after x int32 (batch,)."""
+        return self.out(self.recur(self.embed(x)))
+
+    def forward_window(self, xs):
+        """Logits (steps * batch, n_vocab) for xs int32 (steps, batch).
+
+        The recurrent layers run once per time step, as in the tutorial.
+        The embedding and the output layer, which see one word at a time,
+        run once over the whole window: the same function in fewer nodes.
+        """
+        hs = [self.recur(e) for e in F.separate(self.embed(xs))]
+        return self.out(F.concat(hs, axis=0))
 
     def reset_state(self):
         for link in self._stateful_links():
@@ -114,13 +144,6 @@ class RecurrentPredictor(chainer.Chain):
         return [link for link in self.links()
                 if isinstance(link, RecurrentState)]
 
-    def forward_window(self, xs):
-        """Logits float32 (steps * batch, n_vocab) for xs int32 (steps, batch).
-
-        Calls forward once per time step, as the tutorial does.
-        """
-        return F.concat([self.forward(x) for x in xs], axis=0)
-
 
 class RNN(RecurrentPredictor):
     """The tutorial's Elman network: one tanh recurrent layer."""
@@ -132,8 +155,8 @@ class RNN(RecurrentPredictor):
             self.l1 = ElmanLayer(n_units, n_units)
             self.out = L.Linear(n_units, n_vocab)
 
-    def forward(self, x):
-        return self.out(self.l1(self.embed(x)))
+    def recur(self, e):
+        return self.l1(e)
 
 
 class RNN2(RecurrentPredictor):
@@ -148,9 +171,8 @@ class RNN2(RecurrentPredictor):
             self.l3 = ElmanLayer(n_units, n_units)
             self.out = L.Linear(n_units, n_vocab)
 
-    def forward(self, x):
-        h = self.l3(self.l2(self.l1(self.embed(x))))
-        return self.out(h)
+    def recur(self, e):
+        return self.l3(self.l2(self.l1(e)))
 
 
 class RNN3(RecurrentPredictor):
@@ -165,9 +187,8 @@ class RNN3(RecurrentPredictor):
             self.l3 = ConcatElmanLayer(n_units, n_units)
             self.out = L.Linear(n_units, n_vocab)
 
-    def forward(self, x):
-        h = self.l3(self.l2(self.l1(self.embed(x))))
-        return self.out(h)
+    def recur(self, e):
+        return self.l3(self.l2(self.l1(e)))
 
 
 class LSTMForSequence(RecurrentPredictor):
@@ -183,10 +204,10 @@ class LSTMForSequence(RecurrentPredictor):
         for param in self.params():
             param.array[...] = numpy.random.uniform(-0.1, 0.1, param.shape)
 
-    def forward(self, x):
-        h = self.l1(F.dropout(self.embed(x)))
+    def recur(self, e):
+        h = self.l1(F.dropout(e))
         h = self.l2(F.dropout(h))
-        return self.out(F.dropout(h))
+        return F.dropout(h)
 
 
 class GRU(RecurrentPredictor):
@@ -199,8 +220,8 @@ class GRU(RecurrentPredictor):
             self.l1 = StatefulGRU(n_units, n_units)
             self.out = L.Linear(n_units, n_vocab)
 
-    def forward(self, x):
-        return self.out(self.l1(self.embed(x)))
+    def recur(self, e):
+        return self.l1(e)
 
 
 ARCHITECTURES = {

@@ -19,6 +19,7 @@ from chainer import training
 from chainer.training import extensions
 import numpy
 
+import fused
 from iterators import ParallelSequentialIterator
 from models import ARCHITECTURES, SequenceClassifier, build_model
 import simple_sequence
@@ -30,7 +31,7 @@ from updaters import BPTTUpdater
 
 # The arguments that define a run: a resumed run must keep them.
 RUN_DEFINING = ('arch', 'unit', 'vocab', 'batchsize', 'bproplen', 'seed',
-                'gradclip')
+                'gradclip', 'fused')
 ADAM_ALPHA = 0.0005  # the tutorial's
 EXIT_FAILED = 1  # diverged, or could not write its files
 EXIT_USAGE = 2
@@ -86,6 +87,11 @@ def build_parser():
     parser.add_argument('--gradclip', '-c', type=float, default=None,
                         help='clip the gradient norm to this (default: off, '
                         'as in the tutorial)')
+    parser.add_argument('--fused', action='store_true',
+                        help='run each recurrent layer over a whole BPTT '
+                        'window as one function node: the same model, many '
+                        'times faster ({})'.format(', '.join(
+                            sorted(fused.FUSED_ARCHITECTURES))))
     parser.add_argument('--overwrite', action='store_true',
                         help='start afresh even where --out holds an '
                         'unfinished run, removing its files')
@@ -105,6 +111,9 @@ def check_arguments(args):
     if args.arch not in ARCHITECTURES:
         raise UsageError('unknown architecture {!r}: choose from {}'.format(
             args.arch, ', '.join(sorted(ARCHITECTURES))))
+    if args.fused and args.arch not in fused.FUSED_ARCHITECTURES:
+        raise UsageError('--fused has no {}: it runs {}'.format(
+            args.arch, ', '.join(sorted(fused.FUSED_ARCHITECTURES))))
     for name in ('unit', 'bproplen', 'batchsize', 'epoch', 'vocab', 'seed'):
         value = getattr(args, name)
         if not isinstance(value, int) or isinstance(value, bool):
@@ -200,7 +209,11 @@ def build_trainer(args, device):
     # The tutorial evaluates on a fresh copy of the same sequence.
     val = simple_sequence.get_simple_sequence(args.vocab)
 
-    model = SequenceClassifier(build_model(args.arch, args.vocab, args.unit))
+    if args.fused:
+        predictor = fused.build_fused_model(args.arch, args.vocab, args.unit)
+    else:
+        predictor = build_model(args.arch, args.vocab, args.unit)
+    model = SequenceClassifier(predictor)
     model.to_device(device)
     optimizer = chainer.optimizers.Adam(alpha=ADAM_ALPHA)
     optimizer.setup(model)

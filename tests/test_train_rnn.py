@@ -7,6 +7,7 @@ import sys
 import numpy
 import pytest
 
+from fused import FUSED_ARCHITECTURES
 from models import ARCHITECTURES, generate
 import predict_rnn
 import train_rnn
@@ -35,10 +36,13 @@ def default_run(tmp_path_factory):
     return str(cwd / 'result'), completed.stdout
 
 
-@pytest.mark.parametrize('arch', sorted(ARCHITECTURES))
-def test_a_short_run_writes_every_file(arch, tmp_path):
+@pytest.mark.parametrize('arch, fused', [
+    (arch, False) for arch in sorted(ARCHITECTURES)] + [
+    (arch, True) for arch in sorted(FUSED_ARCHITECTURES)])
+def test_a_short_run_writes_every_file(arch, fused, tmp_path):
     out = str(tmp_path / 'out')
-    assert train_rnn.main(['-a', arch, '-o', out] + SMALL) == 0
+    flags = ['--fused'] if fused else []
+    assert train_rnn.main(['-a', arch, '-o', out] + SMALL + flags) == 0
     # 1000 words / 2 streams / 5 steps = 100 updates in the epoch.
     assert sorted(os.listdir(out)) == sorted([
         'accuracy.png', 'args.json', 'cg.dot', 'log', 'loss.png',
@@ -51,7 +55,7 @@ def test_a_short_run_writes_every_file(arch, tmp_path):
         recorded = json.load(f)
     assert recorded == {'arch': arch, 'unit': 8, 'vocab': 5, 'batchsize': 2,
                         'bproplen': 5, 'seed': 0, 'gradclip': None,
-                        'epoch': 1}
+                        'fused': fused, 'epoch': 1}
 
 
 def test_a_run_is_deterministic_for_its_seed(tmp_path):
@@ -121,7 +125,7 @@ def test_help_explains_every_flag():
     assert completed.returncode == 0
     for flag in ('--arch', '--unit', '--bproplen', '--batchsize', '--epoch',
                  '--gpu', '--out', '--resume', '--vocab', '--seed',
-                 '--gradclip', '--overwrite'):
+                 '--gradclip', '--fused', '--overwrite'):
         assert re.search(r'^\s+(-\w, )?{}\b'.format(flag), completed.stdout,
                          re.MULTILINE), flag
 

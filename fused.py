@@ -1,0 +1,667 @@
+"""The fused path: each recurrent layer runs a whole BPTT window as one node.
+
+The per-step models of models.py build a graph of a few function nodes per
+layer and step (about 120 for the tutorial's RNN over 20 steps). Here every
+recurrent layer runs the window as one FunctionNode with a hand-written
+backward, and the embedding and the output layer run once over all the
+window's words: a window of the RNN is two nodes, the Elman layer (which
+reads the embedding's matrix itself, see ids below) and the output layer.
+The models compute the same function as the per-step ones, with the same
+parameters under the same names, so that a model trained either way loads
+into the other.
+
+The array code is written once for NumPy and CuPy (through xp). Backward is
+not differentiable again: the nodes refuse double backprop.
+
+Arrays that cross the nodes, for a window of T steps of B streams:
+
+    x       (T * B, in)   the layer's input, step after step; or, with
+                          ids (T * B,) int, a table (n_vocab, in) whose
+                          rows ids are the input: the embedding's matrix
+    hs      (T * B, H)    the layer's output at every step
+    h0, c0  (B, H)        the state from before the window, if any
+
+With ids, a layer projects the table once, (n_vocab, in) to (n_vocab, kH),
+and picks the rows of the window's words, where the embedding followed by a
+projection of every word would multiply (T * B, in) by (in, kH): 20 times
+more work on the tutorial's 200 words of a vocabulary of 10, both ways.
+"""
+import chainer_compat  # noqa: F401  (must precede chainer)
+
+import chainer
+from chainer import backend
+import chainer.functions as F
+
+import models
+
+# Up to this vocabulary size the embedding's gradient is one product with a
+# one-hot matrix; beyond, a scatter-add. For 200 words of 100 units, on one
+# core of our 2-core CPU: 40 us (vocabulary 10) and 70 us (50) for the
+# product, against 210 us for numpy.add.at, which wins from a vocabulary of
+# about 200 on; Chainer 7.8.1 loops over the words in Python: 280 to 400 us.
+ONE_HOT_MAX_VOCAB = 128
+
+
+def _variables(arrays):
+    """Gradients as backward must return them: Variables, or None."""
+    return tuple(None if array is None
+                 else chainer.Variable(array, requires_grad=False)
+                 for array in arrays)
+
+
+def _refuse_double_backprop():
+    if chainer.config.enable_backprop:
+        raise NotImplementedError(
+            'the fused nodes have no double backprop (their backward is '
+            'written with arrays, not with differentiable functions)')
+
+
+def _sigmoid_in_place(x, xp):
+    # chainer.functions.sigmoid's formula: it does not overflow.
+    x *= 0.5
+    xp.tanh(x, out=x)
+    x *= 0.5
+    x += 0.5
+
+
+def _activate_in_place(x, activation, xp):
+    if activation == 'tanh':
+        xp.tanh(x, out=x)
+    else:
+        xp.maximum(x, 0, out=x)
+
+
+def _derivative(hs, activation, xp):
+    """act'(pre) written with act(pre) = hs."""
+    if activation == 'tanh':
+        d = hs * hs
+        return xp.subtract(1, d, out=d)
+    return hs > 0  # the convention of chainer.functions.relu
+
+
+def _scatter_rows(g, ids, n_rows, xp):
+    """(n_rows, k): the rows of g (N, k) added up by their ids (N,)."""
+    if n_rows <= ONE_HOT_MAX_VOCAB:
+        one_hot = xp.arange(n_rows, dtype=ids.dtype)[:, None] == ids
+        return one_hot.astype(g.dtype).dot(g)
+    total = xp.zeros((n_rows,) + g.shape[1:], g.dtype)
+    if hasattr(xp.add, 'at'):
+        xp.add.at(total, ids, g)
+    else:  # a CuPy without ufunc.at
+        import cupyx
+        cupyx.scatter_add(total, ids, g)
+    return total
+
+
+def _n_rows(x, ids):
+    """The number of rows of the input: those of x, or one per id."""
+    return len(x) if ids is None else len(ids)
+
+
+def _project(x, W, ids, out, xp):
+    """out (N, k) = x W^T, or x[ids] W^T where x is a table (see above)."""
+    if ids is None:
+        return xp.dot(x, W.T, out=out)
+    return xp.take(xp.dot(x, W.T), ids, axis=0, out=out)
+
+
+def _project_grads(g, x, W, ids, need_gx, xp):
+    """The gradients of x and W for _project, g the gradient of out."""
+    if ids is not None:
+        g = _scatter_rows(g, ids, len(x), xp)
+    return (g.dot(W) if need_gx else None), g.T.dot(x)
+
+
+def _gate_major(w, n_gates):
+    """Rows (unit, gate) of chainer's LSTM -> rows (gate, unit), a copy."""
+    h = len(w) // n_gates
+    return w.reshape((h, n_gates) + w.shape[1:]).swapaxes(0, 1).reshape(
+        w.shape)
+
+
+def _unit_major(w, n_gates):
+    """The inverse of _gate_major."""
+    h = len(w) // n_gates
+    return w.reshape((n_gates, h) + w.shape[1:]).swapaxes(0, 1).reshape(
+        w.shape)
+
+
+class ElmanWindow(chainer.FunctionNode):
+    """An Elman layer over a window of n_steps steps.
+
+    h_t = act(x_t W^T + b + h_{t-1} U^T + c), where the first step has no
+    lateral term (neither U nor c) when there is no h0.
+
+    Inputs: x (T * B, in) or a table (see ids), W (H, in), b (H,), U
+    (H, H), c (H,), then h0 (B, H) if has_h0. Outputs: hs (T * B, H), and
+    h_last (B, H), a copy of the last step's, for the state that carries to
+    the next window. ids (T * B,) int, if given, makes x a table whose rows
+    ids are the input.
+    """
+
+    def __init__(self, n_steps, activation='tanh', has_h0=False, ids=None):
+        if activation not in models.ACTIVATIONS:
+            raise ValueError('activation must be one of {} (got {!r})'.format(
+                ', '.join(models.ACTIVATIONS), activation))
+        self.n_steps = n_steps
+        self.activation = activation
+        self.has_h0 = has_h0
+        self.ids = ids
+
+    def forward(self, inputs):
+        xp = backend.get_array_module(*inputs)
+        x, W, b, U, c = inputs[:5]
+        T, H = self.n_steps, len(W)
+        B = _n_rows(x, self.ids) // T
+        # Block t of states (B rows) is h_t; block 0 is h0, or zeros.
+        states = xp.empty(((T + 1) * B, H), x.dtype)
+        hs = states[B:]
+        _project(x, W, self.ids, hs, xp)
+        hs += b
+        h = states.reshape(T + 1, B, H)
+        if self.has_h0:
+            h[0] = inputs[5]
+            first = 1  # the first block with a lateral term
+        else:
+            h[0] = 0
+            _activate_in_place(h[1], self.activation, xp)
+            first = 2
+        if first <= T:
+            h[first:] += c
+        lateral = xp.empty((B, H), x.dtype)
+        for t in range(first, T + 1):
+            xp.dot(h[t - 1], U.T, out=lateral)
+            h[t] += lateral
+            _activate_in_place(h[t], self.activation, xp)
+        self._x, self._W, self._U, self._states = x, W, U, states
+        return hs, h[T].copy()
+
+    def backward(self, indexes, grad_outputs):
+        _refuse_double_backprop()
+        ghs, gh_last = grad_outputs
+        x, W, U, states = self._x, self._W, self._U, self._states
+        xp = backend.get_array_module(states)
+        T, H = self.n_steps, len(W)
+        B = len(states) // (T + 1)
+        hs = states[B:]
+        # g becomes the gradient of the pre-activations, step by step.
+        g = xp.zeros_like(hs) if ghs is None else ghs.array.copy()
+        g3 = g.reshape(T, B, H)
+        if gh_last is not None:
+            g3[-1] += gh_last.array
+        derivative = _derivative(hs, self.activation, xp).reshape(T, B, H)
+        first = 0 if self.has_h0 else 1  # the first step with a lateral term
+        carry = xp.empty((B, H), g.dtype)  # the gradient of h_{t-1}
+        for t in range(T - 1, -1, -1):
+            if t < T - 1:
+                g3[t] += carry
+            g3[t] *= derivative[t]
+            if t >= first:
+                xp.dot(g3[t], U, out=carry)
+        gx, gW = _project_grads(g, x, W, self.ids, 0 in indexes, xp)
+        gb = g.sum(axis=0)
+        gU = gc = None
+        if first < T:
+            g_lateral = g[first * B:]
+            gU = g_lateral.T.dot(states[first * B:T * B])
+            gc = g_lateral.sum(axis=0)
+        gh0 = carry if self.has_h0 else None
+        return _variables((gx, gW, gb, gU, gc, gh0)[:len(self.inputs)])
+
+
+class LSTMWindow(chainer.FunctionNode):
+    """chainer.links.LSTM over a window of n_steps steps.
+
+    The gates come in chainer.functions.lstm's order: the row 4j + k of W,
+    b and U belongs to gate k (a, i, f, o) of unit j. The first step has no
+    lateral term when there is no h0; c0 is zeros when there is none.
+
+    Inputs: x (T * B, in) or a table (see ElmanWindow), W (4H, in), b
+    (4H,), U (4H, H), then c0 (B, H) if has_c0, then h0 (B, H) if has_h0.
+    Outputs: hs (T * B, H), h_last and c_last (B, H), for the state that
+    carries to the next window.
+    """
+
+    def __init__(self, n_steps, has_c0=False, has_h0=False, ids=None):
+        self.n_steps = n_steps
+        self.has_c0 = has_c0
+        self.has_h0 = has_h0
+        self.ids = ids
+
+    def forward(self, inputs):
+        xp = backend.get_array_module(*inputs)
+        x, W, b, U = inputs[:4]
+        T, H = self.n_steps, U.shape[1]
+        B = _n_rows(x, self.ids) // T
+        # Gate-major copies of the weights, so that each gate of a step is a
+        # contiguous (B, H) block: gates[t, :, k] is gate k at step t.
+        W_g, b_g, U_g = (_gate_major(w, 4) for w in (W, b, U))
+        gates = _project(x, W_g, self.ids, None, xp)
+        gates += b_g
+        gates = gates.reshape(T, B, 4, H)
+        states = xp.empty(((T + 1) * B, H), x.dtype)  # h0 or zeros, h_1, ...
+        cells = xp.empty(((T + 1) * B, H), x.dtype)  # c0 or zeros, c_1, ...
+        h = states.reshape(T + 1, B, H)
+        c = cells.reshape(T + 1, B, H)
+        h[0] = inputs[-1] if self.has_h0 else 0
+        c[0] = inputs[4] if self.has_c0 else 0
+        tanh_c = xp.empty((T, B, H), x.dtype)
+        lateral = xp.empty((B, 4, H), x.dtype)
+        fc = xp.empty((B, H), x.dtype)
+        for t in range(T):
+            g = gates[t]
+            if self.has_h0 or t > 0:
+                xp.dot(h[t], U_g.T, out=lateral.reshape(B, 4 * H))
+                g += lateral
+            xp.tanh(g[:, 0], out=g[:, 0])
+            _sigmoid_in_place(g[:, 1:], xp)
+            xp.multiply(g[:, 0], g[:, 1], out=c[t + 1])
+            xp.multiply(g[:, 2], c[t], out=fc)
+            c[t + 1] += fc
+            xp.tanh(c[t + 1], out=tanh_c[t])
+            xp.multiply(g[:, 3], tanh_c[t], out=h[t + 1])
+        self._x, self._W_g, self._U_g = x, W_g, U_g
+        self._gates, self._states, self._cells = gates, states, cells
+        self._tanh_c = tanh_c
+        return states[B:], h[T].copy(), c[T].copy()
+
+    def backward(self, indexes, grad_outputs):
+        _refuse_double_backprop()
+        ghs, gh_last, gc_last = grad_outputs
+        x, W_g, U_g, gates = self._x, self._W_g, self._U_g, self._gates
+        xp = backend.get_array_module(gates)
+        T, B, _, H = gates.shape
+        states = self._states
+        c_prev = self._cells[:T * B].reshape(T, B, H)
+        tanh_c = self._tanh_c
+        a, i, f, o = (gates[:, :, k] for k in range(4))
+        # What does not depend on the recurrence, for the whole window:
+        # gc = gh * dh_dc + gc_next; go = gh * dh_do; and the gradients of
+        # a, i, f (pre-activation) are gc * dc[:, :, k].
+        dh_dc = 1 - tanh_c * tanh_c
+        dh_dc *= o
+        dh_do = o * (1 - o)
+        dh_do *= tanh_c
+        dc = xp.empty((T, B, 3, H), x.dtype)
+        xp.multiply(i, 1 - a * a, out=dc[:, :, 0])
+        xp.multiply(a, i * (1 - i), out=dc[:, :, 1])
+        xp.multiply(c_prev, f * (1 - f), out=dc[:, :, 2])
+        gh = xp.zeros((T, B, H), x.dtype) if ghs is None else \
+            ghs.array.reshape(T, B, H).copy()
+        if gh_last is not None:
+            gh[-1] += gh_last.array
+        gc_next = xp.zeros((B, H), x.dtype) if gc_last is None else \
+            gc_last.array.copy()
+        g_gates = xp.empty((T, B, 4, H), x.dtype)
+        gc = xp.empty((B, H), x.dtype)
+        carry = xp.empty((B, H), x.dtype)  # the gradient of h_{t-1}
+        for t in range(T - 1, -1, -1):
+            if t < T - 1:
+                gh[t] += carry
+            xp.multiply(gh[t], dh_dc[t], out=gc)
+            gc += gc_next
+            xp.multiply(gh[t], dh_do[t], out=g_gates[t, :, 3])
+            xp.multiply(dc[t], gc[:, None], out=g_gates[t, :, :3])
+            xp.multiply(gc, f[t], out=gc_next)
+            if self.has_h0 or t > 0:
+                xp.dot(g_gates[t].reshape(B, 4 * H), U_g, out=carry)
+        g = g_gates.reshape(T * B, 4 * H)
+        gx, gW = _project_grads(g, x, W_g, self.ids, 0 in indexes, xp)
+        gW = _unit_major(gW, 4)
+        gb = _unit_major(g.sum(axis=0), 4)
+        first = 0 if self.has_h0 else 1  # the first step with a lateral term
+        gU = None
+        if first < T:
+            gU = _unit_major(
+                g[first * B:].T.dot(states[first * B:T * B]), 4)
+        grads = [gx, gW, gb, gU]
+        if self.has_c0:
+            grads.append(gc_next)
+        if self.has_h0:
+            grads.append(carry)
+        return _variables(grads)
+
+
+class GRUWindow(chainer.FunctionNode):
+    """chainer.links.StatefulGRU over a window of n_steps steps.
+
+    With h the previous state, x the input and each W and U with its bias:
+
+        r = sigmoid(W_r x + U_r h),  z = sigmoid(W_z x + U_z h),
+        h_bar = tanh(W x + U (r * h)),  h_new = z * h_bar + (1 - z) * h,
+
+    and without a previous state z * h_bar, where neither r nor any U (nor
+    its bias) takes part.
+
+    Inputs: x (T * B, in) or a table (see ElmanWindow), W_r, b_r, W_z, b_z,
+    W, b (each W (H, in)), U_r, c_r, U_z, c_z, U, c (each U (H, H)), then h0
+    (B, H) if has_h0. Outputs: hs (T * B, H), and h_last (B, H), a copy of
+    the last step's.
+    """
+
+    def __init__(self, n_steps, has_h0=False, ids=None):
+        self.n_steps = n_steps
+        self.has_h0 = has_h0
+        self.ids = ids
+
+    def forward(self, inputs):
+        xp = backend.get_array_module(*inputs)
+        x = inputs[0]
+        W_r, b_r, W_z, b_z, W, b, U_r, c_r, U_z, c_z, U, c = inputs[1:13]
+        T, H = self.n_steps, len(W)
+        B = _n_rows(x, self.ids) // T
+        W_x = xp.concatenate((W_r, W_z, W))
+        U_rz = xp.concatenate((U_r, U_z))
+        # pre[t, :, k]: the input part of r, z and h_bar at step t, which
+        # become r, z and h_bar in place.
+        pre = _project(x, W_x, self.ids, None, xp)
+        pre += xp.concatenate((b_r, b_z, b))
+        pre = pre.reshape(T, B, 3, H)
+        states = xp.empty(((T + 1) * B, H), x.dtype)  # h0 or zeros, h_1, ...
+        h = states.reshape(T + 1, B, H)
+        r_h = xp.empty((T, B, H), x.dtype)  # r * h_{t-1}
+        if self.has_h0:
+            h[0] = inputs[13]
+            first = 0  # the first step with a lateral term
+        else:
+            h[0] = 0
+            g = pre[0]
+            g[:, 0] = 0  # no r
+            _sigmoid_in_place(g[:, 1], xp)
+            xp.tanh(g[:, 2], out=g[:, 2])
+            xp.multiply(g[:, 1], g[:, 2], out=h[1])
+            r_h[0] = 0
+            first = 1
+        if first < T:
+            pre[first:] += xp.concatenate((c_r, c_z, c)).reshape(3, H)
+        lateral_rz = xp.empty((B, 2, H), x.dtype)
+        lateral = xp.empty((B, H), x.dtype)
+        for t in range(first, T):
+            g = pre[t]
+            xp.dot(h[t], U_rz.T, out=lateral_rz.reshape(B, 2 * H))
+            g[:, :2] += lateral_rz
+            _sigmoid_in_place(g[:, :2], xp)
+            xp.multiply(g[:, 0], h[t], out=r_h[t])
+            xp.dot(r_h[t], U.T, out=lateral)
+            g[:, 2] += lateral
+            xp.tanh(g[:, 2], out=g[:, 2])
+            # h_{t+1} = z * h_bar + (1 - z) * h_t
+            xp.subtract(g[:, 2], h[t], out=h[t + 1])
+            h[t + 1] *= g[:, 1]
+            h[t + 1] += h[t]
+        self._x, self._W_x, self._U_rz, self._U = x, W_x, U_rz, U
+        self._gates, self._states, self._r_h = pre, states, r_h
+        return states[B:], h[T].copy()
+
+    def backward(self, indexes, grad_outputs):
+        _refuse_double_backprop()
+        ghs, gh_last = grad_outputs
+        x, W_x, U_rz, U = self._x, self._W_x, self._U_rz, self._U
+        gates, states, r_h = self._gates, self._states, self._r_h
+        xp = backend.get_array_module(gates)
+        T, B, _, H = gates.shape
+        h_prev = states[:T * B].reshape(T, B, H)
+        r, z, h_bar = (gates[:, :, k] for k in range(3))
+        # What does not depend on the recurrence, for the whole window.
+        dz = h_bar - h_prev
+        dz *= z * (1 - z)
+        dh_bar = 1 - h_bar * h_bar
+        dh_bar *= z
+        dr = r * (1 - r)
+        dr *= h_prev
+        one_minus_z = 1 - z
+        gh = xp.zeros((T, B, H), x.dtype) if ghs is None else \
+            ghs.array.reshape(T, B, H).copy()
+        if gh_last is not None:
+            gh[-1] += gh_last.array
+        g_gates = xp.empty((T, B, 3, H), x.dtype)
+        g_r_h = xp.empty((B, H), x.dtype)
+        lateral = xp.empty((B, H), x.dtype)
+        carry = xp.empty((B, H), x.dtype)  # the gradient of h_{t-1}
+        first = 0 if self.has_h0 else 1  # the first step with a lateral term
+        for t in range(T - 1, -1, -1):
+            if t < T - 1:
+                gh[t] += carry
+            g = g_gates[t]
+            xp.multiply(gh[t], dz[t], out=g[:, 1])
+            xp.multiply(gh[t], dh_bar[t], out=g[:, 2])
+            if t < first:
+                g[:, 0] = 0
+                continue
+            xp.dot(g[:, 2], U, out=g_r_h)
+            xp.multiply(g_r_h, dr[t], out=g[:, 0])
+            xp.multiply(gh[t], one_minus_z[t], out=carry)
+            g_r_h *= r[t]
+            carry += g_r_h
+            xp.dot(g[:, :2].reshape(B, 2 * H), U_rz, out=lateral)
+            carry += lateral
+        g = g_gates.reshape(T * B, 3 * H)
+        gx, gW_x = _project_grads(g, x, W_x, self.ids, 0 in indexes, xp)
+        gW_r, gW_z, gW = xp.split(gW_x, 3)
+        gb_r, gb_z, gb = xp.split(g.sum(axis=0), 3)
+        gU_r = gc_r = gU_z = gc_z = gU = gc = None
+        if first < T:
+            g_lateral = g[first * B:]
+            gU_r, gU_z = xp.split(
+                g_lateral[:, :2 * H].T.dot(states[first * B:T * B]), 2)
+            gU = g_lateral[:, 2 * H:].T.dot(
+                r_h[first:].reshape(-1, H))
+            gc_r, gc_z, gc = xp.split(g_lateral.sum(axis=0), 3)
+        else:
+            gW_r = gb_r = None  # r took no part
+        gh0 = carry if self.has_h0 else None
+        return _variables((gx, gW_r, gb_r, gW_z, gb_z, gW, gb,
+                           gU_r, gc_r, gU_z, gc_z, gU, gc,
+                           gh0)[:len(self.inputs)])
+
+
+class EmbedIDFunction(chainer.FunctionNode):
+    """chainer.functions.embed_id, with a backward that does not loop.
+
+    Inputs: ids (int, any shape), W (n_vocab, n_units); output W[ids].
+    """
+
+    def forward(self, inputs):
+        ids, W = inputs
+        self._ids, self._w_shape = ids, W.shape
+        return W.take(ids, axis=0),
+
+    def backward(self, indexes, grad_outputs):
+        _refuse_double_backprop()
+        gy = grad_outputs[0].array
+        xp = backend.get_array_module(gy)
+        ids = self._ids.ravel()
+        n_vocab, n_units = self._w_shape
+        gW = _scatter_rows(gy.reshape(len(ids), n_units), ids, n_vocab, xp)
+        return None, chainer.Variable(gW, requires_grad=False)
+
+
+def embed_id(ids, W):
+    """W[ids] for int ids, as chainer.functions.embed_id, with a fast grad."""
+    return EmbedIDFunction().apply((ids, W))[0]
+
+
+class LinearFunction(chainer.FunctionNode):
+    """x W^T + b for x (N, in), W (out, in), b (out,): one node both ways.
+
+    chainer.functions.linear's backward is three more nodes.
+    """
+
+    def forward(self, inputs):
+        x, W, b = inputs
+        self._x, self._W = x, W
+        y = x.dot(W.T)
+        y += b
+        return y,
+
+    def backward(self, indexes, grad_outputs):
+        _refuse_double_backprop()
+        gy = grad_outputs[0].array
+        gx = gy.dot(self._W) if 0 in indexes else None
+        return _variables((gx, gy.T.dot(self._x), gy.sum(axis=0)))
+
+
+def linear(link, x):
+    """What the chainer.links.Linear link does to x (N, in), as one node."""
+    return LinearFunction().apply((x, link.W, link.b))[0]
+
+
+def _window_inputs(layer, x, n_steps, ids, *states):
+    """(x, ids) checked against n_steps and the batch size of the states.
+
+    x is the layer's input (T * B, in); or, if ids is given, it is the table
+    (see the module's docstring) and ids the rows for the window.
+    """
+    if ids is not None:
+        ids = getattr(ids, 'array', ids).ravel()
+    batch, rest = divmod(_n_rows(x, ids), n_steps)
+    if rest:
+        raise ValueError('{} rows are not {} steps of a batch'.format(
+            _n_rows(x, ids), n_steps))
+    for state in states:
+        if state is not None and len(state) != batch:
+            raise ValueError(
+                'the state of {} holds {} streams and the window {}: a fused '
+                'window cannot change the batch size'.format(
+                    type(layer).__name__, len(state), batch))
+    return x, ids
+
+
+def elman_window(layer, x, n_steps, ids=None):
+    """hs (T * B, H): an ElmanLayer over the window x (T * B, in).
+
+    With ids, x is a table (see the module's docstring). The state
+    (layer.h) is the node's output for the last step, graph and all, as the
+    per-step path leaves it; the updater cuts it after every window.
+    """
+    x, ids = _window_inputs(layer, x, n_steps, ids, layer.h)
+    inputs = [x, layer.upward.W, layer.upward.b,
+              layer.lateral.W, layer.lateral.b]
+    if layer.h is not None:
+        inputs.append(layer.h)
+    hs, layer.h = ElmanWindow(
+        n_steps, layer.activation, layer.h is not None, ids).apply(inputs)
+    return hs
+
+
+def lstm_window(layer, x, n_steps, ids=None):
+    """hs (T * B, H): a chainer.links.LSTM over the window x (T * B, in).
+
+    x, ids and the states (layer.c, layer.h) are as in elman_window.
+    """
+    x, ids = _window_inputs(layer, x, n_steps, ids, layer.c, layer.h)
+    inputs = [x, layer.upward.W, layer.upward.b, layer.lateral.W]
+    if layer.c is not None:
+        inputs.append(layer.c)
+    if layer.h is not None:
+        inputs.append(layer.h)
+    hs, layer.h, layer.c = LSTMWindow(
+        n_steps, layer.c is not None, layer.h is not None,
+        ids).apply(inputs)
+    return hs
+
+
+def gru_window(layer, x, n_steps, ids=None):
+    """hs (T * B, H): a chainer.links.StatefulGRU over the window x.
+
+    x (T * B, in), ids and the state (layer.h) are as in elman_window.
+    """
+    x, ids = _window_inputs(layer, x, n_steps, ids, layer.h)
+    inputs = [x]
+    for name in ('W_r', 'W_z', 'W', 'U_r', 'U_z', 'U'):
+        link = getattr(layer, name)
+        inputs += [link.W, link.b]
+    if layer.h is not None:
+        inputs.append(layer.h)
+    hs, layer.h = GRUWindow(
+        n_steps, layer.h is not None, ids).apply(inputs)
+    return hs
+
+
+def _embedded(predictor, xs):
+    """(x, ids) for the first recurrent layer of a window xs (T, B).
+
+    The layer picks the words' rows from the embedding's matrix where the
+    vocabulary is smaller than the window, and so cheaper to project; else
+    the input is the embedded words, x (T * B, n_units), and ids None.
+    """
+    ids = getattr(xs, 'array', xs).ravel()
+    W = predictor.embed.W
+    if len(W) <= len(ids):
+        return W, ids
+    return embed_id(ids, W), None
+
+
+class FusedElmanWindow:
+    """Mixin: forward_window of embed, the Elman layers, out; fused.
+
+    For RNN and RNN2, and for any predictor made of an EmbedID embed,
+    ElmanLayers named in elman_layers and a Linear out.
+    """
+
+    elman_layers = ('l1',)
+
+    def forward_window(self, xs):
+        """Logits (T * B, n_vocab) for xs int32 (T, B), as the per-step."""
+        n_steps = len(xs)
+        h, ids = _embedded(self, xs)
+        for name in self.elman_layers:
+            h = elman_window(getattr(self, name), h, n_steps, ids)
+            ids = None
+        return linear(self.out, h)
+
+
+class FusedRNN(FusedElmanWindow, models.RNN):
+    """models.RNN, whose windows run fused."""
+
+
+class FusedRNN2(FusedElmanWindow, models.RNN2):
+    """models.RNN2, whose windows run fused."""
+
+    elman_layers = ('l1', 'l2', 'l3')
+
+
+class FusedLSTMForSequence(models.LSTMForSequence):
+    """models.LSTMForSequence, whose windows run fused."""
+
+    def forward_window(self, xs):
+        """Logits (T * B, n_vocab) for xs int32 (T, B), as the per-step.
+
+        Dropout applies to the window's (T * B, H) arrays at once: the same
+        distribution as the per-step path's, but the masks come from the
+        random stream in another order, so training runs differ. Without
+        dropout (in test mode) the first layer reads the embedding's matrix
+        as the other models do.
+        """
+        n_steps = len(xs)
+        if chainer.config.train:
+            h = F.dropout(embed_id(getattr(xs, 'array', xs).ravel(),
+                                   self.embed.W))
+            h = lstm_window(self.l1, h, n_steps)
+        else:
+            x, ids = _embedded(self, xs)
+            h = lstm_window(self.l1, x, n_steps, ids)
+        h = lstm_window(self.l2, F.dropout(h), n_steps)
+        return linear(self.out, F.dropout(h))
+
+
+class FusedGRU(models.GRU):
+    """models.GRU, whose windows run fused."""
+
+    def forward_window(self, xs):
+        """Logits (T * B, n_vocab) for xs int32 (T, B), as the per-step."""
+        h, ids = _embedded(self, xs)
+        return linear(self.out, gru_window(self.l1, h, len(xs), ids))
+
+
+FUSED_ARCHITECTURES = {
+    'rnn': FusedRNN,
+    'rnn2': FusedRNN2,
+    'lstm': FusedLSTMForSequence,
+    'gru': FusedGRU,
+}
+
+
+def build_fused_model(arch, n_vocab, n_units):
+    """The predictor named arch, whose windows run fused."""
+    return FUSED_ARCHITECTURES[arch](n_vocab, n_units)
