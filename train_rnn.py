@@ -22,6 +22,7 @@ import numpy
 import fused
 from iterators import ParallelSequentialIterator
 from models import ARCHITECTURES, SequenceClassifier, build_model
+from optimizers import FlatAdam
 import simple_sequence
 import snapshots
 from training_extensions import (
@@ -215,7 +216,7 @@ def build_trainer(args, device):
         predictor = build_model(args.arch, args.vocab, args.unit)
     model = SequenceClassifier(predictor)
     model.to_device(device)
-    optimizer = chainer.optimizers.Adam(alpha=ADAM_ALPHA)
+    optimizer = FlatAdam(alpha=ADAM_ALPHA)
     optimizer.setup(model)
     if args.gradclip is not None:
         optimizer.add_hook(
