@@ -592,7 +592,18 @@ def _embedded(predictor, xs):
     return embed_id(ids, W), None
 
 
-class FusedElmanWindow:
+class StepAsWindow:
+    """Mixin for a fused predictor: one step runs as a window of one step.
+
+    That is one node per layer, where the per-step layers take several.
+    """
+
+    def forward(self, x):
+        """Logits (batch, n_vocab) for the words after x int32 (batch,)."""
+        return self.forward_window(x[None])
+
+
+class FusedElmanWindow(StepAsWindow):
     """Mixin: forward_window of embed, the Elman layers, out; fused.
 
     For RNN and RNN2, and for any predictor made of an EmbedID embed,
@@ -615,13 +626,17 @@ class FusedRNN(FusedElmanWindow, models.RNN):
     """models.RNN, whose windows run fused."""
 
 
+class FusedReLURNN(FusedElmanWindow, models.ReLURNN):
+    """models.ReLURNN, whose windows run fused."""
+
+
 class FusedRNN2(FusedElmanWindow, models.RNN2):
     """models.RNN2, whose windows run fused."""
 
     elman_layers = ('l1', 'l2', 'l3')
 
 
-class FusedLSTMForSequence(models.LSTMForSequence):
+class FusedLSTMForSequence(StepAsWindow, models.LSTMForSequence):
     """models.LSTMForSequence, whose windows run fused."""
 
     def forward_window(self, xs):
@@ -645,7 +660,7 @@ class FusedLSTMForSequence(models.LSTMForSequence):
         return linear(self.out, F.dropout(h))
 
 
-class FusedGRU(models.GRU):
+class FusedGRU(StepAsWindow, models.GRU):
     """models.GRU, whose windows run fused."""
 
     def forward_window(self, xs):
@@ -656,6 +671,7 @@ class FusedGRU(models.GRU):
 
 FUSED_ARCHITECTURES = {
     'rnn': FusedRNN,
+    'rnn_relu': FusedReLURNN,
     'rnn2': FusedRNN2,
     'lstm': FusedLSTMForSequence,
     'gru': FusedGRU,

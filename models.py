@@ -148,15 +148,27 @@ class RecurrentPredictor(chainer.Chain):
 class RNN(RecurrentPredictor):
     """The tutorial's Elman network: one tanh recurrent layer."""
 
+    activation = 'tanh'
+
     def __init__(self, n_vocab, n_units):
         super().__init__()
         with self.init_scope():
             self.embed = L.EmbedID(n_vocab, n_units)
-            self.l1 = ElmanLayer(n_units, n_units)
+            self.l1 = ElmanLayer(n_units, n_units, self.activation)
             self.out = L.Linear(n_units, n_vocab)
 
     def recur(self, e):
         return self.l1(e)
+
+
+class ReLURNN(RNN):
+    """The Elman network with ReLU: the kind that can count without bound.
+
+    With finite precision, ReLU networks and LSTMs can count arbitrarily
+    far, tanh networks and GRUs cannot (Weiss, Goldberg and Yahav, 2018).
+    """
+
+    activation = 'relu'
 
 
 class RNN2(RecurrentPredictor):
@@ -226,6 +238,7 @@ class GRU(RecurrentPredictor):
 
 ARCHITECTURES = {
     'rnn': RNN,
+    'rnn_relu': ReLURNN,
     'rnn2': RNN2,
     'rnn3': RNN3,
     'lstm': LSTMForSequence,
@@ -257,11 +270,9 @@ class SequenceClassifier(chainer.Chain):
         xp = self.xp
         steps = len(xs)
         ys = self.predictor.forward_window(xs)
-        xs, ts = xs.ravel(), ts.ravel()
+        ts = ts.ravel()
         loss = F.softmax_cross_entropy(ys, ts)
-        correct = ys.array.argmax(axis=1) == ts
-        # After the i-th i comes i+1: the only places where counting shows.
-        boundary = xs != ts
+        correct, boundary = judge(ys.array, xs, ts)
         n_boundary = boundary.sum()
         boundary_accuracy = ((correct & boundary).sum() /
                              xp.maximum(n_boundary, 1))
@@ -273,6 +284,17 @@ class SequenceClassifier(chainer.Chain):
         }, self)
         # The tutorial sums the per-step losses of the window.
         return loss * steps
+
+
+def judge(logits, xs, ts):
+    """(correct, boundary): bool (words,) for logits (words, n_vocab) and the
+    words' inputs and targets xs, ts (any shape of that size).
+
+    A boundary is where the next word differs from the current one: after
+    the i-th i comes i+1, the only places where counting shows.
+    """
+    ts = ts.ravel()
+    return logits.argmax(axis=1) == ts, xs.ravel() != ts
 
 
 def generate(predictor, prime, length):

@@ -319,7 +319,7 @@ def test_models_load_into_each_other_and_continue_alike(arch, saved_fused,
 
 @pytest.mark.parametrize('arch', FUSED)
 def test_one_step_at_a_time_is_the_per_step_models(arch):
-    """forward is inherited; and a window continues from steps before it."""
+    """One step runs as a window of one; a window continues from steps."""
     predictors = [build(arch, use_fused) for use_fused in (False, True)]
     logits = []
     with chainer.using_config('train', False), chainer.no_backprop_mode():
