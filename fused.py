@@ -1,14 +1,14 @@
-"""The fused path: each recurrent layer runs a whole BPTT window as one node.
+"""Recurrent layers over a window of steps, each as one function node.
 
-The per-step models of models.py build a graph of a few function nodes per
-layer and step (about 120 for the tutorial's RNN over 20 steps). Here every
-recurrent layer runs the window as one FunctionNode with a hand-written
-backward, and the embedding and the output layer run once over all the
-window's words: a window of the RNN is two nodes, the Elman layer (which
-reads the embedding's matrix itself, see ids below) and the output layer.
-The models compute the same function as the per-step ones, with the same
-parameters under the same names, so that a model trained either way loads
-into the other.
+Chainer spends its time on graph machinery, not arithmetic: a tanh layer
+written with links is four nodes a step forward and more backward. Here an
+Elman, LSTM or GRU layer runs a window of T steps as one FunctionNode with
+a hand-written backward, and so does the embedding and the output layer.
+models.py uses them two ways: its layers run one step per node (the
+per-step path, one call per time step as in the tutorial), and its fused
+predictors run a whole BPTT window per node (--fused). Either way the
+function and the parameters are those of Chainer's links (Linear, LSTM,
+StatefulGRU), under the same names.
 
 The array code is written once for NumPy and CuPy (through xp). Backward is
 not differentiable again: the nodes refuse double backprop.
@@ -30,9 +30,6 @@ import chainer_compat  # noqa: F401  (must precede chainer)
 
 import chainer
 from chainer import backend
-import chainer.functions as F
-
-import models
 
 # Up to this vocabulary size the embedding's gradient is one product with a
 # one-hot matrix; beyond, a scatter-add. For 200 words of 100 units, on one
@@ -40,6 +37,7 @@ import models
 # product, against 210 us for numpy.add.at, which wins from a vocabulary of
 # about 200 on; Chainer 7.8.1 loops over the words in Python: 280 to 400 us.
 ONE_HOT_MAX_VOCAB = 128
+ACTIVATIONS = ('tanh', 'relu')
 
 
 def _variables(arrays):
@@ -140,9 +138,9 @@ class ElmanWindow(chainer.FunctionNode):
     """
 
     def __init__(self, n_steps, activation='tanh', has_h0=False, ids=None):
-        if activation not in models.ACTIVATIONS:
+        if activation not in ACTIVATIONS:
             raise ValueError('activation must be one of {} (got {!r})'.format(
-                ', '.join(models.ACTIVATIONS), activation))
+                ', '.join(ACTIVATIONS), activation))
         self.n_steps = n_steps
         self.activation = activation
         self.has_h0 = has_h0
@@ -576,108 +574,3 @@ def gru_window(layer, x, n_steps, ids=None):
     hs, layer.h = GRUWindow(
         n_steps, layer.h is not None, ids).apply(inputs)
     return hs
-
-
-def _embedded(predictor, xs):
-    """(x, ids) for the first recurrent layer of a window xs (T, B).
-
-    The layer picks the words' rows from the embedding's matrix where the
-    vocabulary is smaller than the window, and so cheaper to project; else
-    the input is the embedded words, x (T * B, n_units), and ids None.
-    """
-    ids = getattr(xs, 'array', xs).ravel()
-    W = predictor.embed.W
-    if len(W) <= len(ids):
-        return W, ids
-    return embed_id(ids, W), None
-
-
-class StepAsWindow:
-    """Mixin for a fused predictor: one step runs as a window of one step.
-
-    That is one node per layer, where the per-step layers take several.
-    """
-
-    def forward(self, x):
-        """Logits (batch, n_vocab) for the words after x int32 (batch,)."""
-        return self.forward_window(x[None])
-
-
-class FusedElmanWindow(StepAsWindow):
-    """Mixin: forward_window of embed, the Elman layers, out; fused.
-
-    For RNN and RNN2, and for any predictor made of an EmbedID embed,
-    ElmanLayers named in elman_layers and a Linear out.
-    """
-
-    elman_layers = ('l1',)
-
-    def forward_window(self, xs):
-        """Logits (T * B, n_vocab) for xs int32 (T, B), as the per-step."""
-        n_steps = len(xs)
-        h, ids = _embedded(self, xs)
-        for name in self.elman_layers:
-            h = elman_window(getattr(self, name), h, n_steps, ids)
-            ids = None
-        return linear(self.out, h)
-
-
-class FusedRNN(FusedElmanWindow, models.RNN):
-    """models.RNN, whose windows run fused."""
-
-
-class FusedReLURNN(FusedElmanWindow, models.ReLURNN):
-    """models.ReLURNN, whose windows run fused."""
-
-
-class FusedRNN2(FusedElmanWindow, models.RNN2):
-    """models.RNN2, whose windows run fused."""
-
-    elman_layers = ('l1', 'l2', 'l3')
-
-
-class FusedLSTMForSequence(StepAsWindow, models.LSTMForSequence):
-    """models.LSTMForSequence, whose windows run fused."""
-
-    def forward_window(self, xs):
-        """Logits (T * B, n_vocab) for xs int32 (T, B), as the per-step.
-
-        Dropout applies to the window's (T * B, H) arrays at once: the same
-        distribution as the per-step path's, but the masks come from the
-        random stream in another order, so training runs differ. Without
-        dropout (in test mode) the first layer reads the embedding's matrix
-        as the other models do.
-        """
-        n_steps = len(xs)
-        if chainer.config.train:
-            h = F.dropout(embed_id(getattr(xs, 'array', xs).ravel(),
-                                   self.embed.W))
-            h = lstm_window(self.l1, h, n_steps)
-        else:
-            x, ids = _embedded(self, xs)
-            h = lstm_window(self.l1, x, n_steps, ids)
-        h = lstm_window(self.l2, F.dropout(h), n_steps)
-        return linear(self.out, F.dropout(h))
-
-
-class FusedGRU(StepAsWindow, models.GRU):
-    """models.GRU, whose windows run fused."""
-
-    def forward_window(self, xs):
-        """Logits (T * B, n_vocab) for xs int32 (T, B), as the per-step."""
-        h, ids = _embedded(self, xs)
-        return linear(self.out, gru_window(self.l1, h, len(xs), ids))
-
-
-FUSED_ARCHITECTURES = {
-    'rnn': FusedRNN,
-    'rnn_relu': FusedReLURNN,
-    'rnn2': FusedRNN2,
-    'lstm': FusedLSTMForSequence,
-    'gru': FusedGRU,
-}
-
-
-def build_fused_model(arch, n_vocab, n_units):
-    """The predictor named arch, whose windows run fused."""
-    return FUSED_ARCHITECTURES[arch](n_vocab, n_units)

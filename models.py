@@ -6,6 +6,8 @@ import chainer.functions as F
 import chainer.links as L
 import numpy
 
+import fused
+
 
 class RecurrentState:
     """Mixin for a link whose attributes in state_names carry between calls.
@@ -44,33 +46,40 @@ class RecurrentState:
 
 
 class LSTM(RecurrentState, L.LSTM):
-    """chainer.links.LSTM whose cell and output state are saved."""
+    """chainer.links.LSTM, one node a step, whose state is saved.
+
+    The batch size must stay the same from step to step, until reset_state.
+    """
 
     state_names = ('c', 'h')
 
+    def forward(self, x):
+        return fused.lstm_window(self, x, 1)
+
 
 class StatefulGRU(RecurrentState, L.StatefulGRU):
-    """chainer.links.StatefulGRU whose state is saved."""
+    """chainer.links.StatefulGRU, one node a step, whose state is saved."""
 
     state_names = ('h',)
 
-
-ACTIVATIONS = {'tanh': F.tanh, 'relu': F.relu}
+    def forward(self, x):
+        return fused.gru_window(self, x, 1)
 
 
 class ElmanLayer(RecurrentState, chainer.Chain):
-    """h = act(upward(x) + lateral(h_prev)); the first step has no lateral.
+    """h = act(upward(x) + lateral(h_prev)), one node a step.
 
-    act is tanh (the tutorial's) or relu.
+    The first step has no lateral term. act is tanh (the tutorial's) or
+    relu. The batch size must stay the same from step to step.
     """
 
     state_names = ('h',)
 
     def __init__(self, in_size, out_size, activation='tanh'):
         super().__init__()
-        if activation not in ACTIVATIONS:
+        if activation not in fused.ACTIVATIONS:
             raise ValueError('activation must be one of {} (got {!r})'.format(
-                ', '.join(ACTIVATIONS), activation))
+                ', '.join(fused.ACTIVATIONS), activation))
         self.activation = activation
         with self.init_scope():
             self.upward = L.Linear(in_size, out_size)
@@ -78,12 +87,7 @@ class ElmanLayer(RecurrentState, chainer.Chain):
         self.h = None
 
     def forward(self, x):
-        act = ACTIVATIONS[self.activation]
-        if self.h is None:
-            self.h = act(self.upward(x))
-        else:
-            self.h = act(self.upward(x) + self.lateral(self.h))
-        return self.h
+        return fused.elman_window(self, x, 1)
 
 
 class ConcatElmanLayer(RecurrentState, chainer.Chain):
@@ -246,9 +250,102 @@ ARCHITECTURES = {
 }
 
 
-def build_model(arch, n_vocab, n_units):
-    """The predictor named arch: a RecurrentPredictor."""
-    return ARCHITECTURES[arch](n_vocab, n_units)
+# The fused path: each recurrent layer runs a whole window as one node.
+
+def _embedded(predictor, xs):
+    """(x, ids) for the first recurrent layer of a window xs (T, B).
+
+    The layer picks the words' rows from the embedding's matrix where the
+    vocabulary is smaller than the window, and so cheaper to project; else
+    the input is the embedded words, x (T * B, n_units), and ids None.
+    """
+    ids = getattr(xs, 'array', xs).ravel()
+    W = predictor.embed.W
+    if len(W) <= len(ids):
+        return W, ids
+    return fused.embed_id(ids, W), None
+
+
+class FusedElmanWindow:
+    """Mixin: forward_window of embed, the Elman layers, out; fused.
+
+    For RNN and RNN2, and for any predictor made of an EmbedID embed,
+    ElmanLayers named in elman_layers and a Linear out.
+    """
+
+    elman_layers = ('l1',)
+
+    def forward_window(self, xs):
+        """Logits (T * B, n_vocab) for xs int32 (T, B), as the per-step."""
+        n_steps = len(xs)
+        h, ids = _embedded(self, xs)
+        for name in self.elman_layers:
+            h = fused.elman_window(getattr(self, name), h, n_steps, ids)
+            ids = None
+        return fused.linear(self.out, h)
+
+
+class FusedRNN(FusedElmanWindow, RNN):
+    """RNN, whose windows run fused."""
+
+
+class FusedReLURNN(FusedElmanWindow, ReLURNN):
+    """ReLURNN, whose windows run fused."""
+
+
+class FusedRNN2(FusedElmanWindow, RNN2):
+    """RNN2, whose windows run fused."""
+
+    elman_layers = ('l1', 'l2', 'l3')
+
+
+class FusedLSTMForSequence(LSTMForSequence):
+    """LSTMForSequence, whose windows run fused."""
+
+    def forward_window(self, xs):
+        """Logits (T * B, n_vocab) for xs int32 (T, B), as the per-step.
+
+        Dropout applies to the window's (T * B, H) arrays at once: the same
+        distribution as the per-step path's, but the masks come from the
+        random stream in another order, so training runs differ. Without
+        dropout (in test mode) the first layer reads the embedding's matrix
+        as the other models do.
+        """
+        n_steps = len(xs)
+        if chainer.config.train:
+            ids = getattr(xs, 'array', xs).ravel()
+            h = F.dropout(fused.embed_id(ids, self.embed.W))
+            h = fused.lstm_window(self.l1, h, n_steps)
+        else:
+            x, ids = _embedded(self, xs)
+            h = fused.lstm_window(self.l1, x, n_steps, ids)
+        h = fused.lstm_window(self.l2, F.dropout(h), n_steps)
+        return fused.linear(self.out, F.dropout(h))
+
+
+class FusedGRU(GRU):
+    """GRU, whose windows run fused."""
+
+    def forward_window(self, xs):
+        """Logits (T * B, n_vocab) for xs int32 (T, B), as the per-step."""
+        h, ids = _embedded(self, xs)
+        h = fused.gru_window(self.l1, h, len(xs), ids)
+        return fused.linear(self.out, h)
+
+
+FUSED_ARCHITECTURES = {
+    'rnn': FusedRNN,
+    'rnn_relu': FusedReLURNN,
+    'rnn2': FusedRNN2,
+    'lstm': FusedLSTMForSequence,
+    'gru': FusedGRU,
+}
+
+
+def build_model(arch, n_vocab, n_units, fused=False):
+    """The predictor named arch; with fused, one whose windows run fused."""
+    return (FUSED_ARCHITECTURES if fused else ARCHITECTURES)[arch](
+        n_vocab, n_units)
 
 
 class SequenceClassifier(chainer.Chain):

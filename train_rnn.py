@@ -19,16 +19,16 @@ from chainer import training
 from chainer.training import extensions
 import numpy
 
-import fused
 from iterators import ParallelSequentialIterator
-from models import ARCHITECTURES, SequenceClassifier, build_model
+from models import (
+    ARCHITECTURES, FUSED_ARCHITECTURES, SequenceClassifier, build_model)
 from optimizers import FlatAdam
 import simple_sequence
 import snapshots
 from training_extensions import (
     Diverged, LogPlotReport, SequenceEvaluator, StopOnDivergence,
     StopOnRequest, WithoutTerminalCodes)
-from updaters import BPTTUpdater
+from updaters import BPTTUpdater, fast_training
 
 # The arguments that define a run: a resumed run must keep them.
 RUN_DEFINING = ('arch', 'unit', 'vocab', 'batchsize', 'bproplen', 'seed',
@@ -92,7 +92,7 @@ def build_parser():
                         help='run each recurrent layer over a whole BPTT '
                         'window as one function node: the same model, many '
                         'times faster ({})'.format(', '.join(
-                            sorted(fused.FUSED_ARCHITECTURES))))
+                            sorted(FUSED_ARCHITECTURES))))
     parser.add_argument('--overwrite', action='store_true',
                         help='start afresh even where --out holds an '
                         'unfinished run, removing its files')
@@ -112,9 +112,9 @@ def check_arguments(args):
     if args.arch not in ARCHITECTURES:
         raise UsageError('unknown architecture {!r}: choose from {}'.format(
             args.arch, ', '.join(sorted(ARCHITECTURES))))
-    if args.fused and args.arch not in fused.FUSED_ARCHITECTURES:
+    if args.fused and args.arch not in FUSED_ARCHITECTURES:
         raise UsageError('--fused has no {}: it runs {}'.format(
-            args.arch, ', '.join(sorted(fused.FUSED_ARCHITECTURES))))
+            args.arch, ', '.join(sorted(FUSED_ARCHITECTURES))))
     for name in ('unit', 'bproplen', 'batchsize', 'epoch', 'vocab', 'seed'):
         value = getattr(args, name)
         if not isinstance(value, int) or isinstance(value, bool):
@@ -210,11 +210,8 @@ def build_trainer(args, device):
     # The tutorial evaluates on a fresh copy of the same sequence.
     val = simple_sequence.get_simple_sequence(args.vocab)
 
-    if args.fused:
-        predictor = fused.build_fused_model(args.arch, args.vocab, args.unit)
-    else:
-        predictor = build_model(args.arch, args.vocab, args.unit)
-    model = SequenceClassifier(predictor)
+    model = SequenceClassifier(
+        build_model(args.arch, args.vocab, args.unit, args.fused))
     model.to_device(device)
     optimizer = FlatAdam(alpha=ADAM_ALPHA)
     optimizer.setup(model)
@@ -346,7 +343,7 @@ def train(trainer, args):
     """Run the trainer; the exit status, with a message where it failed."""
     stop_trigger = trainer.stop_trigger
     try:
-        with stop_on_ctrl_c(stop_trigger):
+        with stop_on_ctrl_c(stop_trigger), fast_training():
             trainer.run(show_loop_exception_msg=False)
     except Diverged as error:
         print('{}: try clipping the gradient, e.g. --gradclip 5'.format(

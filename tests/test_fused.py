@@ -2,6 +2,7 @@ import warnings
 
 import chainer
 import chainer.functions as F
+import chainer.links as L
 import numpy
 import pytest
 
@@ -18,7 +19,7 @@ import snapshots
 
 from helpers import make_updater
 
-FUSED = sorted(fused.FUSED_ARCHITECTURES)
+FUSED = sorted(models.FUSED_ARCHITECTURES)
 N_VOCAB, N_UNITS, BATCH = 5, 8, 3
 # Float64 runs of the two paths differ by rounding alone, about 1e-15.
 TOLERANCE = 1e-9
@@ -27,7 +28,7 @@ TOLERANCE = 1e-9
 def build(arch, use_fused, dtype=numpy.float32, seed=0, n_vocab=N_VOCAB):
     """A predictor of either path; the same seed gives the same parameters."""
     numpy.random.seed(seed)
-    table = fused.FUSED_ARCHITECTURES if use_fused else ARCHITECTURES
+    table = models.FUSED_ARCHITECTURES if use_fused else ARCHITECTURES
     with chainer.using_config('dtype', dtype):
         return table[arch](n_vocab, N_UNITS)
 
@@ -95,7 +96,7 @@ def node_input(n_steps, table):
     return (3, IN), ids.astype(numpy.int32)
 
 
-@pytest.mark.parametrize('activation', sorted(models.ACTIVATIONS))
+@pytest.mark.parametrize('activation', fused.ACTIVATIONS)
 @pytest.mark.parametrize('has_h0', [False, True])
 @pytest.mark.parametrize('n_steps', [1, 3])
 @pytest.mark.parametrize('table', [False, True])
@@ -338,10 +339,24 @@ def test_a_window_cannot_change_the_batch_size():
         predictor.forward_window(window(2, 0)[:, :2])
 
 
-# The window functions on the layers of models.py alone.
+# The layers of models.py against Chainer's own links, step by step.
 
 WINDOWS = {'elman': fused.elman_window, 'lstm': fused.lstm_window,
            'gru': fused.gru_window}
+
+
+def stock_step(layer, x):
+    """One step of the layer as Chainer's links and functions compute it."""
+    if isinstance(layer, models.LSTM):
+        return L.LSTM.forward(layer, x)
+    if isinstance(layer, models.StatefulGRU):
+        return L.StatefulGRU.forward(layer, x)
+    act = F.tanh if layer.activation == 'tanh' else F.relu
+    if layer.h is None:
+        layer.h = act(layer.upward(x))
+    else:
+        layer.h = act(layer.upward(x) + layer.lateral(layer.h))
+    return layer.h
 
 
 def layer_pair(kind, activation):
@@ -357,15 +372,21 @@ def layer_pair(kind, activation):
 
 @pytest.mark.parametrize('kind, activation', [
     ('elman', 'tanh'), ('elman', 'relu'), ('lstm', None), ('gru', None)])
-def test_a_layers_window_is_its_steps(kind, activation):
+@pytest.mark.parametrize('per_step', [False, True])
+def test_a_layer_computes_what_chainers_links_do(kind, activation, per_step):
+    """Step by step (the per-step path) or in one window (the fused)."""
     layer, reference = layer_pair(kind, activation)
     x0, x, gy = random_arrays(0, (2, BATCH, 4), (3, BATCH, 4), (3, BATCH, 3))
-    for link in (layer, reference):
-        for step in x0:  # a state from steps before the window
-            link(step)
-        link.unchain_state()
-    hs = WINDOWS[kind](layer, x.reshape(3 * BATCH, 4), 3)
-    expected = F.concat([reference(step) for step in x], axis=0)
+    for step in x0:  # a state from steps before the window
+        layer(step)
+        stock_step(reference, step)
+    layer.unchain_state()
+    reference.unchain_state()
+    if per_step:
+        hs = F.concat([layer(step) for step in x], axis=0)
+    else:
+        hs = WINDOWS[kind](layer, x.reshape(3 * BATCH, 4), 3)
+    expected = F.concat([stock_step(reference, step) for step in x], axis=0)
     assert hs.shape == (3 * BATCH, 3)
     assert relative_difference(hs.array, expected.array) < TOLERANCE
     for link, y in ((layer, hs), (reference, expected)):

@@ -7,8 +7,7 @@ import sys
 import numpy
 import pytest
 
-from fused import FUSED_ARCHITECTURES
-from models import ARCHITECTURES, generate
+from models import ARCHITECTURES, FUSED_ARCHITECTURES, generate
 import predict_rnn
 import train_rnn
 import training_extensions

@@ -54,9 +54,9 @@ def test_the_graph_of_one_whole_window_is_written_once(tmp_path):
     updater.update()
     graph = path.read_text()
     assert graph.startswith('digraph')
-    # One tanh per step: the whole window, not just what is left after
-    # the graph is cut.
-    assert graph.count('label="Tanh"') == 4
+    # One Elman node per step: the whole window, not just what is left
+    # after the graph is cut.
+    assert graph.count('label="ElmanWindow"') == 4
     path.unlink()
     updater.update()
     assert not path.exists()
