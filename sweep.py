@@ -61,7 +61,7 @@ def build_parser():
                         help='BPTT lengths (default: %(default)s)')
     parser.add_argument('--seed', nargs='+', type=int, default=list(SEEDS),
                         help='seeds (default: %(default)s)')
-    parser.add_argument('--updates', type=int, default=2000,
+    parser.add_argument('--updates', type=int, default=1500,
                         help='the budget of updates of a run (default: '
                         '%(default)s)')
     parser.add_argument('--eval-every', type=int, default=100,
@@ -122,11 +122,12 @@ def phase_spread_sequence(n_vocab, batch_size, periods_per_stream=3):
 
 
 def evaluate(predictor, n_vocab, batch_size):
-    """(accuracy, boundary accuracy) over two periods of every stream.
+    """(accuracy, boundary accuracy) over a period of every stream.
 
     Every stream starts from a reset state at its own phase, usually within
-    a block, where nobody could tell how many came before: the first period
-    of each stream warms the state up and is not scored.
+    a block, where nobody could tell how many came before: a first period
+    warms the state up and is not scored. With the streams' phases spread,
+    the scored period covers every position batch_size times.
     """
     period = simple_sequence.period_length(n_vocab)
     iterator = ParallelSequentialIterator(
@@ -134,8 +135,8 @@ def evaluate(predictor, n_vocab, batch_size):
     predictor.reset_state()
     counts = numpy.zeros(4, numpy.int64)
     with chainer.using_config('train', False), chainer.no_backprop_mode():
-        for step in range(0, 3 * period, EVAL_WINDOW):
-            length = min(EVAL_WINDOW, 3 * period - step)
+        for step in range(0, 2 * period, EVAL_WINDOW):
+            length = min(EVAL_WINDOW, 2 * period - step)
             xs, ts = next_window(iterator, length, CPU)
             logits = predictor.forward_window(xs).array
             if step + length <= period:
@@ -369,8 +370,8 @@ def markdown(summary, records, args, wall, n_new):
         'of {} streams (Adam alpha {}, gradient clipping {}, {} units) and '
         'stops once overall and boundary accuracy both reach {} (checked '
         'every {} updates). The streams start at evenly spread phases of the '
-        'period. Scores: overall and boundary accuracy over two periods of '
-        'every stream after one period of warm-up, and the share of two '
+        'period. Scores: overall and boundary accuracy over a period of '
+        'every stream after a period of warm-up, and the share of two '
         'periods generated freely from the prime 1 that are right.'.format(
             ' '.join(['python'] + [shlex.quote(arg) for arg in sys.argv]),
             len(records), ', '.join(args.arch), args.vocab, args.bproplen,
