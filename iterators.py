@@ -19,19 +19,27 @@ class ParallelSequentialIterator(chainer.dataset.Iterator):
     After k calls every stream has moved k steps, k * batch_size words are
     consumed and epoch_detail is k * batch_size / len. The whole state is the
     number of calls, so everything else is derived from it.
+
+    streams, a range of stream numbers, makes the iterator yield those
+    streams alone, as one of several processes that share the batch_size
+    streams (data-parallel training); the epochs still count all of them.
     """
 
-    def __init__(self, dataset, batch_size, repeat=True):
+    def __init__(self, dataset, batch_size, repeat=True, streams=None):
         length = len(dataset)
         if not 1 <= batch_size <= length:
             raise ValueError(
                 'the batch size must be between 1 and the length of the '
                 'sequence, {} (got {})'.format(length, batch_size))
+        streams = range(batch_size) if streams is None else streams
+        if not 0 <= min(streams) <= max(streams) < batch_size:
+            raise ValueError('the streams must be among the {} streams (got '
+                             '{})'.format(batch_size, streams))
         self.dataset = dataset
         self.batch_size = batch_size
         self.repeat = repeat
         self._words = numpy.asarray(dataset)
-        self._offsets = numpy.arange(batch_size) * length // batch_size
+        self._offsets = numpy.asarray(streams) * length // batch_size
         self.iteration = 0
 
     def __next__(self):

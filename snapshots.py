@@ -18,6 +18,8 @@ import chainer_compat  # noqa: F401  (must precede chainer)
 import chainer
 import numpy
 
+import distributed
+
 SNAPSHOT_NAME = re.compile(r'snapshot_iter_(\d+)')
 RUN_ARGS_KEY = 'run_args'
 _ZIP_MAGIC = b'PK\x03\x04'
@@ -56,17 +58,25 @@ def atomic_file(path, mode='wb'):
         os.close(descriptor)
 
 
-def save_npz(path, obj, extra=None):
-    """Write obj's serialized state, and the arrays in extra, to path."""
+def serialized(obj):
+    """dict name -> array: obj's state, as Chainer's serializers see it."""
     serializer = chainer.serializers.DictionarySerializer()
     serializer.save(obj)
-    arrays = dict(serializer.target)
-    arrays.update(extra or {})
+    return dict(serializer.target)
+
+
+def write_npz(path, arrays):
+    """Write arrays, none of which may need pickle, to path atomically."""
     needing_pickle = sorted(k for k, v in arrays.items() if v.dtype.hasobject)
     if needing_pickle:
         raise TypeError('would need pickle: ' + ', '.join(needing_pickle))
     with atomic_file(path) as f:
         numpy.savez(f, **arrays)
+
+
+def save_npz(path, obj):
+    """Write obj's serialized state to path."""
+    write_npz(path, serialized(obj))
 
 
 def read_npz(path):
@@ -119,11 +129,20 @@ def latest_snapshot(folder):
     return snapshot_path(folder, max(iterations)) if iterations else None
 
 
-def save_snapshot(trainer, run_args):
-    """Write the trainer's whole state and the run's arguments to out."""
-    extra = {RUN_ARGS_KEY: numpy.array(json.dumps(run_args))}
-    save_npz(snapshot_path(trainer.out, trainer.updater.iteration), trainer,
-             extra)
+def save_snapshot(trainer, run_args, comm=None):
+    """Write the trainer's whole state and the run's arguments to out.
+
+    With a ChainerMN communicator every rank must call it: rank 0 writes
+    the states of all ranks into one file (see distributed.merge_ranks).
+    """
+    arrays = serialized(trainer)
+    if comm is not None:
+        parts = comm.gather_obj(arrays)
+        if comm.rank != 0:
+            return
+        arrays = distributed.merge_ranks(parts)
+    arrays[RUN_ARGS_KEY] = numpy.array(json.dumps(run_args))
+    write_npz(snapshot_path(trainer.out, trainer.updater.iteration), arrays)
 
 
 def read_snapshot(path):
@@ -146,11 +165,12 @@ class Snapshot(chainer.training.Extension):
     trigger = 1, 'epoch'
     priority = -100
 
-    def __init__(self, run_args):
+    def __init__(self, run_args, comm=None):
         self.run_args = run_args
+        self.comm = comm
 
     def __call__(self, trainer):
-        save_snapshot(trainer, self.run_args)
+        save_snapshot(trainer, self.run_args, self.comm)
 
 
 def remove_leftovers(folder):

@@ -21,7 +21,9 @@ import chainer_compat  # noqa: F401  (must precede chainer)
 
 import chainer
 import numpy
+import threadpoolctl
 
+import distributed
 from iterators import ParallelSequentialIterator, next_window
 from models import (
     FUSED_ARCHITECTURES, SequenceClassifier, build_model, generate, judge)
@@ -38,9 +40,7 @@ SEEDS = (0, 1, 2)
 METRICS = ('accuracy', 'boundary_accuracy', 'generation_accuracy')
 TARGET = 0.99
 CPU = chainer.get_device('@numpy')
-# One BLAS thread a process: the runs themselves are the parallelism.
-SINGLE_THREAD = {'OMP_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1',
-                 'MKL_NUM_THREADS': '1'}
+RECORD_TAG = 7  # MPI messages that carry a finished run's record
 EVAL_WINDOW = 200  # steps per node in evaluation: any length gives the same
 
 
@@ -61,7 +61,7 @@ def build_parser():
                         help='BPTT lengths (default: %(default)s)')
     parser.add_argument('--seed', nargs='+', type=int, default=list(SEEDS),
                         help='seeds (default: %(default)s)')
-    parser.add_argument('--updates', type=int, default=1500,
+    parser.add_argument('--updates', type=int, default=1000,
                         help='the budget of updates of a run (default: '
                         '%(default)s)')
     parser.add_argument('--eval-every', type=int, default=100,
@@ -157,8 +157,11 @@ def generation_accuracy(predictor, n_vocab):
 
 
 def train_one(task):
-    """Train one run of the grid; its record."""
-    with fast_training():
+    """Train one run of the grid; its record.
+
+    On one BLAS thread: the runs themselves are the parallelism.
+    """
+    with threadpoolctl.threadpool_limits(1), fast_training():
         return _train_one(*task)
 
 
@@ -241,14 +244,54 @@ def expected_cost(task):
     return {'lstm': 3, 'gru': 2}.get(arch, 1) * bproplen * (1 + n_vocab / 20)
 
 
-def run_tasks(tasks, jobs):
-    """Yield the records of tasks as they finish, on `jobs` processes."""
-    if jobs == 1:
+def run_tasks(tasks, jobs, comm=None):
+    """Yield the records of tasks as they finish, on `jobs` processes.
+
+    With a ChainerMN communicator the ranks take turns at the tasks instead,
+    and rank 0 yields every record, the others none.
+    """
+    if comm is not None:
+        yield from _run_over_ranks(tasks, comm)
+    elif jobs == 1:
         yield from map(train_one, tasks)
+    else:
+        with multiprocessing.get_context('spawn').Pool(jobs) as pool:
+            yield from pool.imap_unordered(train_one, tasks)
+
+
+def _run_over_ranks(tasks, comm):
+    from mpi4py import MPI
+
+    mine = tasks[comm.rank::comm.size]
+    if comm.rank != 0:
+        for task in mine:
+            comm.send_obj(train_one(task), 0, RECORD_TAG)
+        comm.send_obj(None, 0, RECORD_TAG)  # no more
         return
-    os.environ.update(SINGLE_THREAD)  # the children read it at start
-    with multiprocessing.get_context('spawn').Pool(jobs) as pool:
-        yield from pool.imap_unordered(train_one, tasks)
+    done = [0]  # the other ranks that have sent all theirs
+
+    def received(wait):
+        while done[0] < comm.size - 1 and (wait or comm.mpi_comm.Iprobe(
+                source=MPI.ANY_SOURCE, tag=RECORD_TAG)):
+            record = comm.recv_obj(MPI.ANY_SOURCE, tag=RECORD_TAG)
+            if record is None:
+                done[0] += 1
+            else:
+                yield record
+
+    for task in mine:
+        yield train_one(task)
+        yield from received(wait=False)
+    yield from received(wait=True)
+
+
+def prepare_out(out, settings):
+    """The records already in out, which is made if need be."""
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as error:
+        raise UsageError('cannot write to {}: {}'.format(out, error.strerror))
+    return read_records(os.path.join(out, 'capacity.jsonl'), settings)
 
 
 def main(argv=None):
@@ -256,12 +299,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     settings = settings_of(args)
     path = os.path.join(args.out, 'capacity.jsonl')
+    comm = None
     try:
         check_arguments(args)
-        os.makedirs(args.out, exist_ok=True)
-        records = read_records(path, settings)
-    except (UsageError, OSError) as error:
-        parser.error(str(error))
+        if distributed.world_size() > 1:  # started by mpiexec
+            comm = distributed.create_communicator('naive')
+        records = distributed.on_root(comm, prepare_out, args.out, settings)
+    except (UsageError, distributed.MPIError) as error:
+        if comm is None or comm.rank == 0:
+            parser.error(str(error))
+        parser.exit(2)
     done = {run_key(record) for record in records}
     tasks = sorted(
         ((arch, vocab, bproplen, seed, settings)
@@ -269,11 +316,15 @@ def main(argv=None):
          for bproplen in args.bproplen for seed in args.seed
          if (arch, vocab, bproplen, seed) not in done),
         key=expected_cost, reverse=True)
-    print('{} runs, {} done already; up to {} updates each, {} at a time'
-          .format(len(tasks) + len(done), len(done), args.updates,
-                  min(args.jobs, max(len(tasks), 1))), flush=True)
+    root = comm is None or comm.rank == 0
+    workers = min(args.jobs, max(len(tasks), 1)) if comm is None else \
+        '{} MPI ranks'.format(comm.size)
+    if root:
+        print('{} runs, {} done already; up to {} updates each, {} at a time'
+              .format(len(tasks) + len(done), len(done), args.updates,
+                      workers), flush=True)
     started = time.perf_counter()
-    for count, record in enumerate(run_tasks(tasks, args.jobs), 1):
+    for count, record in enumerate(run_tasks(tasks, args.jobs, comm), 1):
         append_record(path, record)
         records.append(record)
         elapsed = time.perf_counter() - started
@@ -283,12 +334,14 @@ def main(argv=None):
               '({seconds:.0f} s); {eta:.0f} min to go'.format(
                   count, len(tasks), eta=elapsed / count *
                   (len(tasks) - count) / 60, **record), flush=True)
+    if not root:
+        return 0
     wall = time.perf_counter() - started
     wanted = {(arch, vocab, bproplen, seed) for arch in args.arch
               for vocab in args.vocab for bproplen in args.bproplen
               for seed in args.seed}
     shown = [record for record in records if run_key(record) in wanted]
-    report(shown, args, wall, len(tasks))
+    report(shown, args, wall, len(tasks), workers)
     print('Wrote {} and {}: {} runs in this session took {:.1f} min.'.format(
         os.path.join(args.out, 'capacity.png'),
         os.path.join(args.out, 'capacity.md'), len(tasks), wall / 60))
@@ -314,12 +367,12 @@ def summarize(records):
     return summary
 
 
-def report(records, args, wall, n_new):
+def report(records, args, wall, n_new, workers):
     summary = summarize(records)
     plot(summary, args, os.path.join(args.out, 'capacity.png'))
     with snapshots.atomic_file(os.path.join(args.out, 'capacity.md'),
                                'w') as f:
-        f.write(markdown(summary, records, args, wall, n_new))
+        f.write(markdown(summary, records, args, wall, n_new, workers))
 
 
 def plot(summary, args, path):
@@ -361,7 +414,7 @@ def plot(summary, args, path):
         figure.savefig(f, format='png', dpi=80)
 
 
-def markdown(summary, records, args, wall, n_new):
+def markdown(summary, records, args, wall, n_new, workers):
     vocabs = sorted({key[2] for key in summary})
     lines = [
         '# How far can each model count?', '',
@@ -378,9 +431,9 @@ def markdown(summary, records, args, wall, n_new):
             args.seed, args.updates, args.batchsize, args.alpha,
             args.gradclip, args.unit, TARGET, args.eval_every),
         '',
-        'This session ran {} of them in {:.1f} min of wall time with {} '
-        'processes; the runs took {:.1f} min together.'.format(
-            n_new, wall / 60, args.jobs,
+        'This session ran {} of them in {:.1f} min of wall time, {} at a '
+        'time; the runs took {:.1f} min together.'.format(
+            n_new, wall / 60, workers,
             sum(record['seconds'] for record in records) / 60),
     ]
     headings = {'accuracy': 'Overall accuracy',

@@ -19,6 +19,7 @@ from chainer import training
 from chainer.training import extensions
 import numpy
 
+import distributed
 from iterators import ParallelSequentialIterator
 from models import (
     ARCHITECTURES, FUSED_ARCHITECTURES, SequenceClassifier, build_model)
@@ -26,8 +27,8 @@ from optimizers import FlatAdam
 import simple_sequence
 import snapshots
 from training_extensions import (
-    Diverged, LogPlotReport, SequenceEvaluator, StopOnDivergence,
-    StopOnRequest, WithoutTerminalCodes)
+    Diverged, LogPlotReport, PoolTrainingObservations, SequenceEvaluator,
+    StopOnDivergence, StopOnRequest, WithoutTerminalCodes)
 from updaters import BPTTUpdater, fast_training
 
 # The arguments that define a run: a resumed run must keep them.
@@ -93,6 +94,10 @@ def build_parser():
                         'window as one function node: the same model, many '
                         'times faster ({})'.format(', '.join(
                             sorted(FUSED_ARCHITECTURES))))
+    parser.add_argument('--communicator', default=None,
+                        help='train on the processes mpiexec started, each '
+                        'on its share of the streams, through this ChainerMN '
+                        'communicator (naive on CPUs)')
     parser.add_argument('--overwrite', action='store_true',
                         help='start afresh even where --out holds an '
                         'unfinished run, removing its files')
@@ -145,6 +150,13 @@ def check_arguments(args):
                          '(got {})'.format(args.gpu))
 
 
+def check_processes(args, comm):
+    """UsageError unless the streams split evenly over the processes."""
+    if comm is not None and args.batchsize % comm.size:
+        raise UsageError('--batchsize {} does not split evenly over {} '
+                         'processes'.format(args.batchsize, comm.size))
+
+
 def select_device(gpu):
     """The chainer device for --gpu; UsageError where it cannot be used."""
     if gpu < 0:
@@ -190,10 +202,11 @@ def merge_resumed_arguments(args, explicit, snapshot, saved):
         args.out = os.path.dirname(snapshot) or '.'
 
 
-def run_arguments(args):
+def run_arguments(args, comm=None):
     """What args.json and snapshots record: enough to rebuild the run."""
     recorded = {name: getattr(args, name) for name in RUN_DEFINING}
     recorded['epoch'] = args.epoch
+    recorded['processes'] = 1 if comm is None else comm.size
     return recorded
 
 
@@ -201,8 +214,13 @@ def model_path(out, arch):
     return os.path.join(out, '{}_simple_sequence.model'.format(arch))
 
 
-def build_trainer(args, device):
-    """The whole run: model, optimizer, iterators, updater, extensions."""
+def build_trainer(args, device, comm=None):
+    """The whole run: model, optimizer, iterators, updater, extensions.
+
+    With a ChainerMN communicator, this rank's part of a data-parallel run:
+    its share of the streams, gradients averaged over the ranks, and the
+    files written by rank 0 alone.
+    """
     numpy.random.seed(args.seed)
     if device.xp is not numpy:
         device.xp.random.seed(args.seed)
@@ -214,23 +232,46 @@ def build_trainer(args, device):
         build_model(args.arch, args.vocab, args.unit, args.fused))
     model.to_device(device)
     optimizer = FlatAdam(alpha=ADAM_ALPHA)
+    streams = None
+    root = comm is None or comm.rank == 0
+    if comm is not None:
+        import chainermn
+
+        optimizer = chainermn.create_multi_node_optimizer(optimizer, comm)
+        share = args.batchsize // comm.size
+        streams = range(comm.rank * share, (comm.rank + 1) * share)
+        if not root:  # the same model everywhere, other dropout masks
+            numpy.random.seed([args.seed, comm.rank])
     optimizer.setup(model)
     if args.gradclip is not None:
         optimizer.add_hook(
             chainer.optimizer_hooks.GradientClipping(args.gradclip))
 
-    train_iter = ParallelSequentialIterator(train, args.batchsize)
-    val_iter = ParallelSequentialIterator(val, args.batchsize, repeat=False)
-    updater = BPTTUpdater(train_iter, optimizer, args.bproplen, device,
-                          graph_path=os.path.join(args.out, 'cg.dot'))
+    train_iter = ParallelSequentialIterator(train, args.batchsize,
+                                            streams=streams)
+    val_iter = ParallelSequentialIterator(val, args.batchsize, repeat=False,
+                                          streams=streams)
+    updater = BPTTUpdater(
+        train_iter, optimizer, args.bproplen, device,
+        graph_path=os.path.join(args.out, 'cg.dot') if root else None)
     trainer = training.Trainer(
-        updater, StopOnRequest((args.epoch, 'epoch')), out=args.out)
+        updater, StopOnRequest((args.epoch, 'epoch'), comm), out=args.out)
 
     # The copy shares the parameters and owns its recurrent state: the
     # tutorial's hook reset the training model's state instead.
     trainer.extend(SequenceEvaluator(val_iter, model.copy(), args.bproplen,
-                                     device))
+                                     device, comm))
     trainer.extend(StopOnDivergence())
+    trainer.extend(snapshots.Snapshot(run_arguments(args, comm), comm))
+    if comm is not None:
+        trainer.extend(PoolTrainingObservations(comm))
+    if root:
+        add_reports(trainer)
+    return trainer
+
+
+def add_reports(trainer):
+    """The log, the printed table, the plots and the progress bar."""
     trainer.extend(extensions.LogReport())
     terminal = sys.stdout.isatty()
     trainer.extend(extensions.PrintReport([
@@ -243,10 +284,8 @@ def build_trainer(args, device):
     trainer.extend(LogPlotReport(
         ['main/accuracy', 'validation/main/accuracy',
          'validation/main/boundary_accuracy'], 'accuracy.png'))
-    trainer.extend(snapshots.Snapshot(run_arguments(args)))
     if terminal:
         trainer.extend(extensions.ProgressBar(update_interval=10))
-    return trainer
 
 
 def our_files(out):
@@ -257,7 +296,7 @@ def our_files(out):
             name.endswith('_simple_sequence.model')]
 
 
-def prepare_out_folder(args, continuing):
+def prepare_out_folder(args, continuing, run_args):
     """Make args.out ready for a run, keeping an unfinished run from harm.
 
     A run continuing in its own folder keeps everything. Otherwise a run
@@ -282,7 +321,7 @@ def prepare_out_folder(args, continuing):
                 os.unlink(os.path.join(args.out, name))
         with snapshots.atomic_file(os.path.join(args.out, 'args.json'),
                                    'w') as f:
-            json.dump(run_arguments(args), f, indent=4, sort_keys=True)
+            json.dump(run_args, f, indent=4, sort_keys=True)
     except OSError as error:
         if created:
             shutil.rmtree(args.out, ignore_errors=True)
@@ -306,84 +345,116 @@ def stop_on_ctrl_c(stop_trigger):
         signal.signal(signal.SIGINT, previous)
 
 
-def setup(args, argv):
+def setup(args, argv, comm=None):
     """Check the arguments, resume, build and claim the out folder.
 
     Raises UsageError or snapshots.FileError on any problem, before the out
-    folder is touched.
+    folder is touched; with a communicator, on every rank alike.
     """
     resumed = None
     continuing = False
+    processes = 1 if comm is None else comm.size
     if args.resume:
-        path, arrays, saved = snapshots.read_snapshot(args.resume)
+        path, arrays, saved = distributed.on_root(
+            comm, snapshots.read_snapshot, args.resume)
         merge_resumed_arguments(args, explicit_arguments(argv), path, saved)
+        if saved.get('processes', 1) != processes:
+            raise UsageError(
+                'the snapshot {} was trained on {} processes and this run '
+                'has {}: resume it on as many'.format(
+                    path, saved.get('processes', 1), processes))
         resumed = path, arrays
         continuing = (os.path.realpath(args.out) ==
                       os.path.realpath(os.path.dirname(path)))
     check_arguments(args)
-    device = select_device(args.gpu)
+    check_processes(args, comm)
+    # Each rank on a GPU of its own, counting from --gpu.
+    device = select_device(args.gpu if comm is None or args.gpu < 0
+                           else args.gpu + comm.intra_rank)
     try:
-        trainer = build_trainer(args, device)
+        trainer = build_trainer(args, device, comm)
     except MemoryError:
         raise UsageError('not enough memory for a model of --unit {} on '
                          '--vocab {}'.format(args.unit, args.vocab))
     if resumed is not None:
         path, arrays = resumed
-        snapshots.load_into(trainer, arrays, path)
+        rank = 0 if comm is None else comm.rank
+        snapshots.load_into(trainer, distributed.rank_part(arrays, rank),
+                            path)
         done = trainer.updater.epoch_detail
         if args.epoch <= done:
             raise UsageError(
                 'the snapshot {} is at epoch {:g} already: ask for more '
                 'with --epoch'.format(path, done))
-    prepare_out_folder(args, continuing)
+    distributed.on_root(comm, prepare_out_folder, args, continuing,
+                        run_arguments(args, comm))
     return trainer
 
 
-def train(trainer, args):
-    """Run the trainer; the exit status, with a message where it failed."""
+def train(trainer, args, comm=None):
+    """Run the trainer; the exit status, with a message where it failed.
+
+    With a communicator, every rank runs it; rank 0 alone speaks and writes.
+    """
+    root = comm is None or comm.rank == 0
+    say = print if root else (lambda *args, **kwargs: None)
     stop_trigger = trainer.stop_trigger
+    if comm is not None:
+        # ChainerMN's optimizer spends its first update on broadcasting the
+        # parameters. Do that now, so that every update trains, and a
+        # resumed run repeats nothing.
+        optimizer = trainer.updater.get_optimizer('main')
+        comm.bcast_data(optimizer.target)
+        optimizer.is_changed(optimizer.target)
     try:
         with stop_on_ctrl_c(stop_trigger), fast_training():
             trainer.run(show_loop_exception_msg=False)
     except Diverged as error:
-        print('{}: try clipping the gradient, e.g. --gradclip 5'.format(
+        say('{}: try clipping the gradient, e.g. --gradclip 5'.format(
             error), file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print('Interrupted. Resume from the last epoch\'s snapshot with: '
-              'python train_rnn.py -r {}'.format(args.out), file=sys.stderr)
+        say('Interrupted. Resume from the last epoch\'s snapshot with: '
+            'python train_rnn.py -r {}'.format(args.out), file=sys.stderr)
         return EXIT_INTERRUPTED
     if stop_trigger.requested:
-        snapshots.save_snapshot(trainer, run_arguments(args))
-        print('Stopped at iteration {} (epoch {:.2f}) with a snapshot in {}. '
-              'Resume with: python train_rnn.py -r {}'.format(
-                  trainer.updater.iteration, trainer.updater.epoch_detail,
-                  args.out, args.out), file=sys.stderr)
+        snapshots.save_snapshot(trainer, run_arguments(args, comm), comm)
+        say('Stopped at iteration {} (epoch {:.2f}) with a snapshot in {}. '
+            'Resume with: python train_rnn.py -r {}'.format(
+                trainer.updater.iteration, trainer.updater.epoch_detail,
+                args.out, args.out), file=sys.stderr)
         return EXIT_INTERRUPTED
-
-    predictor = trainer.updater.get_optimizer('main').target.predictor
-    predictor.reset_state()
-    path = model_path(args.out, args.arch)
-    snapshots.save_npz(path, predictor)
-    print('Saved the model to {}; try it with: python predict_rnn.py -o {}'
-          .format(path, args.out))
+    if root:
+        predictor = trainer.updater.get_optimizer('main').target.predictor
+        predictor.reset_state()
+        path = model_path(args.out, args.arch)
+        snapshots.save_npz(path, predictor)
+        say('Saved the model to {}; try it with: python predict_rnn.py -o {}'
+            .format(path, args.out))
     return 0
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    comm = None
     try:
-        trainer = setup(args, argv)
-    except (UsageError, snapshots.FileError) as error:
-        parser.error(str(error))
+        if args.communicator is not None:
+            comm = distributed.create_communicator(args.communicator)
+        trainer = setup(args, argv, comm)
+    except (UsageError, snapshots.FileError, distributed.MPIError) as error:
+        if comm is None or comm.rank == 0:
+            parser.error(str(error))
+        parser.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     try:
-        return train(trainer, args)
+        return train(trainer, args, comm)
     except OSError as error:
         print('{}: error: writing to {} failed: {}'.format(
             parser.prog, args.out, error), file=sys.stderr)
+        if comm is not None:  # the other ranks would wait for it forever
+            comm.mpi_comm.Abort(EXIT_FAILED)
         return EXIT_FAILED
 
 

@@ -5,9 +5,31 @@ import chainer_compat  # noqa: F401  (must precede chainer)
 
 import chainer
 from chainer.training import extension, extensions
+import numpy
 
 from iterators import next_window
 import snapshots
+
+
+def pooled_means(observations, comm=None):
+    """{key: mean} of observations, dicts of (value, weight) or of values.
+
+    Each mean weighs its values, over all the observations and, with a
+    ChainerMN communicator, over all ranks, whose weights may differ.
+    """
+    totals = {}
+    for observation in observations:
+        for key, value in observation.items():
+            value, weight = value if isinstance(value, tuple) else (value, 1)
+            total = totals.setdefault(key, [0.0, 0.0])
+            total[0] += float(value) * float(weight)
+            total[1] += float(weight)
+    keys = sorted(totals)
+    sums = numpy.array([totals[key] for key in keys]).reshape(-1, 2)
+    if comm is not None:
+        sums = comm.allreduce_obj(sums)
+    return {key: (value / weight, weight)
+            for key, (value, weight) in zip(keys, sums) if weight > 0}
 
 
 class SequenceEvaluator(extensions.Evaluator):
@@ -17,19 +39,23 @@ class SequenceEvaluator(extensions.Evaluator):
     parameters (model.copy()) and so owns its recurrent state, which is reset
     before every pass. The pass goes in windows of `window` steps, without a
     graph; the state carries over from window to window, so the result does
-    not depend on the window length.
+    not depend on the window length. With a ChainerMN communicator each rank
+    evaluates its streams, and the means are pooled with their weights (
+    ChainerMN's multi-node evaluator averages the ranks' means instead,
+    which the boundary accuracy's weights do not survive).
     """
 
-    def __init__(self, iterator, target, window, device):
+    def __init__(self, iterator, target, window, device, comm=None):
         super().__init__(iterator, target, device=device)
         self.window = window
+        self.comm = comm
 
     def evaluate(self):
         iterator = self.get_iterator('main')
         target = self.get_target('main')
         iterator.reset()
         target.predictor.reset_state()
-        summary = chainer.reporter.DictSummary()
+        observations = []
         while True:
             try:
                 xs, ts = next_window(iterator, self.window, self.device)
@@ -39,8 +65,28 @@ class SequenceEvaluator(extensions.Evaluator):
             with chainer.reporter.report_scope(observation), \
                     chainer.no_backprop_mode():
                 target(xs, ts)
-            summary.add(observation)
-        return summary.compute_mean()
+            observations.append(observation)
+        return {key: mean for key, (mean, _) in
+                pooled_means(observations, self.comm).items()}
+
+
+class PoolTrainingObservations(chainer.training.Extension):
+    """Pools every iteration's main/ observations over the ranks.
+
+    So that rank 0's LogReport logs the training loss and accuracies of
+    all the streams, not of its own.
+    """
+
+    priority = extension.PRIORITY_EDITOR  # after the update, before logs
+
+    def __init__(self, comm):
+        self.comm = comm
+
+    def __call__(self, trainer):
+        observation = trainer.observation
+        own = {key: value for key, value in observation.items()
+               if key.startswith('main/')}
+        observation.update(pooled_means([own], self.comm))
 
 
 class LogPlotReport(extensions.PlotReport):
@@ -118,18 +164,23 @@ class StopOnRequest:
 
     Chainer's Trainer.run lets KeyboardInterrupt through mid-update, so a
     Ctrl-C handler calls request() instead, and the run stops at the next
-    update boundary with its state intact.
+    update boundary with its state intact. With a ChainerMN communicator
+    the ranks agree at every update: a request on any stops them all there.
     """
 
-    def __init__(self, trigger):
+    def __init__(self, trigger, comm=None):
         self.trigger = chainer.training.get_trigger(trigger)
+        self.comm = comm
         self.requested = False
 
     def request(self):
         self.requested = True
 
     def __call__(self, trainer):
-        return self.trigger(trainer) or self.requested
+        fire = self.trigger(trainer)
+        if self.comm is not None:
+            self.requested = bool(self.comm.allreduce_obj(self.requested))
+        return fire or self.requested
 
     def get_training_length(self):
         return self.trigger.get_training_length()

@@ -29,6 +29,17 @@ def test_offsets_when_the_length_is_not_a_multiple_of_the_batch():
     assert pairs(it.next()) == [(20, 30), (40, 50), (70, 80), (90, 0)]
 
 
+def test_a_share_of_the_streams_keeps_their_offsets_and_the_epochs():
+    shares = [ParallelSequentialIterator(numpy.arange(10), 4, streams=part)
+              for part in (range(0, 2), range(2, 4))]
+    for _ in range(3):
+        whole = [pair for share in shares for pair in pairs(share.next())]
+    assert whole == [(2, 3), (4, 5), (7, 8), (9, 0)]  # offsets 0, 2, 5, 7
+    assert [share.epoch_detail for share in shares] == [1.2, 1.2]
+    with pytest.raises(ValueError, match='among the 4 streams'):
+        ParallelSequentialIterator(numpy.arange(10), 4, streams=range(3, 5))
+
+
 def test_one_stream_walks_the_whole_sequence():
     it = ParallelSequentialIterator([5, 6, 7], 1)
     assert [pairs(it.next()) for _ in range(4)] == [

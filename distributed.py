@@ -1,0 +1,88 @@
+"""Runs over several MPI processes, through ChainerMN (inside Chainer 7.8.1).
+
+Data-parallel training splits the batch's streams among the processes
+(ranks): each rank runs its share, ChainerMN averages the gradients, and
+the result is the single-process run's with the same streams, up to the
+order of float sums. Rank 0 alone writes files; what only it can read or
+decide (a snapshot, the out folder) it broadcasts, errors included, so
+that every rank fails or goes on together.
+"""
+import os
+import re
+
+import chainer_compat  # noqa: F401  (must precede chainer)
+
+INSTALL_HINT = ('pip install mpich==5.0.2 mpi4py==4.1.2 (both are in '
+                'requirements.txt)')
+_RANK_PREFIX = re.compile(r'rank(\d+)/')
+
+
+class MPIError(Exception):
+    """MPI or ChainerMN cannot be used as asked."""
+
+
+def create_communicator(name):
+    """The ChainerMN communicator called name, over all MPI processes."""
+    # Without it, an exception on one rank leaves the others waiting forever
+    # in their next collective call; ChainerMN reads it at import.
+    os.environ.setdefault('CHAINERMN_FORCE_ABORT_ON_EXCEPTION', '1')
+    try:
+        import mpi4py.MPI  # noqa: F401  (loads the MPI library)
+    except ImportError as error:
+        raise MPIError('--communicator needs mpi4py and an MPI library ({}):'
+                       ' {}'.format(error, INSTALL_HINT))
+    import chainermn
+    try:
+        return chainermn.create_communicator(name)
+    except Exception as error:  # ChainerMN raises what CuPy or NCCL raise
+        raise MPIError('cannot create the {!r} communicator ({}): on a CPU '
+                       'use --communicator naive'.format(name, error))
+
+
+def world_size():
+    """The number of processes mpiexec started, from its environment."""
+    for name in ('PMI_SIZE', 'OMPI_COMM_WORLD_SIZE'):  # MPICH, Open MPI
+        if name in os.environ:
+            return int(os.environ[name])
+    return 1
+
+
+def on_root(comm, function, *args):
+    """function(*args) on rank 0; its result, or exception, on every rank.
+
+    Without a communicator, just function(*args).
+    """
+    if comm is None:
+        return function(*args)
+    result = error = None
+    if comm.rank == 0:
+        try:
+            result = function(*args)
+        except Exception as caught:
+            error = caught
+    result, error = comm.bcast_obj(
+        (result, error) if comm.rank == 0 else None)
+    if error is not None:
+        raise error
+    return result
+
+
+def merge_ranks(parts):
+    """One dict of arrays from each rank's: rank r > 0 under 'rank<r>/'."""
+    merged = dict(parts[0])
+    for rank, part in enumerate(parts[1:], 1):
+        merged.update(('rank{}/{}'.format(rank, key), value)
+                      for key, value in part.items())
+    return merged
+
+
+def rank_part(merged, rank):
+    """The arrays of one rank, out of merge_ranks' dict."""
+    part = {}
+    for key, value in merged.items():
+        match = _RANK_PREFIX.match(key)
+        if match is None and rank == 0:
+            part[key] = value
+        elif match is not None and int(match.group(1)) == rank:
+            part[key[match.end():]] = value
+    return part

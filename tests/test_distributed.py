@@ -1,0 +1,168 @@
+"""Data-parallel training and the sweep over 2 MPI processes."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy
+import pytest
+
+import distributed
+import snapshots
+import train_rnn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MPIEXEC = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
+TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5']
+SWEEP = ['--arch', 'rnn', 'lstm', '--vocab', '3', '4', '--bproplen', '2',
+         '--seed', '0', '1', '--updates', '20', '--eval-every', '10']
+
+
+def run(argv, processes=None):
+    """Run a script of ours, under mpiexec with that many processes."""
+    command = [sys.executable] + [os.path.join(ROOT, argv[0])] + argv[1:]
+    if processes is not None:
+        command = [MPIEXEC, '-n', str(processes)] + command
+    return subprocess.run(command, capture_output=True, text=True,
+                          timeout=300)
+
+
+def train(out, *args, processes=2):
+    argv = ['train_rnn.py', '-o', str(out)] + TINY + list(args)
+    if processes:
+        argv += ['--communicator', 'naive']
+    completed = run(argv, processes)
+    assert completed.returncode == 0, completed.stderr
+    return completed
+
+
+def parameters(snapshot, rank=0):
+    """The model's parameters that rank holds in a snapshot."""
+    prefix = 'updater/model:main/predictor/'
+    arrays = distributed.rank_part(snapshots.read_npz(snapshot), rank)
+    return {key: value for key, value in arrays.items()
+            if key.startswith(prefix) and '/state_' not in key}
+
+
+@pytest.fixture(scope='module')
+def two_ranks(tmp_path_factory):
+    out = tmp_path_factory.mktemp('two')
+    completed = train(out, '-a', 'gru', '-e', '2')
+    return out, completed
+
+
+def test_both_ranks_hold_the_same_parameters(two_ranks):
+    out, _ = two_ranks
+    snapshot = str(out / 'snapshot_iter_30')
+    first, second = parameters(snapshot, 0), parameters(snapshot, 1)
+    assert len(first) == 15  # embed, six Linears of the GRU, out
+    for key, value in first.items():
+        numpy.testing.assert_array_equal(value, second[key])
+
+
+def test_two_ranks_train_as_one_process_with_the_whole_batch(
+        two_ranks, tmp_path):
+    out, completed = two_ranks
+    train(tmp_path, '-a', 'gru', '-e', '2', processes=None)
+    # Only the order of float sums differs: the gradients of each rank's
+    # two streams are averaged, where one process averages four.
+    alone = parameters(str(tmp_path / 'snapshot_iter_30'))
+    for key, value in parameters(str(out / 'snapshot_iter_30')).items():
+        numpy.testing.assert_allclose(value, alone[key], rtol=0, atol=1e-5)
+    with open(str(out / 'log')) as f:
+        final = json.load(f)[-1]
+    with open(str(tmp_path / 'log')) as f:
+        single = json.load(f)[-1]
+    for key in ('main/loss', 'validation/main/loss'):
+        assert final[key] == pytest.approx(single[key], abs=1e-5)
+    for key in ('validation/main/accuracy',
+                'validation/main/boundary_accuracy'):
+        assert final[key] == pytest.approx(single[key], abs=0.01)
+    # Rank 0 alone speaks and writes.
+    assert completed.stdout.count('Saved the model') == 1
+    assert sorted(os.listdir(str(out))) == [
+        'accuracy.png', 'args.json', 'cg.dot', 'gru_simple_sequence.model',
+        'log', 'loss.png', 'snapshot_iter_15', 'snapshot_iter_30']
+
+
+def test_a_two_rank_run_resumes_exactly(two_ranks, tmp_path):
+    out, _ = two_ranks
+    for name in ('log', 'args.json', 'snapshot_iter_15'):
+        (tmp_path / name).write_bytes((out / name).read_bytes())
+    train(tmp_path, '-r', str(tmp_path))
+    resumed = snapshots.read_npz(str(tmp_path / 'snapshot_iter_30'))
+    expected = snapshots.read_npz(str(out / 'snapshot_iter_30'))
+    assert resumed.keys() == expected.keys()
+    for key, value in expected.items():
+        if 'elapsed_time' not in key and key != 'extensions/LogReport/_log':
+            numpy.testing.assert_array_equal(resumed[key], value, key)
+
+
+def test_a_snapshot_of_two_ranks_is_refused_on_one(two_ranks, capsys):
+    out, _ = two_ranks
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-r', str(out / 'snapshot_iter_15'), '-e', '3'])
+    assert exit_info.value.code == train_rnn.EXIT_USAGE
+    assert ('was trained on 2 processes and this run has 1' in
+            capsys.readouterr().err)
+
+
+def test_the_batch_must_split_evenly_over_the_ranks(tmp_path):
+    completed = run(['train_rnn.py', '--communicator', 'naive', '-b', '3',
+                     '-o', str(tmp_path / 'out')], processes=2)
+    assert completed.returncode == train_rnn.EXIT_USAGE
+    assert completed.stderr == ('train_rnn.py: error: --batchsize 3 does '
+                                'not split evenly over 2 processes\n')
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('name, message', [
+    ('flat', "cannot create the 'flat' communicator"),
+    ('bogus', "cannot create the 'bogus' communicator"),
+])
+def test_a_communicator_that_cannot_work_here_is_refused(name, message,
+                                                         tmp_path):
+    completed = run(['train_rnn.py', '--communicator', name, '-o',
+                     str(tmp_path / 'out')])
+    assert completed.returncode == train_rnn.EXIT_USAGE
+    assert message in completed.stderr
+    assert 'Traceback' not in completed.stderr
+
+
+def test_without_mpi4py_the_communicator_says_what_to_install(tmp_path):
+    hide = ('import sys; sys.modules["mpi4py"] = None; sys.argv[0] = '
+            '"train_rnn.py"; import train_rnn; sys.exit(train_rnn.main())')
+    completed = subprocess.run(
+        [sys.executable, '-c', hide, '--communicator', 'naive', '-o',
+         str(tmp_path / 'out')], cwd=ROOT, capture_output=True, text=True)
+    assert completed.returncode == train_rnn.EXIT_USAGE
+    assert '--communicator needs mpi4py' in completed.stderr
+    assert 'pip install mpich==5.0.2 mpi4py==4.1.2' in completed.stderr
+
+
+def records(out):
+    """The sweep's records by run, wall times aside."""
+    found = {}
+    with open(os.path.join(str(out), 'capacity.jsonl')) as f:
+        for line in f:
+            record = json.loads(line)
+            del record['seconds']
+            found[record['arch'], record['vocab'], record['bproplen'],
+                  record['seed']] = record
+    return found
+
+
+def test_a_sweep_over_two_ranks_finds_what_one_process_finds(tmp_path):
+    completed = run(['sweep.py', '-o', str(tmp_path / 'two')] + SWEEP,
+                    processes=2)
+    assert completed.returncode == 0, completed.stderr
+    assert '8 runs, 0 done already' in completed.stdout
+    assert completed.stdout.count('[8/8]') == 1
+    single = run(['sweep.py', '-o', str(tmp_path / 'one'), '-j', '1'] +
+                 SWEEP)
+    assert single.returncode == 0, single.stderr
+    assert len(records(tmp_path / 'one')) == 8
+    assert records(tmp_path / 'two') == records(tmp_path / 'one')
+    again = run(['sweep.py', '-o', str(tmp_path / 'two')] + SWEEP,
+                processes=2)
+    assert '8 runs, 8 done already' in again.stdout
