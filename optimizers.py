@@ -75,9 +75,9 @@ class FlatAdam(chainer.optimizers.Adam):
                     rule._hookable._pre_update_hooks or
                     rule._hookable._post_update_hooks):
                 raise ValueError('FlatAdam does plain Adam only')
-            if rule.state is None:  # as UpdateRule does before its first
-                rule._state = {}
-                rule.init_state(param)
+            # Create the state, or move a deserialized one to the
+            # parameter's device, as UpdateRule does before every update.
+            rule._init_states(param)
             views.append((param, start, start + param.size))
             start += param.size
         xp = backend.get_array_module(params[0].array)
