@@ -12,7 +12,16 @@ export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_BUILD_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup run test lint results clean
+# `make bench` runs in its own environment: requirements.txt plus torch,
+# the CPU build only, and only from a wheel on local disk (PyPI's default
+# torch pulls gigabytes of CUDA libraries). Without one, no torch rows.
+BENCH_VENV ?= .venv-bench
+TORCH_VERSION := 2.13.0
+TORCH_WHEELS ?= /opt/wheels
+TORCH_WHEEL := $(firstword $(wildcard $(TORCH_WHEELS)/torch-$(TORCH_VERSION)+cpu-cp$(subst .,,$(PYTHON_VERSION))-*.whl))
+BENCH_STAMP := $(BENCH_VENV)/.installed-python$(PYTHON_VERSION)
+
+.PHONY: setup run test lint results bench capacity clean
 
 setup: $(STAMP)
 
@@ -39,5 +48,26 @@ lint: setup
 results: setup
 	$(BIN)/python reference_runs.py
 
+# Order-only on .venv's stamp: its recipe checks the Python version. torch
+# goes in with --no-deps, since it asks for setuptools >= 77, which Chainer
+# cannot run with; torch imports and trains without it.
+$(BENCH_STAMP): requirements.txt constraints.txt benchmarks/requirements-torch.txt $(TORCH_WHEEL) | $(STAMP)
+	rm -rf $(BENCH_VENV)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r requirements.txt
+ifneq ($(TORCH_WHEEL),)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-index --no-deps $(TORCH_WHEEL)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-torch.txt
+else
+	@echo "No torch-$(TORCH_VERSION)+cpu wheel for Python $(PYTHON_VERSION) in $(TORCH_WHEELS): the benchmark skips the torch rows."
+endif
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
+
+capacity: setup
+	$(BIN)/python sweep.py
+
 clean:
-	rm -rf $(VENV) result .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) result .pytest_cache
