@@ -67,6 +67,27 @@ def on_root(comm, function, *args):
     return result
 
 
+def agree(comm, errors, function, *args):
+    """function(*args) on every rank, which all raise if any of them does.
+
+    errors: the exception classes that a rank may meet alone (a missing
+    GPU, a snapshot part that does not fit); every rank then raises the
+    lowest failing rank's. Without a communicator, just function(*args).
+    """
+    if comm is None:
+        return function(*args)
+    result = error = None
+    try:
+        result = function(*args)
+    except errors as caught:
+        error = caught
+    failed = [caught for caught in comm.mpi_comm.allgather(error)
+              if caught is not None]
+    if failed:
+        raise failed[0]
+    return result
+
+
 def merge_ranks(parts):
     """One dict of arrays from each rank's: rank r > 0 under 'rank<r>/'."""
     merged = dict(parts[0])

@@ -4,9 +4,10 @@ Every combination of architecture, vocabulary N (the model must count to
 N-1), bprop_len and seed trains on the fused path for a fixed budget of
 updates, or until both accuracies reach the target, and is scored three
 ways: overall accuracy, boundary accuracy, and free-running generation.
-Runs go to parallel processes; each finished run is appended to
-OUT/capacity.jsonl at once, and a sweep started again skips what is there.
-At the end OUT/capacity.png and OUT/capacity.md show the answer.
+Runs go to parallel processes (or, under mpiexec -n K, to the K ranks);
+each finished run is appended to OUT/capacity.jsonl at once, and a sweep
+started again skips what is there. At the end OUT/capacity.png and
+OUT/capacity.md show the answer.
 """
 import argparse
 import json

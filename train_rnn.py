@@ -330,13 +330,13 @@ def prepare_out_folder(args, continuing, run_args):
 
 
 @contextlib.contextmanager
-def stop_on_ctrl_c(stop_trigger):
+def stop_on_ctrl_c(stop_trigger, say=print):
     """The first Ctrl-C asks the trainer to stop; a second one interrupts."""
     def request_stop(signum, frame):
         stop_trigger.request()
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        print('\nCtrl-C: stopping after this update to write a snapshot '
-              '(Ctrl-C again to quit at once)', file=sys.stderr, flush=True)
+        say('\nCtrl-C: stopping after this update to write a snapshot '
+            '(Ctrl-C again to quit at once)', file=sys.stderr, flush=True)
 
     previous = signal.signal(signal.SIGINT, request_stop)
     try:
@@ -368,6 +368,16 @@ def setup(args, argv, comm=None):
                       os.path.realpath(os.path.dirname(path)))
     check_arguments(args)
     check_processes(args, comm)
+    trainer = distributed.agree(
+        comm, (UsageError, snapshots.FileError), build_rank, args, comm,
+        resumed)
+    distributed.on_root(comm, prepare_out_folder, args, continuing,
+                        run_arguments(args, comm))
+    return trainer
+
+
+def build_rank(args, comm, resumed):
+    """This process's trainer, restored from resumed (path, arrays) if any."""
     # Each rank on a GPU of its own, counting from --gpu.
     device = select_device(args.gpu if comm is None or args.gpu < 0
                            else args.gpu + comm.intra_rank)
@@ -386,9 +396,16 @@ def setup(args, argv, comm=None):
             raise UsageError(
                 'the snapshot {} is at epoch {:g} already: ask for more '
                 'with --epoch'.format(path, done))
-    distributed.on_root(comm, prepare_out_folder, args, continuing,
-                        run_arguments(args, comm))
     return trainer
+
+
+def resume_command(args, comm):
+    """The command line that resumes this run from its out folder."""
+    command = 'python train_rnn.py -r {}'.format(args.out)
+    if comm is None:
+        return command
+    return 'mpiexec -n {} {} --communicator {}'.format(
+        comm.size, command, args.communicator)
 
 
 def train(trainer, args, comm=None):
@@ -407,7 +424,7 @@ def train(trainer, args, comm=None):
         comm.bcast_data(optimizer.target)
         optimizer.is_changed(optimizer.target)
     try:
-        with stop_on_ctrl_c(stop_trigger), fast_training():
+        with stop_on_ctrl_c(stop_trigger, say), fast_training():
             trainer.run(show_loop_exception_msg=False)
     except Diverged as error:
         say('{}: try clipping the gradient, e.g. --gradclip 5'.format(
@@ -415,14 +432,14 @@ def train(trainer, args, comm=None):
         return EXIT_FAILED
     except KeyboardInterrupt:
         say('Interrupted. Resume from the last epoch\'s snapshot with: '
-            'python train_rnn.py -r {}'.format(args.out), file=sys.stderr)
+            + resume_command(args, comm), file=sys.stderr)
         return EXIT_INTERRUPTED
     if stop_trigger.requested:
         snapshots.save_snapshot(trainer, run_arguments(args, comm), comm)
         say('Stopped at iteration {} (epoch {:.2f}) with a snapshot in {}. '
-            'Resume with: python train_rnn.py -r {}'.format(
+            'Resume with: {}'.format(
                 trainer.updater.iteration, trainer.updater.epoch_detail,
-                args.out, args.out), file=sys.stderr)
+                args.out, resume_command(args, comm)), file=sys.stderr)
         return EXIT_INTERRUPTED
     if root:
         predictor = trainer.updater.get_optimizer('main').target.predictor

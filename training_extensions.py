@@ -86,7 +86,11 @@ class PoolTrainingObservations(chainer.training.Extension):
         observation = trainer.observation
         own = {key: value for key, value in observation.items()
                if key.startswith('main/')}
-        observation.update(pooled_means([own], self.comm))
+        # The weights count words: integers, as LogReport's summary must
+        # find them in a snapshot.
+        observation.update(
+            (key, (mean, int(round(weight)))) for key, (mean, weight) in
+            pooled_means([own], self.comm).items())
 
 
 class LogPlotReport(extensions.PlotReport):

@@ -1,4 +1,7 @@
-"""Small models and set-ups shared by the tests."""
+"""Small models, set-ups and waits shared by the tests."""
+import os
+import time
+
 import chainer
 import chainer.functions as F
 import chainer.links as L
@@ -70,3 +73,12 @@ def make_updater(predictor, n_vocab=5, batch_size=3, bprop_len=4,
 def seeded_model(arch, n_vocab=5, n_units=8, seed=0):
     numpy.random.seed(seed)
     return build_model(arch, n_vocab, n_units)
+
+
+def wait_for(path, process, timeout=120):
+    """Wait until path exists, while process runs."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert process.poll() is None, 'the run ended before ' + str(path)
+        assert time.monotonic() < deadline
+        time.sleep(0.01)

@@ -1,6 +1,7 @@
 """Data-parallel training and the sweep over 2 MPI processes."""
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -10,6 +11,8 @@ import pytest
 import distributed
 import snapshots
 import train_rnn
+
+from helpers import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MPIEXEC = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
@@ -90,12 +93,36 @@ def test_a_two_rank_run_resumes_exactly(two_ranks, tmp_path):
     for name in ('log', 'args.json', 'snapshot_iter_15'):
         (tmp_path / name).write_bytes((out / name).read_bytes())
     train(tmp_path, '-r', str(tmp_path))
-    resumed = snapshots.read_npz(str(tmp_path / 'snapshot_iter_30'))
-    expected = snapshots.read_npz(str(out / 'snapshot_iter_30'))
-    assert resumed.keys() == expected.keys()
-    for key, value in expected.items():
+    assert_same_state(str(tmp_path / 'snapshot_iter_30'),
+                      str(out / 'snapshot_iter_30'))
+
+
+def assert_same_state(snapshot, expected):
+    """Everything but times: weights, Adam, iterators, states, logs."""
+    got, want = snapshots.read_npz(snapshot), snapshots.read_npz(expected)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
         if 'elapsed_time' not in key and key != 'extensions/LogReport/_log':
-            numpy.testing.assert_array_equal(resumed[key], value, key)
+            numpy.testing.assert_array_equal(got[key], value, key)
+
+
+def test_ctrl_c_stops_every_rank_at_once_and_resumes_exactly(two_ranks,
+                                                             tmp_path):
+    out, _ = two_ranks
+    process = subprocess.Popen(
+        [MPIEXEC, '-n', '2', sys.executable,
+         os.path.join(ROOT, 'train_rnn.py'), '-o', str(tmp_path),
+         '--communicator', 'naive', '-a', 'gru', '-e', '2'] + TINY,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(str(tmp_path / 'snapshot_iter_15'), process)
+    process.send_signal(signal.SIGINT)  # mpiexec passes it to the ranks
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == train_rnn.EXIT_INTERRUPTED
+    assert stderr.count('Stopped at iteration') == 1  # rank 0 speaks
+    assert 'mpiexec -n 2 python train_rnn.py -r' in stderr
+    train(tmp_path, '-r', str(tmp_path))
+    assert_same_state(str(tmp_path / 'snapshot_iter_30'),
+                      str(out / 'snapshot_iter_30'))
 
 
 def test_a_snapshot_of_two_ranks_is_refused_on_one(two_ranks, capsys):

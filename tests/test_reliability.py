@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import chainer
 import numpy
@@ -14,6 +13,8 @@ from models import ARCHITECTURES
 import predict_rnn
 import snapshots
 import train_rnn
+
+from helpers import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 300 words / 4 streams / 5 steps = 15 updates per epoch.
@@ -55,14 +56,6 @@ def start_cli(out, *args):
         [sys.executable, os.path.join(ROOT, 'train_rnn.py'), '-o', str(out)] +
         TINY + list(args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True)
-
-
-def wait_for(path, process, timeout=120):
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        assert process.poll() is None, 'the run ended before ' + str(path)
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
 
 
 @pytest.fixture(scope='module')
