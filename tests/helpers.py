@@ -70,9 +70,15 @@ def make_updater(predictor, n_vocab=5, batch_size=3, bprop_len=4,
                        graph_path=graph_path)
 
 
-def seeded_model(arch, n_vocab=5, n_units=8, seed=0):
+def seeded_model(arch, n_vocab=5, n_units=8, seed=0, fused=False):
     numpy.random.seed(seed)
-    return build_model(arch, n_vocab, n_units)
+    return build_model(arch, n_vocab, n_units, fused)
+
+
+def states(predictor):
+    """Every recurrent state the predictor holds."""
+    return [getattr(link, name) for link in predictor._stateful_links()
+            for name in link.state_names]
 
 
 def wait_for(path, process, timeout=120):

@@ -17,7 +17,7 @@ import models
 from models import ARCHITECTURES
 import snapshots
 
-from helpers import make_updater
+from helpers import states
 
 FUSED = sorted(models.FUSED_ARCHITECTURES)
 N_VOCAB, N_UNITS, BATCH = 5, 8, 3
@@ -40,11 +40,6 @@ def window(n_steps, seed, n_vocab=N_VOCAB):
 
 def relative_difference(actual, expected):
     return float(abs(actual - expected).max() / abs(expected).max())
-
-
-def states(predictor):
-    return [getattr(link, name) for link in predictor._stateful_links()
-            for name in link.state_names]
 
 
 def loss_of(logits):
@@ -265,28 +260,6 @@ def test_the_float32_logits_are_close_to_the_per_step_path(arch):
     assert logits.dtype == numpy.float32
     assert logits.shape == (5 * BATCH, N_VOCAB)
     numpy.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize('arch', FUSED)
-def test_no_state_keeps_a_graph_after_an_update(arch):
-    predictor = build(arch, True)
-    updater = make_updater(predictor)
-    for _ in range(2):
-        updater.update()
-        held = states(predictor)
-        assert held and all(state is not None for state in held)
-        assert [state.creator for state in held] == [None] * len(held)
-
-
-@pytest.mark.parametrize('arch', FUSED)
-def test_one_update_changes_every_parameter(arch):
-    predictor = build(arch, True)
-    before = {name: param.array.copy()
-              for name, param in predictor.namedparams()}
-    make_updater(predictor).update()
-    unchanged = [name for name, param in predictor.namedparams()
-                 if numpy.array_equal(param.array, before[name])]
-    assert unchanged == []
 
 
 @pytest.mark.parametrize('arch', FUSED)

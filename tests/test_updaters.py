@@ -2,21 +2,19 @@ import chainer
 import numpy
 import pytest
 
-from models import ARCHITECTURES
+from models import ARCHITECTURES, FUSED_ARCHITECTURES
 
-from helpers import Delayed, make_updater, seeded_model
+from helpers import Delayed, make_updater, seeded_model, states
 
 ARCHS = sorted(ARCHITECTURES)
+# Every architecture on the per-step path, and every fused one.
+PATHS = [(arch, False) for arch in ARCHS] + [
+    (arch, True) for arch in sorted(FUSED_ARCHITECTURES)]
 
 
-def states(predictor):
-    return [getattr(link, name) for link in predictor._stateful_links()
-            for name in link.state_names]
-
-
-@pytest.mark.parametrize('arch', ARCHS)
-def test_one_update_consumes_exactly_bprop_len_steps(arch):
-    updater = make_updater(seeded_model(arch), bprop_len=4)
+@pytest.mark.parametrize('arch, fused', PATHS)
+def test_one_update_consumes_exactly_bprop_len_steps(arch, fused):
+    updater = make_updater(seeded_model(arch, fused=fused), bprop_len=4)
     iterator = updater.get_iterator('main')
     updater.update()
     assert iterator.iteration == 4
@@ -25,9 +23,9 @@ def test_one_update_consumes_exactly_bprop_len_steps(arch):
     assert updater.iteration == 2
 
 
-@pytest.mark.parametrize('arch', ARCHS)
-def test_one_update_changes_every_parameter(arch):
-    predictor = seeded_model(arch)
+@pytest.mark.parametrize('arch, fused', PATHS)
+def test_one_update_changes_every_parameter(arch, fused):
+    predictor = seeded_model(arch, fused=fused)
     before = {name: param.array.copy()
               for name, param in predictor.namedparams()}
     make_updater(predictor).update()
@@ -36,9 +34,10 @@ def test_one_update_changes_every_parameter(arch):
     assert unchanged == []
 
 
-@pytest.mark.parametrize('arch', ARCHS + ['delayed'])
-def test_no_state_keeps_a_graph_after_an_update(arch):
-    predictor = Delayed(5, 8) if arch == 'delayed' else seeded_model(arch)
+@pytest.mark.parametrize('arch, fused', PATHS + [('delayed', False)])
+def test_no_state_keeps_a_graph_after_an_update(arch, fused):
+    predictor = (Delayed(5, 8) if arch == 'delayed' else
+                 seeded_model(arch, fused=fused))
     updater = make_updater(predictor)
     for _ in range(2):
         updater.update()
