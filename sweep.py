@@ -31,7 +31,7 @@ from models import (
 from optimizers import FlatAdam
 import simple_sequence
 import snapshots
-from train_rnn import ArgumentParser, UsageError
+from train_rnn import EXIT_USAGE, ArgumentParser, UsageError
 from updaters import BPTTUpdater, fast_training
 
 ARCHS = ('rnn', 'rnn_relu', 'lstm', 'gru')
@@ -76,7 +76,8 @@ def build_parser():
                         help='Adam\'s learning rate (default: %(default)s)')
     parser.add_argument('--gradclip', type=float, default=5.0,
                         help='gradient norm clipping (default: %(default)s)')
-    parser.add_argument('--jobs', '-j', type=int, default=os.cpu_count(),
+    parser.add_argument('--jobs', '-j', type=int,
+                        default=len(os.sched_getaffinity(0)),
                         help='runs at a time (default: the number of cores, '
                         '%(default)s)')
     return parser
@@ -102,8 +103,8 @@ def check_arguments(args):
             raise UsageError('--vocab: {}'.format(error))
     if min(args.bproplen) < 1:
         raise UsageError('--bproplen must be at least 1')
-    if min(args.seed) < 0:
-        raise UsageError('--seed must not be negative')
+    if not 0 <= min(args.seed) <= max(args.seed) < 2 ** 32:
+        raise UsageError('--seed must be between 0 and 2**32 - 1')
     if not (0 < args.alpha < math.inf and 0 < args.gradclip < math.inf):
         raise UsageError('--alpha and --gradclip must be positive numbers')
 
@@ -181,12 +182,15 @@ def _train_one(arch, n_vocab, bproplen, seed, settings):
     updater = BPTTUpdater(iterator, optimizer, bproplen, CPU)
     reached = None
     accuracy = boundary_accuracy = 0.0
+    # Evaluation runs on a copy that shares the parameters and owns its
+    # state, so that training goes on from where it was.
+    evaluated = predictor.copy()
     while updater.iteration < settings['updates']:
         updater.update()
         if (updater.iteration % settings['eval_every'] == 0 or
                 updater.iteration == settings['updates']):
             accuracy, boundary_accuracy = evaluate(
-                predictor, n_vocab, settings['batchsize'])
+                evaluated, n_vocab, settings['batchsize'])
             if min(accuracy, boundary_accuracy) >= settings['target']:
                 reached = updater.iteration
                 break
@@ -194,7 +198,7 @@ def _train_one(arch, n_vocab, bproplen, seed, settings):
         'arch': arch, 'vocab': n_vocab, 'bproplen': bproplen, 'seed': seed,
         'accuracy': float(accuracy),
         'boundary_accuracy': float(boundary_accuracy),
-        'generation_accuracy': generation_accuracy(predictor, n_vocab),
+        'generation_accuracy': generation_accuracy(evaluated, n_vocab),
         'updates': updater.iteration, 'updates_to_target': reached,
         'seconds': round(time.perf_counter() - started, 2),
         'settings': settings,
@@ -309,7 +313,7 @@ def main(argv=None):
     except (UsageError, distributed.MPIError) as error:
         if comm is None or comm.rank == 0:
             parser.error(str(error))
-        parser.exit(2)
+        parser.exit(EXIT_USAGE)
     done = {run_key(record) for record in records}
     tasks = sorted(
         ((arch, vocab, bproplen, seed, settings)
@@ -336,6 +340,9 @@ def main(argv=None):
                   count, len(tasks), eta=elapsed / count *
                   (len(tasks) - count) / 60, **record), flush=True)
     if not root:
+        return 0
+    if not tasks:  # the report of the session that ran them stands
+        print('Nothing to run: {} is as it was.'.format(args.out))
         return 0
     wall = time.perf_counter() - started
     wanted = {(arch, vocab, bproplen, seed) for arch in args.arch

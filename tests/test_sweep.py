@@ -42,10 +42,12 @@ def test_a_tiny_grid_records_every_run(tiny_sweep):
 
 
 def test_a_sweep_started_again_redoes_nothing(tiny_sweep, capsys):
-    before = (tiny_sweep / 'capacity.jsonl').read_text()
+    before = {name: (tiny_sweep / name).read_bytes() for name in (
+        'capacity.jsonl', 'capacity.md', 'capacity.png')}
     assert sweep.main(['-o', str(tiny_sweep), '-j', '1'] + TINY) == 0
     assert '4 runs, 4 done already' in capsys.readouterr().out
-    assert (tiny_sweep / 'capacity.jsonl').read_text() == before
+    assert {name: (tiny_sweep / name).read_bytes()
+            for name in before} == before
 
 
 def test_a_run_cut_short_is_run_again_and_new_runs_added(tmp_path):
@@ -80,3 +82,27 @@ def test_the_streams_start_at_evenly_spread_phases():
 ])
 def test_evaluation_scores_after_the_warm_up(rule, expected):
     assert sweep.evaluate(RuleOracle(4, rule), 4, 3) == expected
+
+
+def test_evaluation_leaves_the_training_state_alone(monkeypatch):
+    """It runs on a copy that shares the parameters, not on the model."""
+    built, evaluated = [], []
+    build_model, evaluate = sweep.build_model, sweep.evaluate
+
+    def building(*args, **kwargs):
+        built.append(build_model(*args, **kwargs))
+        return built[-1]
+
+    def evaluating(predictor, *args):
+        evaluated.append(predictor)
+        return evaluate(predictor, *args)
+
+    monkeypatch.setattr(sweep, 'build_model', building)
+    monkeypatch.setattr(sweep, 'evaluate', evaluating)
+    settings = sweep.settings_of(sweep.build_parser().parse_args(
+        ['--updates', '4', '--eval-every', '2', '--unit', '8']))
+    sweep.train_one(('rnn', 5, 3, 0, settings))
+    assert len(built) == 1 and len(evaluated) == 2
+    for predictor in evaluated:
+        assert predictor is not built[0]
+        assert predictor.l1.upward.W.array is built[0].l1.upward.W.array
