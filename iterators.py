@@ -35,7 +35,6 @@ class ParallelSequentialIterator(chainer.dataset.Iterator):
         if not 0 <= min(streams) <= max(streams) < batch_size:
             raise ValueError('the streams must be among the {} streams (got '
                              '{})'.format(batch_size, streams))
-        self.dataset = dataset
         self.batch_size = batch_size
         self.repeat = repeat
         self._words = numpy.asarray(dataset)

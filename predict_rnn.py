@@ -19,16 +19,19 @@ from train_rnn import ArgumentParser, UsageError, model_path, select_device
 def build_parser():
     parser = ArgumentParser(
         prog='predict_rnn.py', description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', '-o', default='result',
-                        help='the out folder of a finished train_rnn.py run')
+                        help='the out folder of a finished train_rnn.py run '
+                        '(default: %(default)s)')
     parser.add_argument('--prime', '-p', type=int, default=1,
-                        help='the number to start from')
+                        help='the number to start from (default: '
+                        '%(default)s)')
     parser.add_argument('--length', '-n', type=int, default=None,
                         help='how many numbers to generate (default: two '
                         'periods of the sequence)')
     parser.add_argument('--gpu', '-g', type=int, default=-1,
-                        help='GPU to run on (needs CuPy); -1 for the CPU')
+                        help='GPU to run on, which needs CuPy; -1 for the '
+                        'CPU (default: %(default)s)')
     return parser
 
 
@@ -49,6 +52,10 @@ def read_run_arguments(out):
     if arch not in ARCHITECTURES:
         raise UsageError('{} names an unknown architecture {!r}'.format(
             path, arch))
+    try:
+        simple_sequence.check_vocabulary(vocab)
+    except ValueError as error:
+        raise UsageError('{}: {}'.format(path, error))
     return arch, unit, vocab
 
 

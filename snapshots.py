@@ -24,6 +24,8 @@ SNAPSHOT_NAME = re.compile(r'snapshot_iter_(\d+)')
 RUN_ARGS_KEY = 'run_args'
 _ZIP_MAGIC = b'PK\x03\x04'
 _TEMPORARY_SUFFIX = '.tmp'
+_OUR_TEMPORARY = re.compile(r'\..+\.[0-9a-f]{8}\.tmp')
+_LOG_TEMPORARY = re.compile(r'log[a-z0-9_]{8}')
 
 
 class FileError(Exception):
@@ -124,8 +126,12 @@ def snapshot_path(out, iteration):
 
 def latest_snapshot(folder):
     """The path of the snapshot in folder with the most iterations, or None."""
+    try:
+        names = os.listdir(folder)
+    except OSError as error:
+        raise FileError('cannot read {}: {}'.format(folder, error.strerror))
     iterations = [int(match.group(1)) for match in
-                  map(SNAPSHOT_NAME.fullmatch, os.listdir(folder)) if match]
+                  map(SNAPSHOT_NAME.fullmatch, names) if match]
     return snapshot_path(folder, max(iterations)) if iterations else None
 
 
@@ -176,14 +182,14 @@ class Snapshot(chainer.training.Extension):
 def remove_leftovers(folder):
     """Remove what writes cut short by a kill left in folder.
 
-    That is our own hidden temporary files, and the temporary folders that
-    Chainer's LogReport moves its log out of (named after the log file).
+    That is our own hidden temporary files (see atomic_file), and the
+    temporary folders that Chainer's LogReport moves its log out of
+    (tempfile.mkdtemp(prefix='log'): 'log' and 8 random characters).
     """
     for name in os.listdir(folder):
         path = os.path.join(folder, name)
-        if name.startswith('.') and name.endswith(_TEMPORARY_SUFFIX):
+        if _OUR_TEMPORARY.fullmatch(name) and os.path.isfile(path):
             os.unlink(path)
-        elif (name.startswith('log') and name != 'log' and
-              os.path.isdir(path) and
+        elif (_LOG_TEMPORARY.fullmatch(name) and os.path.isdir(path) and
               set(os.listdir(path)) <= {'log.json'}):
             shutil.rmtree(path)

@@ -8,6 +8,7 @@ import contextlib
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -35,6 +36,7 @@ from updaters import BPTTUpdater, fast_training
 RUN_DEFINING = ('arch', 'unit', 'vocab', 'batchsize', 'bproplen', 'seed',
                 'gradclip', 'fused')
 ADAM_ALPHA = 0.0005  # the tutorial's
+MODEL_SUFFIX = '_simple_sequence.model'  # after the architecture's name
 EXIT_FAILED = 1  # diverged, or could not write its files
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -211,7 +213,7 @@ def run_arguments(args, comm=None):
 
 
 def model_path(out, arch):
-    return os.path.join(out, '{}_simple_sequence.model'.format(arch))
+    return os.path.join(out, arch + MODEL_SUFFIX)
 
 
 def build_trainer(args, device, comm=None):
@@ -293,7 +295,7 @@ def our_files(out):
     fixed = {'log', 'loss.png', 'accuracy.png', 'cg.dot', 'args.json'}
     return [name for name in os.listdir(out)
             if name in fixed or snapshots.SNAPSHOT_NAME.fullmatch(name) or
-            name.endswith('_simple_sequence.model')]
+            name.endswith(MODEL_SUFFIX)]
 
 
 def prepare_out_folder(args, continuing, run_args):
@@ -308,10 +310,13 @@ def prepare_out_folder(args, continuing, run_args):
     try:
         os.makedirs(args.out, exist_ok=True)
         snapshots.remove_leftovers(args.out)
-        if not continuing:
+        if continuing:  # unfinished again: its old model would mislead
+            for name in our_files(args.out):
+                if name.endswith(MODEL_SUFFIX):
+                    os.unlink(os.path.join(args.out, name))
+        else:
             existing = our_files(args.out)
-            finished = any(name.endswith('_simple_sequence.model')
-                           for name in existing)
+            finished = any(name.endswith(MODEL_SUFFIX) for name in existing)
             if existing and not finished and not args.overwrite:
                 raise UsageError(
                     '{} holds an unfinished run: resume it with -r {}, or '
@@ -392,16 +397,16 @@ def build_rank(args, comm, resumed):
         snapshots.load_into(trainer, distributed.rank_part(arrays, rank),
                             path)
         done = trainer.updater.epoch_detail
-        if args.epoch <= done:
+        if args.epoch < done:
             raise UsageError(
-                'the snapshot {} is at epoch {:g} already: ask for more '
-                'with --epoch'.format(path, done))
+                'the snapshot {} is at epoch {:g} already, past --epoch {}'
+                .format(path, done, args.epoch))
     return trainer
 
 
 def resume_command(args, comm):
     """The command line that resumes this run from its out folder."""
-    command = 'python train_rnn.py -r {}'.format(args.out)
+    command = 'python train_rnn.py -r {}'.format(shlex.quote(args.out))
     if comm is None:
         return command
     return 'mpiexec -n {} {} --communicator {}'.format(
@@ -423,18 +428,23 @@ def train(trainer, args, comm=None):
         optimizer = trainer.updater.get_optimizer('main')
         comm.bcast_data(optimizer.target)
         optimizer.is_changed(optimizer.target)
+    finished = trainer.updater.epoch_detail >= args.epoch
     try:
-        with stop_on_ctrl_c(stop_trigger, say), fast_training():
-            trainer.run(show_loop_exception_msg=False)
+        # A snapshot of the last epoch (the run was killed before it wrote
+        # its model) only lacks the model.
+        if not finished:
+            with stop_on_ctrl_c(stop_trigger, say), fast_training():
+                trainer.run(show_loop_exception_msg=False)
     except Diverged as error:
         say('{}: try clipping the gradient, e.g. --gradclip 5'.format(
             error), file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        say('Interrupted. Resume from the last epoch\'s snapshot with: '
-            + resume_command(args, comm), file=sys.stderr)
+        say('Interrupted. If an epoch has ended, its snapshot resumes the '
+            'run: ' + resume_command(args, comm), file=sys.stderr)
         return EXIT_INTERRUPTED
-    if stop_trigger.requested:
+    # A stop asked for during the last epoch's extensions comes too late.
+    if stop_trigger.requested and trainer.updater.epoch_detail < args.epoch:
         snapshots.save_snapshot(trainer, run_arguments(args, comm), comm)
         say('Stopped at iteration {} (epoch {:.2f}) with a snapshot in {}. '
             'Resume with: {}'.format(

@@ -35,6 +35,7 @@ class BPTTUpdater(chainer.training.updaters.StandardUpdater):
         # Truncated BPTT: the predictor runs bprop_len steps, one call each,
         # from the state the previous window left; the losses of all steps
         # form one graph, and one backward pass goes through all of them.
+        epoch = train_iter.epoch
         xs, ts = next_window(train_iter, self.bprop_len, self.input_device)
         loss = model(xs, ts)
         model.cleargrads()
@@ -47,7 +48,8 @@ class BPTTUpdater(chainer.training.updaters.StandardUpdater):
         loss.unchain_backward()
         model.predictor.unchain_state()
         optimizer.update()
-        if train_iter.is_new_epoch:
+        # is_new_epoch tells of the window's last step alone.
+        for _ in range(train_iter.epoch - epoch):
             optimizer.new_epoch(auto=True)
 
     def _write_graph(self, loss):

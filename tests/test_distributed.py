@@ -50,13 +50,13 @@ def parameters(snapshot, rank=0):
 @pytest.fixture(scope='module')
 def two_ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp('two')
-    completed = train(out, '-a', 'gru', '-e', '2')
+    completed = train(out, '-a', 'gru', '-e', '6')
     return out, completed
 
 
 def test_both_ranks_hold_the_same_parameters(two_ranks):
     out, _ = two_ranks
-    snapshot = str(out / 'snapshot_iter_30')
+    snapshot = str(out / 'snapshot_iter_90')
     first, second = parameters(snapshot, 0), parameters(snapshot, 1)
     assert len(first) == 15  # embed, six Linears of the GRU, out
     for key, value in first.items():
@@ -66,11 +66,11 @@ def test_both_ranks_hold_the_same_parameters(two_ranks):
 def test_two_ranks_train_as_one_process_with_the_whole_batch(
         two_ranks, tmp_path):
     out, completed = two_ranks
-    train(tmp_path, '-a', 'gru', '-e', '2', processes=None)
+    train(tmp_path, '-a', 'gru', '-e', '6', processes=None)
     # Only the order of float sums differs: the gradients of each rank's
     # two streams are averaged, where one process averages four.
-    alone = parameters(str(tmp_path / 'snapshot_iter_30'))
-    for key, value in parameters(str(out / 'snapshot_iter_30')).items():
+    alone = parameters(str(tmp_path / 'snapshot_iter_90'))
+    for key, value in parameters(str(out / 'snapshot_iter_90')).items():
         numpy.testing.assert_allclose(value, alone[key], rtol=0, atol=1e-5)
     with open(str(out / 'log')) as f:
         final = json.load(f)[-1]
@@ -83,9 +83,10 @@ def test_two_ranks_train_as_one_process_with_the_whole_batch(
         assert final[key] == pytest.approx(single[key], abs=0.01)
     # Rank 0 alone speaks and writes.
     assert completed.stdout.count('Saved the model') == 1
-    assert sorted(os.listdir(str(out))) == [
-        'accuracy.png', 'args.json', 'cg.dot', 'gru_simple_sequence.model',
-        'log', 'loss.png', 'snapshot_iter_15', 'snapshot_iter_30']
+    assert sorted(os.listdir(str(out))) == sorted(
+        ['accuracy.png', 'args.json', 'cg.dot', 'gru_simple_sequence.model',
+         'log', 'loss.png'] + ['snapshot_iter_{}'.format(15 * epoch)
+                               for epoch in range(1, 7)])
 
 
 def test_a_two_rank_run_resumes_exactly(two_ranks, tmp_path):
@@ -93,8 +94,8 @@ def test_a_two_rank_run_resumes_exactly(two_ranks, tmp_path):
     for name in ('log', 'args.json', 'snapshot_iter_15'):
         (tmp_path / name).write_bytes((out / name).read_bytes())
     train(tmp_path, '-r', str(tmp_path))
-    assert_same_state(str(tmp_path / 'snapshot_iter_30'),
-                      str(out / 'snapshot_iter_30'))
+    assert_same_state(str(tmp_path / 'snapshot_iter_90'),
+                      str(out / 'snapshot_iter_90'))
 
 
 def assert_same_state(snapshot, expected):
@@ -112,7 +113,7 @@ def test_ctrl_c_stops_every_rank_at_once_and_resumes_exactly(two_ranks,
     process = subprocess.Popen(
         [MPIEXEC, '-n', '2', sys.executable,
          os.path.join(ROOT, 'train_rnn.py'), '-o', str(tmp_path),
-         '--communicator', 'naive', '-a', 'gru', '-e', '2'] + TINY,
+         '--communicator', 'naive', '-a', 'gru', '-e', '6'] + TINY,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for(str(tmp_path / 'snapshot_iter_15'), process)
     process.send_signal(signal.SIGINT)  # mpiexec passes it to the ranks
@@ -121,14 +122,14 @@ def test_ctrl_c_stops_every_rank_at_once_and_resumes_exactly(two_ranks,
     assert stderr.count('Stopped at iteration') == 1  # rank 0 speaks
     assert 'mpiexec -n 2 python train_rnn.py -r' in stderr
     train(tmp_path, '-r', str(tmp_path))
-    assert_same_state(str(tmp_path / 'snapshot_iter_30'),
-                      str(out / 'snapshot_iter_30'))
+    assert_same_state(str(tmp_path / 'snapshot_iter_90'),
+                      str(out / 'snapshot_iter_90'))
 
 
 def test_a_snapshot_of_two_ranks_is_refused_on_one(two_ranks, capsys):
     out, _ = two_ranks
     with pytest.raises(SystemExit) as exit_info:
-        train_rnn.main(['-r', str(out / 'snapshot_iter_15'), '-e', '3'])
+        train_rnn.main(['-r', str(out / 'snapshot_iter_15'), '-e', '7'])
     assert exit_info.value.code == train_rnn.EXIT_USAGE
     assert ('was trained on 2 processes and this run has 1' in
             capsys.readouterr().err)

@@ -13,12 +13,12 @@ import snapshots
 import train_rnn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5', '-e', '1']
+TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5', '-e', '2']
 
 
 @pytest.fixture(scope='module')
 def finished(tmp_path_factory):
-    """The out folder of a finished tiny run."""
+    """The out folder of a finished tiny run of 2 epochs."""
     out = str(tmp_path_factory.mktemp('finished'))
     assert train_rnn.main(['-o', out] + TINY) == 0
     return out
@@ -97,7 +97,7 @@ TRAIN_CASES = [
      'was trained with --gradclip None, but this command says --gradclip '
      '5.0'),
     (['-r', '{finished}', '-e', '1'],
-     'is at epoch 1 already: ask for more with --epoch'),
+     'is at epoch 2 already, past --epoch 1'),
     (['-o', '{text}'], 'cannot write to the out folder {text}'),
     (['-o', '{text}/sub'], 'cannot write to the out folder {text}/sub'),
 ]
@@ -152,6 +152,7 @@ PREDICT_CASES = [
     ('bad args.json', [], 'is not what train_rnn.py writes'),
     ('unknown arch', [], "names an unknown architecture 'evil'"),
     ('other vocab', [], 'does not fit this model'),
+    ('vocab of 2', [], 'nothing to count'),
     ('good', ['-p', '0'], '--prime must be a number of the sequence, 1 .. 2'),
     ('good', ['-p', '3'], '--prime must be a number of the sequence, 1 .. 2'),
     ('good', ['-n', '0'], '--length must be at least 1 (got 0)'),
@@ -184,6 +185,9 @@ def test_bad_prediction_inputs(case, argv, message, tmp_path, finished,
         'other vocab': lambda: model_folder(
             tmp_path, finished, args_text=json.dumps(
                 dict(recorded, vocab=7))),
+        'vocab of 2': lambda: model_folder(
+            tmp_path, finished, args_text=json.dumps(
+                dict(recorded, vocab=2))),
         'good': lambda: finished,
     }[case]()
     with pytest.raises(SystemExit) as exit_info:

@@ -9,7 +9,7 @@ import chainer
 import numpy
 import pytest
 
-from models import ARCHITECTURES
+from models import ARCHITECTURES, FUSED_ARCHITECTURES
 import predict_rnn
 import snapshots
 import train_rnn
@@ -19,6 +19,11 @@ from helpers import wait_for
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 300 words / 4 streams / 5 steps = 15 updates per epoch.
 TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5']
+# Every architecture on the per-step path, and every fused one.
+PATHS = [(arch, False) for arch in sorted(ARCHITECTURES)] + [
+    (arch, True) for arch in sorted(FUSED_ARCHITECTURES)]
+# Long enough that a signal sent after the first epoch lands mid-run.
+LONG = ['-a', 'lstm', '-e', '6']
 
 
 def train(out, *args):
@@ -47,8 +52,7 @@ def assert_same_run(out, expected, arch):
                                                                  arch)
     assert weights.keys() == reference.keys()
     for name in reference:
-        numpy.testing.assert_allclose(weights[name], reference[name],
-                                      rtol=0, atol=1e-6)
+        numpy.testing.assert_array_equal(weights[name], reference[name])
 
 
 def start_cli(out, *args):
@@ -58,43 +62,54 @@ def start_cli(out, *args):
         text=True)
 
 
+def flags(arch, fused):
+    return ['-a', arch] + (['--fused'] if fused else [])
+
+
 @pytest.fixture(scope='module')
 def uninterrupted(tmp_path_factory):
-    """arch -> the out folder of a 2-epoch run left alone."""
+    """(arch, fused) -> the out folder of a 2-epoch run left alone."""
     runs = {}
-    for arch in sorted(ARCHITECTURES):
+    for arch, fused in PATHS:
         out = tmp_path_factory.mktemp(arch)
-        train(out, '-a', arch, '-e', '2')
-        runs[arch] = out
+        train(out, '-e', '2', *flags(arch, fused))
+        runs[arch, fused] = out
     return runs
 
 
-@pytest.mark.parametrize('arch', sorted(ARCHITECTURES))
-def test_resuming_from_an_epoch_snapshot_is_exact(arch, uninterrupted,
+@pytest.fixture(scope='module')
+def long_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp('long')
+    train(out, *LONG)
+    return out
+
+
+@pytest.mark.parametrize('arch, fused', PATHS)
+def test_resuming_from_an_epoch_snapshot_is_exact(arch, fused, uninterrupted,
                                                   tmp_path):
-    train(tmp_path, '-a', arch, '-e', '2')
+    train(tmp_path, '-e', '2', *flags(arch, fused))
     for name in ('snapshot_iter_30',
                  train_rnn.model_path('', arch)):
         os.unlink(os.path.join(str(tmp_path), name))
     # Other state in this process must not matter: the snapshot holds it.
     numpy.random.seed(12345)
     assert train_rnn.main(['-r', str(tmp_path)]) == 0
-    assert_same_run(tmp_path, uninterrupted[arch], arch)
+    assert_same_run(tmp_path, uninterrupted[arch, fused], arch)
 
 
-def test_a_run_killed_at_any_moment_resumes_exactly(uninterrupted, tmp_path):
-    process = start_cli(tmp_path, '-a', 'lstm', '-e', '2')
+def test_a_run_killed_at_any_moment_resumes_exactly(long_run, tmp_path):
+    process = start_cli(tmp_path, *LONG)
     wait_for(str(tmp_path / 'snapshot_iter_15'), process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not os.path.exists(train_rnn.model_path(str(tmp_path), 'lstm'))
     assert train_rnn.main(['-r', str(tmp_path)]) == 0
-    assert_same_run(tmp_path, uninterrupted['lstm'], 'lstm')
+    assert_same_run(tmp_path, long_run, 'lstm')
 
 
-def test_ctrl_c_stops_with_a_snapshot_that_resumes_exactly(uninterrupted,
+def test_ctrl_c_stops_with_a_snapshot_that_resumes_exactly(long_run,
                                                            tmp_path):
-    process = start_cli(tmp_path, '-a', 'lstm', '-e', '2')
+    process = start_cli(tmp_path, *LONG)
     wait_for(str(tmp_path / 'snapshot_iter_15'), process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
@@ -102,17 +117,30 @@ def test_ctrl_c_stops_with_a_snapshot_that_resumes_exactly(uninterrupted,
     assert 'Traceback' not in stderr
     assert 'Resume with: python train_rnn.py -r {}'.format(tmp_path) in stderr
     stopped_at = int(stderr.split('Stopped at iteration ')[1].split()[0])
-    assert 15 <= stopped_at < 30
+    assert 15 <= stopped_at < 90
     assert snapshots.latest_snapshot(str(tmp_path)) == \
         snapshots.snapshot_path(str(tmp_path), stopped_at)
     assert train_rnn.main(['-r', str(tmp_path)]) == 0
-    assert_same_run(tmp_path, uninterrupted['lstm'], 'lstm')
+    assert_same_run(tmp_path, long_run, 'lstm')
 
 
 def test_resume_may_ask_for_more_epochs(uninterrupted, tmp_path):
     train(tmp_path, '-a', 'gru', '-e', '1')
     assert train_rnn.main(['-r', str(tmp_path), '-e', '2']) == 0
-    assert_same_run(tmp_path, uninterrupted['gru'], 'gru')
+    assert_same_run(tmp_path, uninterrupted['gru', False], 'gru')
+
+
+def test_a_run_killed_before_writing_its_model_only_writes_it(tmp_path):
+    train(tmp_path, '-e', '1')
+    model = train_rnn.model_path(str(tmp_path), 'rnn')
+    written = snapshots.read_npz(model)
+    os.unlink(model)
+    assert train_rnn.main(['-r', str(tmp_path)]) == 0
+    assert len(read_log(tmp_path)) == 1
+    assert snapshots.read_npz(model).keys() == written.keys()
+    for name, array in written.items():
+        numpy.testing.assert_array_equal(snapshots.read_npz(model)[name],
+                                         array)
 
 
 def test_leftovers_of_interrupted_writes_are_ignored_and_removed(tmp_path):
@@ -124,8 +152,20 @@ def test_leftovers_of_interrupted_writes_are_ignored_and_removed(tmp_path):
     (leftovers[1] / 'log.json').write_text('[')
     assert snapshots.latest_snapshot(str(tmp_path)) == \
         snapshots.snapshot_path(str(tmp_path), 15)
+    others = [tmp_path / 'logs', tmp_path / '.notes.tmp']
+    others[0].mkdir()
+    others[1].write_text('mine')
     assert train_rnn.main(['-r', str(tmp_path), '-e', '2']) == 0
     assert not any(path.exists() for path in leftovers)
+    assert all(path.exists() for path in others)
+
+
+def test_a_run_continued_in_its_folder_drops_its_old_model(tmp_path):
+    train(tmp_path, '-e', '1')
+    args = train_rnn.build_parser().parse_args(['-o', str(tmp_path)])
+    train_rnn.prepare_out_folder(args, True, train_rnn.run_arguments(args))
+    assert not os.path.exists(train_rnn.model_path(str(tmp_path), 'rnn'))
+    assert os.path.exists(str(tmp_path / 'snapshot_iter_15'))
 
 
 def test_a_write_cut_short_leaves_the_old_file_whole(tmp_path):

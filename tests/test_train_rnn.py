@@ -124,7 +124,7 @@ def test_help_explains_every_flag():
     assert completed.returncode == 0
     for flag in ('--arch', '--unit', '--bproplen', '--batchsize', '--epoch',
                  '--gpu', '--out', '--resume', '--vocab', '--seed',
-                 '--gradclip', '--fused', '--overwrite'):
+                 '--gradclip', '--fused', '--communicator', '--overwrite'):
         assert re.search(r'^\s+(-\w, )?{}\b'.format(flag), completed.stdout,
                          re.MULTILINE), flag
 

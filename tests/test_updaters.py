@@ -75,3 +75,12 @@ def test_the_random_state_is_saved_with_the_updater():
 def test_bprop_len_must_be_positive():
     with pytest.raises(ValueError, match='bprop_len'):
         make_updater(seeded_model('rnn'), bprop_len=0)
+
+
+def test_the_optimizer_counts_every_epoch():
+    updater = make_updater(seeded_model('rnn'), batch_size=3, bprop_len=7)
+    iterator, optimizer = updater.get_iterator('main'), \
+        updater.get_optimizer('main')
+    while iterator.epoch < 3:  # epochs end inside windows, not at their end
+        updater.update()
+        assert optimizer.epoch == iterator.epoch
