@@ -273,14 +273,15 @@ def _run_over_ranks(tasks, comm):
             comm.send_obj(train_one(task), 0, RECORD_TAG)
         comm.send_obj(None, 0, RECORD_TAG)  # no more
         return
-    done = [0]  # the other ranks that have sent all theirs
+    done = 0  # the other ranks that have sent all theirs
 
     def received(wait):
-        while done[0] < comm.size - 1 and (wait or comm.mpi_comm.Iprobe(
+        nonlocal done
+        while done < comm.size - 1 and (wait or comm.mpi_comm.Iprobe(
                 source=MPI.ANY_SOURCE, tag=RECORD_TAG)):
             record = comm.recv_obj(MPI.ANY_SOURCE, tag=RECORD_TAG)
             if record is None:
-                done[0] += 1
+                done += 1
             else:
                 yield record
 
