@@ -43,6 +43,9 @@ TARGET = 0.99
 CPU = chainer.get_device('@numpy')
 RECORD_TAG = 7  # MPI messages that carry a finished run's record
 EVAL_WINDOW = 200  # steps per node in evaluation: any length gives the same
+# Training never resets the state, so a reset one is foreign to the models:
+# an LSTM at N=5 needs two periods (20 steps) to leave it.
+MIN_WARM_UP = 100
 
 
 def build_parser():
@@ -127,23 +130,25 @@ def evaluate(predictor, n_vocab, batch_size):
     """(accuracy, boundary accuracy) over a period of every stream.
 
     Every stream starts from a reset state at its own phase, usually within
-    a block, where nobody could tell how many came before: a first period
-    warms the state up and is not scored. With the streams' phases spread,
-    the scored period covers every position batch_size times.
+    a block, where nobody could tell how many came before: a warm-up of a
+    period, and of at least MIN_WARM_UP steps, is not scored. With the
+    streams' phases spread, the scored period covers every position
+    batch_size times.
     """
     period = simple_sequence.period_length(n_vocab)
+    warm_up = max(period, MIN_WARM_UP)
     iterator = ParallelSequentialIterator(
         phase_spread_sequence(n_vocab, batch_size), batch_size)
     predictor.reset_state()
     counts = numpy.zeros(4, numpy.int64)
     with chainer.using_config('train', False), chainer.no_backprop_mode():
-        for step in range(0, 2 * period, EVAL_WINDOW):
-            length = min(EVAL_WINDOW, 2 * period - step)
+        for step in range(0, warm_up + period, EVAL_WINDOW):
+            length = min(EVAL_WINDOW, warm_up + period - step)
             xs, ts = next_window(iterator, length, CPU)
             logits = predictor.forward_window(xs).array
-            if step + length <= period:
+            if step + length <= warm_up:
                 continue
-            scored = slice(max(period - step, 0) * batch_size, None)
+            scored = slice(max(warm_up - step, 0) * batch_size, None)
             correct, boundary = (a[scored] for a in judge(logits, xs, ts))
             counts += (correct.sum(), correct.size,
                        (correct & boundary).sum(), boundary.sum())
@@ -433,12 +438,13 @@ def markdown(summary, records, args, wall, n_new, workers):
         'stops once overall and boundary accuracy both reach {} (checked '
         'every {} updates). The streams start at evenly spread phases of the '
         'period. Scores: overall and boundary accuracy over a period of '
-        'every stream after a period of warm-up, and the share of two '
-        'periods generated freely from the prime 1 that are right.'.format(
+        'every stream after a warm-up of a period and at least {} steps, '
+        'and the share of two periods generated freely from the prime 1 '
+        'that are right.'.format(
             ' '.join(['python'] + [shlex.quote(arg) for arg in sys.argv]),
             len(records), ', '.join(args.arch), args.vocab, args.bproplen,
             args.seed, args.updates, args.batchsize, args.alpha,
-            args.gradclip, args.unit, TARGET, args.eval_every),
+            args.gradclip, args.unit, TARGET, args.eval_every, MIN_WARM_UP),
         '',
         'This session ran {} of them in {:.1f} min of wall time, {} at a '
         'time; the runs took {:.1f} min together.'.format(

@@ -76,12 +76,35 @@ def test_the_streams_start_at_evenly_spread_phases():
     assert first == [sequence[0], sequence[2], sequence[4]] == [1, 2, 3]
 
 
+class ColdOracle(RuleOracle):
+    """Predicts 0, which never comes, for its first steps from a reset."""
+
+    def __init__(self, n_vocab, rule, cold_steps):
+        super().__init__(n_vocab, rule)
+        self.cold_steps = cold_steps
+        self.steps = 0
+
+    def forward(self, x):
+        self.steps += 1
+        logits = super().forward(x)
+        if self.steps <= self.cold_steps:
+            logits.array[:] = 0
+            logits.array[:, 0] = 10
+        return logits
+
+    def reset_state(self):
+        self.steps = 0
+
+
 @pytest.mark.parametrize('rule, expected', [
     (lambda x: x, (0.5, 0.0)),            # copies: wrong at every boundary
     (lambda x: x % 3 + 1, (0.5, 1.0)),    # the successor: right only there
 ])
-def test_evaluation_scores_after_the_warm_up(rule, expected):
-    assert sweep.evaluate(RuleOracle(4, rule), 4, 3) == expected
+@pytest.mark.parametrize('cold_steps', [0, sweep.MIN_WARM_UP])
+def test_evaluation_scores_after_the_warm_up(rule, expected, cold_steps):
+    # N=4: a period of 6 steps, far shorter than the warm-up
+    oracle = ColdOracle(4, rule, cold_steps)
+    assert sweep.evaluate(oracle, 4, 3) == expected
 
 
 def test_evaluation_leaves_the_training_state_alone(monkeypatch):
