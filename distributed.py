@@ -47,6 +47,16 @@ def world_size():
     return 1
 
 
+def rank(comm):
+    """This process's rank: 0 without a communicator."""
+    return 0 if comm is None else comm.rank
+
+
+def size(comm):
+    """The number of ranks: 1 without a communicator."""
+    return 1 if comm is None else comm.size
+
+
 def on_root(comm, function, *args):
     """function(*args) on rank 0; its result, or exception, on every rank.
 

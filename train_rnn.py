@@ -208,7 +208,7 @@ def run_arguments(args, comm=None):
     """What args.json and snapshots record: enough to rebuild the run."""
     recorded = {name: getattr(args, name) for name in RUN_DEFINING}
     recorded['epoch'] = args.epoch
-    recorded['processes'] = 1 if comm is None else comm.size
+    recorded['processes'] = distributed.size(comm)
     return recorded
 
 
@@ -235,7 +235,7 @@ def build_trainer(args, device, comm=None):
     model.to_device(device)
     optimizer = FlatAdam(alpha=ADAM_ALPHA)
     streams = None
-    root = comm is None or comm.rank == 0
+    root = distributed.rank(comm) == 0
     if comm is not None:
         import chainermn
 
@@ -358,7 +358,7 @@ def setup(args, argv, comm=None):
     """
     resumed = None
     continuing = False
-    processes = 1 if comm is None else comm.size
+    processes = distributed.size(comm)
     if args.resume:
         path, arrays, saved = distributed.on_root(
             comm, snapshots.read_snapshot, args.resume)
@@ -393,9 +393,9 @@ def build_rank(args, comm, resumed):
                          '--vocab {}'.format(args.unit, args.vocab))
     if resumed is not None:
         path, arrays = resumed
-        rank = 0 if comm is None else comm.rank
-        snapshots.load_into(trainer, distributed.rank_part(arrays, rank),
-                            path)
+        snapshots.load_into(
+            trainer, distributed.rank_part(arrays, distributed.rank(comm)),
+            path)
         done = trainer.updater.epoch_detail
         if args.epoch < done:
             raise UsageError(
@@ -418,7 +418,7 @@ def train(trainer, args, comm=None):
 
     With a communicator, every rank runs it; rank 0 alone speaks and writes.
     """
-    root = comm is None or comm.rank == 0
+    root = distributed.rank(comm) == 0
     say = print if root else (lambda *args, **kwargs: None)
     stop_trigger = trainer.stop_trigger
     if comm is not None:
@@ -470,7 +470,7 @@ def main(argv=None):
             comm = distributed.create_communicator(args.communicator)
         trainer = setup(args, argv, comm)
     except (UsageError, snapshots.FileError, distributed.MPIError) as error:
-        if comm is None or comm.rank == 0:
+        if distributed.rank(comm) == 0:
             parser.error(str(error))
         parser.exit(EXIT_USAGE)
     except KeyboardInterrupt:
