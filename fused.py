@@ -55,6 +55,22 @@ def _refuse_double_backprop():
             'written with arrays, not with differentiable functions)')
 
 
+def check_activation(activation):
+    if activation not in ACTIVATIONS:
+        raise ValueError('activation must be one of {} (got {!r})'.format(
+            ', '.join(ACTIVATIONS), activation))
+
+
+def _output_grads(ghs, gh_last, shape, dtype, xp):
+    """The gradient of the states hs (T, B, H), a new array: ghs's, or
+    zeros, with the last state's (gh_last) added to the last step."""
+    gh = xp.zeros(shape, dtype) if ghs is None else \
+        ghs.array.reshape(shape).copy()
+    if gh_last is not None:
+        gh[-1] += gh_last.array
+    return gh
+
+
 def _sigmoid_in_place(x, xp):
     # chainer.functions.sigmoid's formula: it does not overflow.
     x *= 0.5
@@ -139,9 +155,7 @@ class ElmanWindow(chainer.FunctionNode):
     """
 
     def __init__(self, n_steps, activation='tanh', has_h0=False, ids=None):
-        if activation not in ACTIVATIONS:
-            raise ValueError('activation must be one of {} (got {!r})'.format(
-                ', '.join(ACTIVATIONS), activation))
+        check_activation(activation)
         self.n_steps = n_steps
         self.activation = activation
         self.has_h0 = has_h0
@@ -184,10 +198,8 @@ class ElmanWindow(chainer.FunctionNode):
         B = len(states) // (T + 1)
         hs = states[B:]
         # g becomes the gradient of the pre-activations, step by step.
-        g = xp.zeros_like(hs) if ghs is None else ghs.array.copy()
-        g3 = g.reshape(T, B, H)
-        if gh_last is not None:
-            g3[-1] += gh_last.array
+        g3 = _output_grads(ghs, gh_last, (T, B, H), hs.dtype, xp)
+        g = g3.reshape(T * B, H)
         derivative = _derivative(hs, self.activation, xp).reshape(T, B, H)
         first = 0 if self.has_h0 else 1  # the first step with a lateral term
         carry = xp.empty((B, H), g.dtype)  # the gradient of h_{t-1}
@@ -285,10 +297,7 @@ class LSTMWindow(chainer.FunctionNode):
         xp.multiply(i, 1 - a * a, out=dc[:, :, 0])
         xp.multiply(a, i * (1 - i), out=dc[:, :, 1])
         xp.multiply(c_prev, f * (1 - f), out=dc[:, :, 2])
-        gh = xp.zeros((T, B, H), x.dtype) if ghs is None else \
-            ghs.array.reshape(T, B, H).copy()
-        if gh_last is not None:
-            gh[-1] += gh_last.array
+        gh = _output_grads(ghs, gh_last, (T, B, H), x.dtype, xp)
         gc_next = xp.zeros((B, H), x.dtype) if gc_last is None else \
             gc_last.array.copy()
         g_gates = xp.empty((T, B, 4, H), x.dtype)
@@ -409,10 +418,7 @@ class GRUWindow(chainer.FunctionNode):
         dr = r * (1 - r)
         dr *= h_prev
         one_minus_z = 1 - z
-        gh = xp.zeros((T, B, H), x.dtype) if ghs is None else \
-            ghs.array.reshape(T, B, H).copy()
-        if gh_last is not None:
-            gh[-1] += gh_last.array
+        gh = _output_grads(ghs, gh_last, (T, B, H), x.dtype, xp)
         g_gates = xp.empty((T, B, 3, H), x.dtype)
         g_r_h = xp.empty((B, H), x.dtype)
         lateral = xp.empty((B, H), x.dtype)

@@ -77,9 +77,7 @@ class ElmanLayer(RecurrentState, chainer.Chain):
 
     def __init__(self, in_size, out_size, activation='tanh'):
         super().__init__()
-        if activation not in fused.ACTIVATIONS:
-            raise ValueError('activation must be one of {} (got {!r})'.format(
-                ', '.join(fused.ACTIVATIONS), activation))
+        fused.check_activation(activation)
         self.activation = activation
         with self.init_scope():
             self.upward = L.Linear(in_size, out_size)
