@@ -38,7 +38,10 @@ ARCHS = ('rnn', 'rnn_relu', 'lstm', 'gru')
 VOCABS = (5, 10, 20, 30, 40, 50)
 BPROPLENS = (5, 20, 60)
 SEEDS = (0, 1, 2)
-METRICS = ('accuracy', 'boundary_accuracy', 'generation_accuracy')
+METRIC_NAMES = {'accuracy': 'overall accuracy',
+                'boundary_accuracy': 'boundary accuracy',
+                'generation_accuracy': 'generation accuracy'}
+METRICS = tuple(METRIC_NAMES)
 TARGET = 0.99
 CPU = chainer.get_device('@numpy')
 RECORD_TAG = 7  # MPI messages that carry a finished run's record
@@ -317,17 +320,17 @@ def main(argv=None):
             comm = distributed.create_communicator('naive')
         records = distributed.on_root(comm, prepare_out, args.out, settings)
     except (UsageError, distributed.MPIError) as error:
-        if comm is None or comm.rank == 0:
+        if distributed.rank(comm) == 0:
             parser.error(str(error))
         parser.exit(EXIT_USAGE)
+    # A list: every MPI rank must order the tasks alike.
+    grid = [(arch, vocab, bproplen, seed) for arch in args.arch
+            for vocab in args.vocab for bproplen in args.bproplen
+            for seed in args.seed]
     done = {run_key(record) for record in records}
-    tasks = sorted(
-        ((arch, vocab, bproplen, seed, settings)
-         for arch in args.arch for vocab in args.vocab
-         for bproplen in args.bproplen for seed in args.seed
-         if (arch, vocab, bproplen, seed) not in done),
-        key=expected_cost, reverse=True)
-    root = comm is None or comm.rank == 0
+    tasks = sorted((key + (settings,) for key in grid if key not in done),
+                   key=expected_cost, reverse=True)
+    root = distributed.rank(comm) == 0
     workers = min(args.jobs, max(len(tasks), 1)) if comm is None else \
         '{} MPI ranks'.format(comm.size)
     if root:
@@ -351,10 +354,7 @@ def main(argv=None):
         print('Nothing to run: {} is as it was.'.format(args.out))
         return 0
     wall = time.perf_counter() - started
-    wanted = {(arch, vocab, bproplen, seed) for arch in args.arch
-              for vocab in args.vocab for bproplen in args.bproplen
-              for seed in args.seed}
-    shown = [record for record in records if run_key(record) in wanted]
+    shown = [record for record in records if run_key(record) in grid]
     report(shown, args, wall, len(tasks), workers)
     print('Wrote {} and {}: {} runs in this session took {:.1f} min.'.format(
         os.path.join(args.out, 'capacity.png'),
@@ -392,9 +392,6 @@ def report(records, args, wall, n_new, workers):
 def plot(summary, args, path):
     from matplotlib.figure import Figure  # no pyplot: no GUI backend
 
-    titles = {'accuracy': 'overall accuracy',
-              'boundary_accuracy': 'boundary accuracy',
-              'generation_accuracy': 'generation accuracy'}
     bproplens = sorted({key[1] for key in summary})
     archs = [arch for arch in args.arch if any(
         key[0] == arch for key in summary)]
@@ -417,7 +414,7 @@ def plot(summary, args, path):
             if row == 0:
                 ax.set_title('bproplen {}'.format(bproplen))
             if column == 0:
-                ax.set_ylabel(titles[metric])
+                ax.set_ylabel(METRIC_NAMES[metric])
             if row == len(METRICS) - 1:
                 ax.set_xlabel('vocabulary N (counts to N-1)')
     axes[0][-1].legend(loc='lower left')
@@ -451,9 +448,8 @@ def markdown(summary, records, args, wall, n_new, workers):
             n_new, wall / 60, workers,
             sum(record['seconds'] for record in records) / 60),
     ]
-    headings = {'accuracy': 'Overall accuracy',
-                'boundary_accuracy': 'Boundary accuracy',
-                'generation_accuracy': 'Generation accuracy'}
+    headings = {metric: name.capitalize()
+                for metric, name in METRIC_NAMES.items()}
     for metric in METRICS + ('reached',):
         lines += ['', '## ' + headings.get(
             metric, 'Runs that reached {} on both accuracies'.format(TARGET)),
