@@ -1,15 +1,18 @@
 """Snapshots and model files: npz written atomically, read without pickle.
 
 Chainer's load_npz opens files with allow_pickle=True, so a crafted file can
-run code when it is loaded. Everything here is read with allow_pickle=False,
-and nothing is written that would need pickle to read back.
+run code when it is loaded. Here every file is read by our own reader, which
+never unpickles, checks what each entry declares before it allocates, and
+verifies every entry's checksum; nothing is written that would need pickle.
 """
 import contextlib
+import io
 import json
+import math
 import os
 import re
 import secrets
-import shutil
+import stat
 import zipfile
 import zlib
 
@@ -23,9 +26,9 @@ import distributed
 SNAPSHOT_NAME = re.compile(r'snapshot_iter_(\d+)')
 RUN_ARGS_KEY = 'run_args'
 _ZIP_MAGIC = b'PK\x03\x04'
-_TEMPORARY_SUFFIX = '.tmp'
-_OUR_TEMPORARY = re.compile(r'\..+\.[0-9a-f]{8}\.tmp')
-_LOG_TEMPORARY = re.compile(r'log[a-z0-9_]{8}')
+_NPY_SUFFIX = '.npy'
+_NPY_VERSIONS = {(1, 0): numpy.lib.format.read_array_header_1_0,
+                 (2, 0): numpy.lib.format.read_array_header_2_0}
 
 
 class FileError(Exception):
@@ -33,15 +36,16 @@ class FileError(Exception):
 
 
 @contextlib.contextmanager
-def atomic_file(path, mode='wb'):
+def atomic_file(path, mode='wb', temporary_folder=None):
     """A file object whose contents appear at path complete, or not at all.
 
-    It is written under a hidden temporary name in the same folder, flushed
-    to disk, then renamed over path when the block ends without error.
+    It is written under a hidden temporary name, in temporary_folder (on the
+    same file system) or beside path, flushed to disk, then renamed over
+    path when the block ends without error.
     """
     folder, name = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(folder, '.{}.{}{}'.format(
-        name, secrets.token_hex(4), _TEMPORARY_SUFFIX))
+    temporary = os.path.join(temporary_folder or folder, '.{}.{}.tmp'.format(
+        name, secrets.token_hex(4)))
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                          0o666)
     try:
@@ -53,6 +57,11 @@ def atomic_file(path, mode='wb'):
     except BaseException:
         os.unlink(temporary)
         raise
+    sync_folder(folder)
+
+
+def sync_folder(folder):
+    """Flush folder's entries (a rename in it) to disk."""
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -67,13 +76,25 @@ def serialized(obj):
     return dict(serializer.target)
 
 
-def write_npz(path, arrays):
-    """Write arrays, none of which may need pickle, to path atomically."""
+def npz_bytes(arrays):
+    """The npz file of arrays, none of which may need pickle, as bytes.
+
+    Built in memory, so that an error while writing the file (a full disk,
+    Ctrl-C) leaves no half-written zip object behind.
+    """
     needing_pickle = sorted(k for k, v in arrays.items() if v.dtype.hasobject)
     if needing_pickle:
         raise TypeError('would need pickle: ' + ', '.join(needing_pickle))
+    buffer = io.BytesIO()
+    numpy.savez(buffer, **arrays)
+    return buffer.getbuffer()
+
+
+def write_npz(path, arrays):
+    """Write arrays to path atomically."""
+    data = npz_bytes(arrays)
     with atomic_file(path) as f:
-        numpy.savez(f, **arrays)
+        f.write(data)
 
 
 def save_npz(path, obj):
@@ -81,31 +102,159 @@ def save_npz(path, obj):
     write_npz(path, serialized(obj))
 
 
-def read_npz(path):
-    """dict name -> array of an npz file, refusing what needs pickle."""
+def available_memory():
+    """Bytes this machine can still allocate, about: MemAvailable."""
     try:
-        with open(path, 'rb') as f:
-            magic = f.read(len(_ZIP_MAGIC))
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_AVPHYS_PAGES')
+
+
+def open_regular_file(path):
+    """A binary file object for path, which must be a regular file.
+
+    Opened without blocking, so that a FIFO or device cannot hang the read.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
         raise FileError('cannot read {}: {}'.format(path, error.strerror))
-    if magic != _ZIP_MAGIC:
-        raise FileError('{} is not an npz file (it is empty or some other '
-                        'kind of file)'.format(path))
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise FileError('{} is not a regular file'.format(path))
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, 'rb')
+
+
+def read_npz(path):
+    """dict name -> array of an npz file, refusing what needs pickle.
+
+    Every entry must be a plain array whose declared size matches its data
+    and fits in memory, stored or deflated, unencrypted, with a good
+    checksum; anything else is a FileError.
+    """
+    with open_regular_file(path) as f:
+        if f.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
+            raise FileError('{} is not an npz file (it is empty or some '
+                            'other kind of file)'.format(path))
+        f.seek(0)
+        try:
+            return _read_arrays(f, path)
+        except FileError:
+            raise
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError,
+                ValueError, NotImplementedError, RuntimeError,
+                OverflowError, KeyError, SyntaxError) as error:
+            raise FileError('{} is truncated or damaged ({})'.format(
+                path, error))
+
+
+def _read_arrays(f, path):
+    size = os.fstat(f.fileno()).st_size
+    with zipfile.ZipFile(f) as archive:
+        entries = archive.infolist()
+        declared = 0
+        for entry in entries:
+            if entry.flag_bits & 0x1:
+                raise FileError('{} is damaged: its entry {} says it is '
+                                'encrypted'.format(path, entry.filename))
+            if entry.compress_type not in (zipfile.ZIP_STORED,
+                                           zipfile.ZIP_DEFLATED):
+                raise FileError('{} is damaged: its entry {} has an unknown '
+                                'compression'.format(path, entry.filename))
+            if (not entry.filename.endswith(_NPY_SUFFIX) or
+                    entry.compress_size > size):
+                raise FileError('{} is damaged or not an npz file: entry {}'
+                                .format(path, entry.filename))
+            declared += entry.file_size
+        if declared > available_memory():
+            raise FileError('{} declares {:.1f} GiB of arrays, more than '
+                            'this machine has free'.format(
+                                path, declared / 2 ** 30))
+        arrays = {}
+        for entry in entries:
+            name = entry.filename[:-len(_NPY_SUFFIX)]
+            if name in arrays:
+                raise FileError('{} holds {} twice'.format(path, name))
+            with archive.open(entry) as member:
+                arrays[name] = _read_array(member, entry, path)
+        return arrays
+
+
+def _read_array(member, entry, path):
+    """One .npy entry of an npz: the header first, then exactly its data."""
+    version = numpy.lib.format.read_magic(member)
+    if version not in _NPY_VERSIONS:
+        raise FileError('{}: {} is an npy file of an unknown version {}'
+                        .format(path, entry.filename, version))
+    shape, fortran_order, dtype = _NPY_VERSIONS[version](member)
+    if dtype.hasobject:
+        raise FileError('{} holds pickled Python objects, and loading it '
+                        'could run code: refused'.format(path))
+    n_bytes = math.prod(shape) * dtype.itemsize
+    if n_bytes != entry.file_size - member.tell():
+        raise FileError('{} is damaged: {} declares {} bytes of data and '
+                        'holds {}'.format(path, entry.filename, n_bytes,
+                                          entry.file_size - member.tell()))
+    data = bytearray(member.read(n_bytes))
+    # Reading to the end makes zipfile check the entry's CRC.
+    if len(data) != n_bytes or member.read(1):
+        raise FileError('{} is truncated: {}'.format(path, entry.filename))
+    return numpy.frombuffer(data, dtype).reshape(
+        shape, order='F' if fortran_order else 'C')
+
+
+def parse_json(text, what):
+    """The value of a JSON text from a file; FileError if it is not one."""
     try:
-        with numpy.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except ValueError as error:
-        if 'allow_pickle' in str(error):
-            raise FileError(
-                '{} holds pickled Python objects, and loading it could run '
-                'code: refused'.format(path))
-        raise FileError('{} is damaged: {}'.format(path, error))
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as error:
-        raise FileError('{} is truncated or damaged ({})'.format(path, error))
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise FileError('{} is not valid JSON ({})'.format(
+            what, type(error).__name__ if isinstance(error, RecursionError)
+            else error))
+
+
+def check_shapes(arrays, reference, path, states=(), any_rows=False):
+    """FileError unless arrays has each key of reference in its shape and
+    kind of dtype, and finite; keys missing from arrays are left to the
+    loader.
+
+    reference: name -> array, what the target serializes. states: the keys
+    of recurrent states, which may also be empty (no state yet), and whose
+    first dimension (the streams) may differ if any_rows.
+    """
+    for key, expected in reference.items():
+        if key not in arrays:
+            continue
+        expected = numpy.asarray(expected)
+        actual = arrays[key]
+        if expected.dtype.kind in 'US':
+            good = actual.dtype.kind == expected.dtype.kind and \
+                actual.shape == expected.shape
+        else:
+            shape = actual.shape
+            if key in states and any_rows and len(shape) > 0:
+                shape = expected.shape[:1] + shape[1:]
+            good = (shape == expected.shape or
+                    key in states and actual.size == 0) and \
+                actual.dtype.kind == expected.dtype.kind and \
+                (actual.dtype.kind != 'f' or actual.dtype == expected.dtype)
+        if not good:
+            raise FileError('{} does not fit this model: {} is {} {}, where '
+                            '{} {} belongs'.format(
+                                path, key, actual.dtype, actual.shape,
+                                expected.dtype, expected.shape))
+        if actual.dtype.kind == 'f' and not numpy.isfinite(actual).all():
+            raise FileError('{} holds a value that is NaN or infinite in {}'
+                            .format(path, key))
 
 
 def load_into(obj, arrays, path):
-    """Restore obj from arrays read from path by read_npz."""
+    """Restore obj from arrays read from path by read_npz (shapes checked)."""
     try:
         chainer.serializers.NpzDeserializer(arrays).load(obj)
     except KeyError as error:
@@ -115,13 +264,43 @@ def load_into(obj, arrays, path):
         raise FileError('{} does not fit this model: {}'.format(path, error))
 
 
+def recurrent_state_shapes(predictor, rows):
+    """{key: array}: the recurrent state that predictor serializes after a
+    step of `rows` streams, found by running one step on a copy."""
+    probe = predictor.copy(mode='copy')
+    probe.reset_state()
+    before = serialized(probe)
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        probe(probe.xp.ones(rows, numpy.int32))
+    return {key: value for key, value in serialized(probe).items()
+            if before[key].shape != value.shape}
+
+
 def load_npz(path, obj):
-    """Restore obj from an npz file written by save_npz."""
-    load_into(obj, read_npz(path), path)
+    """Restore obj from an npz file, after checking its shapes; a predictor
+    (a recurrent network) takes a recurrent state of any number of rows."""
+    arrays = read_npz(path)
+    reference = serialized(obj)
+    states = {}
+    if hasattr(obj, 'reset_state'):
+        states = recurrent_state_shapes(obj, 1)
+        reference.update(states)
+    check_shapes(arrays, reference, path, states, any_rows=True)
+    load_into(obj, arrays, path)
 
 
 def snapshot_path(out, iteration):
-    return os.path.join(out, 'snapshot_iter_{}'.format(iteration))
+    return os.path.join(out, snapshot_name(iteration))
+
+
+def snapshot_name(iteration):
+    return 'snapshot_iter_{}'.format(iteration)
+
+
+def snapshot_iterations(names):
+    """The iterations of the snapshot names among names."""
+    return [int(match.group(1)) for match in
+            map(SNAPSHOT_NAME.fullmatch, names) if match]
 
 
 def latest_snapshot(folder):
@@ -130,25 +309,34 @@ def latest_snapshot(folder):
         names = os.listdir(folder)
     except OSError as error:
         raise FileError('cannot read {}: {}'.format(folder, error.strerror))
-    iterations = [int(match.group(1)) for match in
-                  map(SNAPSHOT_NAME.fullmatch, names) if match]
+    iterations = snapshot_iterations(names)
     return snapshot_path(folder, max(iterations)) if iterations else None
 
 
-def save_snapshot(trainer, run_args, comm=None):
-    """Write the trainer's whole state and the run's arguments to out.
+def snapshot_arrays(trainer, run_args, comm=None):
+    """The trainer's whole state and the run's arguments, as arrays.
 
-    With a ChainerMN communicator every rank must call it: rank 0 writes
-    the states of all ranks into one file (see distributed.merge_ranks).
+    With a ChainerMN communicator every rank must call it: rank 0 gets the
+    states of all ranks merged (see distributed.merge_ranks), the others
+    None.
     """
     arrays = serialized(trainer)
     if comm is not None:
         parts = comm.gather_obj(arrays)
         if comm.rank != 0:
-            return
+            return None
         arrays = distributed.merge_ranks(parts)
     arrays[RUN_ARGS_KEY] = numpy.array(json.dumps(run_args))
-    write_npz(snapshot_path(trainer.out, trainer.updater.iteration), arrays)
+    return arrays
+
+
+def read_run_args(arrays, path):
+    """The run arguments recorded in a snapshot's or model's arrays."""
+    if RUN_ARGS_KEY not in arrays or arrays[RUN_ARGS_KEY].dtype.kind != 'U' \
+            or arrays[RUN_ARGS_KEY].shape != ():
+        raise FileError('{} is not a snapshot of train_rnn.py'.format(path))
+    return parse_json(str(arrays[RUN_ARGS_KEY]),
+                      '{}: the run\'s arguments'.format(path))
 
 
 def read_snapshot(path):
@@ -159,37 +347,31 @@ def read_snapshot(path):
             raise FileError('{} holds no snapshot to resume from'.format(path))
         path = latest
     arrays = read_npz(path)
-    try:
-        return path, arrays, json.loads(str(arrays[RUN_ARGS_KEY]))
-    except (KeyError, ValueError):
+    if 'updater/iteration' not in arrays:  # a model, or not ours at all
         raise FileError('{} is not a snapshot of train_rnn.py'.format(path))
+    return path, arrays, read_run_args(arrays, path)
 
 
 class Snapshot(chainer.training.Extension):
-    """Writes snapshot_iter_<iteration> after the other extensions ran."""
+    """Writes snapshot_iter_<iteration> after the other extensions ran.
+
+    write(name, arrays) writes the file; on ranks other than 0 it is None.
+    """
 
     trigger = 1, 'epoch'
     priority = -100
 
-    def __init__(self, run_args, comm=None):
+    def __init__(self, run_args, write, comm=None):
         self.run_args = run_args
+        self.write = write
         self.comm = comm
 
     def __call__(self, trainer):
-        save_snapshot(trainer, self.run_args, self.comm)
+        save_snapshot(trainer, self.run_args, self.write, self.comm)
 
 
-def remove_leftovers(folder):
-    """Remove what writes cut short by a kill left in folder.
-
-    That is our own hidden temporary files (see atomic_file), and the
-    temporary folders that Chainer's LogReport moves its log out of
-    (tempfile.mkdtemp(prefix='log'): 'log' and 8 random characters).
-    """
-    for name in os.listdir(folder):
-        path = os.path.join(folder, name)
-        if _OUR_TEMPORARY.fullmatch(name) and os.path.isfile(path):
-            os.unlink(path)
-        elif (_LOG_TEMPORARY.fullmatch(name) and os.path.isdir(path) and
-              set(os.listdir(path)) <= {'log.json'}):
-            shutil.rmtree(path)
+def save_snapshot(trainer, run_args, write, comm=None):
+    """Write the trainer's state as snapshot_iter_<iteration>, on rank 0."""
+    arrays = snapshot_arrays(trainer, run_args, comm)
+    if arrays is not None:
+        write(snapshot_name(trainer.updater.iteration), npz_bytes(arrays))

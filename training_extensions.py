@@ -1,5 +1,9 @@
-"""Trainer extensions of train_rnn.py: evaluation, plots, stops."""
-import os
+"""Trainer extensions of train_rnn.py: evaluation, log, plots, stops."""
+import io
+import json
+import shutil
+import subprocess
+import sys
 
 import chainer_compat  # noqa: F401  (must precede chainer)
 
@@ -8,7 +12,6 @@ from chainer.training import extension, extensions
 import numpy
 
 from iterators import next_window
-import snapshots
 
 
 def pooled_means(observations, comm=None):
@@ -93,20 +96,38 @@ class PoolTrainingObservations(chainer.training.Extension):
             pooled_means([own], self.comm).items())
 
 
+class LogFile(chainer.training.Extension):
+    """Writes LogReport's log to the file log, as Chainer's LogReport does,
+    through write(name, text) (an out_folder.OutFolder's)."""
+
+    trigger = 1, 'epoch'
+    priority = extension.PRIORITY_READER - 1  # after LogReport
+
+    def __init__(self, write):
+        self.write = write
+
+    def __call__(self, trainer):
+        self.write('log', json.dumps(
+            trainer.get_extension('LogReport').log, indent=4))
+
+
 class LogPlotReport(extensions.PlotReport):
     """PlotReport that draws what LogReport logged, on one figure it keeps.
 
     Chainer's PlotReport averages the observations a second time, which it
     does not save in snapshots (a plot resumed mid-epoch goes wrong), and
     builds a new figure with a tight bounding box every time (slow). This
-    one holds no state of its own and only redraws the lines.
+    one holds no state of its own and only redraws the lines. It writes
+    through write(name, data), and titles the plot with title.
     """
 
     trigger = 1, 'epoch'
     priority = extension.PRIORITY_READER - 1  # after LogReport
 
-    def __init__(self, y_keys, file_name):
+    def __init__(self, y_keys, file_name, title, write):
         super().__init__(y_keys, 'epoch', file_name=file_name)
+        self.title = title
+        self.write = write
         self._figure = None
 
     def __call__(self, trainer):
@@ -120,25 +141,24 @@ class LogPlotReport(extensions.PlotReport):
         axes = self._figure.axes[0]
         axes.relim()
         axes.autoscale_view()
-        with snapshots.atomic_file(os.path.join(trainer.out,
-                                                self._file_name)) as f:
-            self._figure.savefig(f, format='png')
+        png = io.BytesIO()
+        self._figure.savefig(png, format='png')
+        self.write(self._file_name, png.getvalue())
 
     def _draw_empty(self):
         # Without pyplot, which would look for a GUI backend.
         from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
 
-        figure = Figure(figsize=(9, 4.8))
-        figure.subplots_adjust(left=0.08, right=0.6)
+        figure = Figure(figsize=(7, 4.8), layout='constrained')
         axes = figure.add_subplot()
+        axes.set_title(self.title, fontsize='medium')
         axes.set_xlabel('epoch')
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid()
         lines = [axes.plot([], [], marker='x', label=key)[0]
                  for key in self._y_keys]
-        axes.legend(bbox_to_anchor=(1.03, 1), loc='upper left',
-                    borderaxespad=0)
+        axes.legend(loc='best', fontsize='small')
         return figure, lines
 
     def serialize(self, serializer):
@@ -207,3 +227,34 @@ class WithoutTerminalCodes:
 
     def flush(self):
         self.stream.flush()
+
+
+def write_graph_files(graph, write):
+    """Write a computational graph to cg.dot, one statement a line, and
+    draw it to cg.png where Graphviz's dot is on PATH."""
+    dot = readable_dot(graph.dump())
+    write('cg.dot', dot)
+    if shutil.which('dot') is None:
+        return
+    try:
+        png = subprocess.run(['dot', '-Tpng'], input=dot.encode(),
+                             capture_output=True, timeout=120,
+                             check=True).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        print('Graphviz could not draw cg.png ({}): cg.dot is written'
+              .format(error), file=sys.stderr)
+        return
+    write('cg.png', png)
+
+
+def readable_dot(text):
+    """Chainer's one-line DOT text, with a line break after each statement."""
+    lines, start, quoted = [], 0, False
+    for index, char in enumerate(text):
+        if char == '"' and text[index - 1] != '\\':
+            quoted = not quoted
+        elif char in ';{' and not quoted:
+            lines.append(text[start:index + 1])
+            start = index + 1
+    lines.append(text[start:])
+    return '\n'.join(line for line in lines if line) + '\n'

@@ -19,13 +19,13 @@ class BPTTUpdater(chainer.training.updaters.StandardUpdater):
     """
 
     def __init__(self, train_iter, optimizer, bprop_len, device,
-                 graph_path=None):
+                 write_graph=None):
         if bprop_len < 1:
             raise ValueError(
                 'bprop_len must be at least 1 (got {})'.format(bprop_len))
         super().__init__(train_iter, optimizer, device=device)
         self.bprop_len = bprop_len
-        self.graph_path = graph_path
+        self.write_graph = write_graph  # called once with the first graph
 
     def update_core(self):
         train_iter = self.get_iterator('main')
@@ -40,8 +40,11 @@ class BPTTUpdater(chainer.training.updaters.StandardUpdater):
         loss = model(xs, ts)
         model.cleargrads()
         loss.backward()
-        if self.graph_path is not None:
-            self._write_graph(loss)
+        if self.write_graph is not None:
+            # The whole window's graph, before it is cut; once.
+            self.write_graph(
+                chainer.computational_graph.build_computational_graph([loss]))
+            self.write_graph = None
         # Cut the graph, so that the next window neither backpropagates
         # into this one nor keeps it in memory. A state that is not an
         # ancestor of the loss is out of unchain_backward's reach: cut too.
@@ -51,13 +54,6 @@ class BPTTUpdater(chainer.training.updaters.StandardUpdater):
         # is_new_epoch tells of the window's last step alone.
         for _ in range(train_iter.epoch - epoch):
             optimizer.new_epoch(auto=True)
-
-    def _write_graph(self, loss):
-        """Write the graph of one whole window, before it is cut; once."""
-        graph = chainer.computational_graph.build_computational_graph([loss])
-        with open(self.graph_path, 'w') as f:
-            f.write(graph.dump())
-        self.graph_path = None
 
     def serialize(self, serializer):
         super().serialize(serializer)

@@ -59,7 +59,7 @@ class Delayed(RecurrentPredictor):
 
 
 def make_updater(predictor, n_vocab=5, batch_size=3, bprop_len=4,
-                 graph_path=None):
+                 write_graph=None):
     """A BPTTUpdater training predictor on the simple sequence, with Adam."""
     model = SequenceClassifier(predictor)
     optimizer = chainer.optimizers.Adam()
@@ -67,7 +67,7 @@ def make_updater(predictor, n_vocab=5, batch_size=3, bprop_len=4,
     iterator = ParallelSequentialIterator(
         simple_sequence.get_simple_sequence(n_vocab), batch_size)
     return BPTTUpdater(iterator, optimizer, bprop_len, CPU,
-                       graph_path=graph_path)
+                       write_graph=write_graph)
 
 
 def seeded_model(arch, n_vocab=5, n_units=8, seed=0, fused=False):

@@ -10,6 +10,7 @@ import numpy
 import pytest
 
 from models import ARCHITECTURES, FUSED_ARCHITECTURES
+import out_folder
 import predict_rnn
 import snapshots
 import train_rnn
@@ -115,12 +116,18 @@ def test_ctrl_c_stops_with_a_snapshot_that_resumes_exactly(long_run,
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == train_rnn.EXIT_INTERRUPTED
     assert 'Traceback' not in stderr
-    assert 'Resume with: python train_rnn.py -r {}'.format(tmp_path) in stderr
     stopped_at = int(stderr.split('Stopped at iteration ')[1].split()[0])
     assert 15 <= stopped_at < 90
     assert snapshots.latest_snapshot(str(tmp_path)) == \
         snapshots.snapshot_path(str(tmp_path), stopped_at)
-    assert train_rnn.main(['-r', str(tmp_path)]) == 0
+    # The hint works as copied into a shell, without the environment.
+    command = stderr.split('Resume with: ')[1].strip()
+    env = {key: value for key, value in os.environ.items()
+           if key not in ('VIRTUAL_ENV', 'PYTHONPATH')}
+    env['PATH'] = '/usr/bin:/bin'
+    resumed = subprocess.run(command, shell=True, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
     assert_same_run(tmp_path, long_run, 'lstm')
 
 
@@ -143,29 +150,42 @@ def test_a_run_killed_before_writing_its_model_only_writes_it(tmp_path):
                                          array)
 
 
-def test_leftovers_of_interrupted_writes_are_ignored_and_removed(tmp_path):
+def test_leftovers_of_interrupted_writes_are_removed_and_nothing_else(
+        tmp_path):
     train(tmp_path, '-e', '1')
-    leftovers = [tmp_path / '.snapshot_iter_30.1f2e3d4c.tmp',
-                 tmp_path / 'logk2j4h5g6']
-    leftovers[0].write_bytes(b'PK\x03\x04 half a snapshot')
-    leftovers[1].mkdir()
-    (leftovers[1] / 'log.json').write_text('[')
+    private = tmp_path / out_folder.PRIVATE
+    leftover = private / '.snapshot_iter_30.1f2e3d4c.tmp'
+    leftover.write_bytes(b'PK\x03\x04 half a snapshot')
     assert snapshots.latest_snapshot(str(tmp_path)) == \
         snapshots.snapshot_path(str(tmp_path), 15)
-    others = [tmp_path / 'logs', tmp_path / '.notes.tmp']
-    others[0].mkdir()
-    others[1].write_text('mine')
+    # Names that our writes once had, but not written by this program here.
+    others = [tmp_path / '.snapshot_iter_30.1f2e3d4c.tmp',
+              tmp_path / 'logk2j4h5g6', tmp_path / 'logk2j4h5g6' / 'log.json',
+              tmp_path / '.notes.0123abcd.tmp']
+    others[1].mkdir()
+    for path in others[:1] + others[2:]:
+        path.write_text('mine')
     assert train_rnn.main(['-r', str(tmp_path), '-e', '2']) == 0
-    assert not any(path.exists() for path in leftovers)
+    assert not leftover.exists()
     assert all(path.exists() for path in others)
 
 
-def test_a_run_continued_in_its_folder_drops_its_old_model(tmp_path):
+def test_a_run_continued_in_its_folder_keeps_its_old_model_until_the_end(
+        tmp_path):
     train(tmp_path, '-e', '1')
-    args = train_rnn.build_parser().parse_args(['-o', str(tmp_path)])
-    train_rnn.prepare_out_folder(args, True, train_rnn.run_arguments(args))
-    assert not os.path.exists(train_rnn.model_path(str(tmp_path), 'rnn'))
-    assert os.path.exists(str(tmp_path / 'snapshot_iter_15'))
+    model = tmp_path / 'rnn_simple_sequence.model'
+    first = model.read_bytes()
+    copy = tmp_path / 'best_simple_sequence.model'
+    copy.write_bytes(first)
+    process = start_cli(tmp_path, '-r', str(tmp_path), '-e', '4')
+    wait_for(str(tmp_path / 'snapshot_iter_30'), process)
+    assert model.read_bytes() == first  # not removed while the run goes on
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert model.read_bytes() == first
+    assert train_rnn.main(['-r', str(tmp_path)]) == 0
+    assert model.read_bytes() != first
+    assert copy.read_bytes() == first
 
 
 def test_a_write_cut_short_leaves_the_old_file_whole(tmp_path):
@@ -186,7 +206,7 @@ def test_a_write_cut_short_leaves_the_old_file_whole(tmp_path):
             f.write(b'half')
             raise RuntimeError
     assert (tmp_path / 'model').read_bytes() == before
-    assert os.listdir(str(tmp_path)) == ['model']
+    assert os.listdir(str(tmp_path)) == ['model']  # no temporary left
 
 
 def test_the_latest_snapshot_is_the_one_with_most_iterations(tmp_path):
@@ -200,27 +220,63 @@ def test_the_latest_snapshot_is_the_one_with_most_iterations(tmp_path):
         snapshots.snapshot_path(str(tmp_path), 100)
 
 
-def test_a_fresh_run_replaces_a_finished_run_and_keeps_other_files(tmp_path):
+def test_a_fresh_run_replaces_a_finished_run_and_keeps_other_files(
+        tmp_path, capsys):
     train(tmp_path, '-e', '2')
     (tmp_path / 'notes.txt').write_text('mine')
+    capsys.readouterr()
     train(tmp_path, '-e', '1', '-a', 'gru')
+    assert ('Replaced the log, plots and snapshots of the finished rnn run '
+            'in {} (its model rnn_simple_sequence.model stays).'.format(
+                tmp_path)) in capsys.readouterr().out.splitlines()
     assert sorted(os.listdir(str(tmp_path))) == [
-        'accuracy.png', 'args.json', 'cg.dot', 'gru_simple_sequence.model',
-        'log', 'loss.png', 'notes.txt', 'snapshot_iter_15']
+        '.train_rnn', 'accuracy.png', 'args.json', 'cg.dot',
+        'gru_simple_sequence.model', 'log', 'loss.png', 'notes.txt',
+        'rnn_simple_sequence.model', 'snapshot_iter_15']
+
+
+def test_every_architecture_keeps_its_model_side_by_side(tmp_path):
+    """The tutorial's result/ held rnn, rnn2 and rnn3 models together."""
+    models = {}
+    for arch in ('rnn', 'lstm', 'rnn2'):
+        train(tmp_path, '-e', '1', '-a', arch)
+        models[arch] = final_weights(tmp_path, arch)
+    for arch, weights in models.items():
+        arrays = final_weights(tmp_path, arch)
+        assert json.loads(str(arrays['run_args']))['arch'] == arch
+        for name, array in weights.items():
+            numpy.testing.assert_array_equal(arrays[name], array)
 
 
 def test_a_fresh_run_refuses_to_touch_an_unfinished_run(tmp_path, capsys):
-    train(tmp_path, '-e', '1')
-    os.unlink(train_rnn.model_path(str(tmp_path), 'rnn'))
+    process = start_cli(tmp_path, *LONG)
+    wait_for(str(tmp_path / 'snapshot_iter_15'), process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
     before = sorted(os.listdir(str(tmp_path)))
     with pytest.raises(SystemExit) as exit_info:
         train(tmp_path, '-e', '1')
     assert exit_info.value.code == train_rnn.EXIT_USAGE
-    assert 'holds an unfinished run: resume it with -r' in \
+    assert ('holds an unfinished lstm run, with snapshot_iter_15 to resume '
+            'from: resume it with -r, pass --overwrite to replace it') in \
         capsys.readouterr().err
     assert sorted(os.listdir(str(tmp_path))) == before
     train(tmp_path, '-e', '1', '--overwrite')
     assert os.path.exists(train_rnn.model_path(str(tmp_path), 'rnn'))
+    assert not os.path.exists(train_rnn.model_path(str(tmp_path), 'lstm'))
+
+
+def test_an_unfinished_run_without_a_snapshot_is_replaced(tmp_path, capsys):
+    """Nothing could resume it: a fresh run goes ahead, and says so."""
+    process = start_cli(tmp_path, *LONG)
+    wait_for(str(tmp_path / 'args.json'), process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    if os.path.exists(str(tmp_path / 'snapshot_iter_15')):
+        pytest.skip('the run wrote its first snapshot before the kill')
+    train(tmp_path, '-e', '1')
+    assert 'Replaced the unfinished lstm run in {}, which had no snapshot to ' \
+        'resume from.'.format(tmp_path) in capsys.readouterr().out
 
 
 class WritesAMarker:

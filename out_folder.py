@@ -1,0 +1,254 @@
+"""The out folder of train_rnn.py: one run at a time, and nothing lost.
+
+A run claims its folder with a lock that it holds while it lives, so that a
+second run into the same folder is refused whatever the timing. Every file
+it writes appears complete or not at all: it is written under a temporary
+name in the folder's private .train_rnn/, then renamed into place. And its
+name is added to .train_rnn/record.json before the file is written, so a
+later run knows exactly what this program wrote there. A fresh run replaces
+only the previous run's log, plots, graph, arguments and snapshots, as the
+record names them; it never removes a model (each architecture keeps its
+own, side by side), nor any file the record does not name.
+
+    out/
+        .train_rnn/lock          held (flock) by the run using the folder
+        .train_rnn/record.json   {"run": {"args": ..., "files": [...],
+                                  "finished": ...}, "models": [...]}
+        args.json, log, loss.png, accuracy.png, cg.dot, cg.png,
+        snapshot_iter_N          the current run's files
+        ARCH_simple_sequence.model, ...   every finished run's model
+"""
+import fcntl
+import json
+import os
+
+import snapshots
+
+PRIVATE = '.train_rnn'
+LOCK = 'lock'
+RECORD = 'record.json'
+# The names, besides snapshots, that a run writes.
+RUN_FILES = ('args.json', 'log', 'loss.png', 'accuracy.png', 'cg.dot',
+             'cg.png')
+
+
+class FolderError(Exception):
+    """The out folder cannot be used as asked: one line for the user."""
+
+
+class OutFolder:
+    """A run's out folder, claimed for this process (see the module doc)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.private = os.path.join(path, PRIVATE)
+        self.record = None
+        self._lock = None
+        self._created = []  # the folders this process made, outermost first
+
+    def claim(self):
+        """Make the folder if need be and lock it; FolderError if in use."""
+        try:
+            self._make_folders()
+            descriptor = os.open(os.path.join(self.private, LOCK),
+                                 os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:
+            self.abandon()
+            raise FolderError('cannot write to the out folder {}: {}'.format(
+                self.path, error.strerror or error))
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(descriptor)
+            raise FolderError(
+                '{} is in use by another run of train_rnn.py: wait for it '
+                'to end, or choose another --out'.format(self.path))
+        self._lock = descriptor
+        try:
+            self.record = self._read_record()
+            self._remove_temporaries()
+        except BaseException:
+            self.abandon()
+            raise
+
+    def release(self):
+        """Give up the lock (the process ending does too)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def abandon(self):
+        """Undo a claim whose run never started: remove only what this
+        process created (its folders, if nothing else went in), unlock."""
+        for folder in reversed(self._created):
+            try:
+                if folder == self.private:
+                    os.unlink(os.path.join(folder, LOCK))
+                os.rmdir(folder)
+            except OSError:
+                break  # something else is in it now: leave it
+        self._created = []
+        self.release()
+
+    def _make_folders(self):
+        missing = []
+        folder = os.path.abspath(self.private)
+        while not os.path.isdir(folder):
+            missing.append(folder)
+            folder = os.path.dirname(folder)
+        for folder in reversed(missing):
+            os.mkdir(folder)
+            self._created.append(folder)
+
+    def _read_record(self):
+        path = os.path.join(self.private, RECORD)
+        if not os.path.exists(path):
+            return {'run': None, 'models': []}
+        with snapshots.open_regular_file(path) as f:
+            record = snapshots.parse_json(f.read().decode('utf-8', 'replace'),
+                                          path)
+        run = record.get('run') if isinstance(record, dict) else None
+        if not (isinstance(record, dict) and
+                _names(record.get('models')) and
+                (run is None or isinstance(run, dict) and
+                 _names(run.get('files')) and
+                 isinstance(run.get('finished'), bool) and
+                 isinstance(run.get('args'), dict))):
+            raise FolderError('{} is damaged: move the out folder {} aside '
+                              'or choose another --out'.format(path,
+                                                               self.path))
+        return record
+
+    def _remove_temporaries(self):
+        """Remove what writes cut short by a kill left in the private folder,
+        which holds nothing but this program's lock, record and temporaries.
+        """
+        for name in os.listdir(self.private):
+            path = os.path.join(self.private, name)
+            if name not in (LOCK, RECORD) and os.path.isfile(path) and \
+                    not os.path.islink(path):
+                os.unlink(path)
+
+    def _save_record(self):
+        with snapshots.atomic_file(os.path.join(self.private, RECORD), 'w',
+                                   self.private) as f:
+            json.dump(self.record, f, indent=1, sort_keys=True)
+
+    # What the folder holds.
+
+    def existing(self, names):
+        return [name for name in names
+                if os.path.lexists(os.path.join(self.path, name))]
+
+    def recorded(self):
+        """The names the record says this program wrote here."""
+        run = self.record['run']
+        return set(self.record['models']) | set(run['files'] if run else ())
+
+    def foreign(self, names):
+        """Those of names that exist here but that this program did not
+        write, as far as the record knows."""
+        return [name for name in self.existing(names)
+                if name not in self.recorded()]
+
+    def unfinished_snapshots(self):
+        """The snapshots of the recorded run, if it did not finish."""
+        run = self.record['run']
+        if run is None or run['finished']:
+            return []
+        return self.existing(name for name in run['files']
+                             if snapshots.SNAPSHOT_NAME.fullmatch(name))
+
+    # Starting, writing and finishing a run.
+
+    def start_run(self, run_args, model_name, continuing, overwrite):
+        """Make the folder ready for a run of run_args; what it replaced.
+
+        continuing: the run resumes a snapshot of this folder's own run,
+        which keeps its files. Otherwise the previous run's files are
+        removed (refused if that run did not finish and left a snapshot to
+        resume from, unless overwrite). Returns a sentence saying what was
+        replaced, or None.
+        """
+        here = os.listdir(self.path)
+        names = list(RUN_FILES) + [model_name] + [
+            name for name in here if snapshots.SNAPSHOT_NAME.fullmatch(name)]
+        foreign = self.foreign(names)
+        if foreign:
+            raise FolderError(
+                '{} holds {} that train_rnn.py did not write there (another '
+                'program\'s, an older version\'s, or yours): move {} aside, '
+                'or choose another --out'.format(
+                    self.path, ', '.join(sorted(foreign)),
+                    'it' if len(foreign) == 1 else 'them'))
+        previous = self.record['run']
+        replaced = None
+        if continuing:
+            files = previous['files'] if previous else []
+        else:
+            files = []
+            if previous is not None:
+                replaced = self._replace(previous, run_args, overwrite)
+        self.record['run'] = {'args': run_args, 'files': files,
+                              'finished': False}
+        self._save_record()
+        return replaced
+
+    def _replace(self, previous, run_args, overwrite):
+        """Remove the previous run's files; say what that was."""
+        arch = previous['args'].get('arch')
+        waiting = self.unfinished_snapshots()
+        if waiting and not overwrite:
+            raise FolderError(
+                '{} holds an unfinished {} run, with {} to resume from: '
+                'resume it with -r, pass --overwrite to replace it, or choose '
+                'another --out'.format(self.path, arch, waiting[-1]))
+        for name in self.existing(previous['files']):
+            os.unlink(os.path.join(self.path, name))
+        snapshots.sync_folder(self.path)
+        if previous['finished']:
+            kept = self.existing([model_name_of(arch)])
+            return ('Replaced the log, plots and snapshots of the finished {} '
+                    'run in {}{}.'.format(
+                        arch, self.path,
+                        '; its model stays until this run writes its own'
+                        if arch == run_args['arch'] and kept else
+                        ' (its model {} stays)'.format(kept[0]) if kept
+                        else ''))
+        return 'Replaced the unfinished {} run in {}{}.'.format(
+            arch, self.path, ' (--overwrite)' if waiting else
+            ', which had no snapshot to resume from')
+
+    def write(self, name, data):
+        """Write bytes (or text) to the file name of the run, atomically."""
+        self._add(self.record['run']['files'], name)
+        self._write(name, data)
+
+    def write_model(self, name, data):
+        """Write a finished run's model and record that the run finished."""
+        self._add(self.record['models'], name)
+        self._write(name, data)
+        self.record['run']['finished'] = True
+        self._save_record()
+
+    def _add(self, names, name):
+        if name not in names:
+            names.append(name)
+            self._save_record()
+
+    def _write(self, name, data):
+        with snapshots.atomic_file(os.path.join(self.path, name),
+                                   'w' if isinstance(data, str) else 'wb',
+                                   self.private) as f:
+            f.write(data)
+
+
+def model_name_of(arch):
+    """The file name of an architecture's model, as the tutorial named it."""
+    return '{}_simple_sequence.model'.format(arch)
+
+
+def _names(value):
+    return isinstance(value, list) and all(
+        isinstance(name, str) and name == os.path.basename(name) and
+        name not in ('', '.', '..', PRIVATE) for name in value)
