@@ -10,11 +10,13 @@ started again skips what is there. At the end OUT/capacity.png and
 OUT/capacity.md show the answer.
 """
 import argparse
+import fcntl
 import json
 import math
 import multiprocessing
 import os
 import shlex
+import stat
 import sys
 import time
 
@@ -31,7 +33,8 @@ from models import (
 from optimizers import FlatAdam
 import simple_sequence
 import snapshots
-from train_rnn import EXIT_USAGE, ArgumentParser, UsageError
+from train_rnn import (
+    EXIT_USAGE, ArgumentParser, UsageError, check_fits_in_memory)
 from updaters import BPTTUpdater, fast_training
 
 ARCHS = ('rnn', 'rnn_relu', 'lstm', 'gru')
@@ -113,6 +116,9 @@ def check_arguments(args):
         raise UsageError('--seed must be between 0 and 2**32 - 1')
     if not (0 < args.alpha < math.inf and 0 < args.gradclip < math.inf):
         raise UsageError('--alpha and --gradclip must be positive numbers')
+    for arch in args.arch:
+        check_fits_in_memory(arch, args.unit, max(args.vocab),
+                             args.batchsize, max(args.bproplen))
 
 
 def phase_spread_sequence(n_vocab, batch_size, periods_per_stream=3):
@@ -217,38 +223,86 @@ def run_key(record):
     return record['arch'], record['vocab'], record['bproplen'], record['seed']
 
 
-def read_records(path, settings):
-    """The finished runs in path; a last line cut short by a kill is dropped.
+class RecordFile:
+    """OUT/capacity.jsonl, one finished run a line, locked for one sweep.
 
-    Refuses records made with other settings: they would not compare.
+    A sweep holds the lock while it lives, so that a second sweep on the
+    same file is refused instead of running (and recording) the same runs.
     """
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        lines = f.read().splitlines()
-    records = []
-    for number, line in enumerate(lines, 1):
+
+    def __init__(self, path):
+        self.path = path
         try:
-            records.append(json.loads(line))
-        except ValueError:
-            if number < len(lines):
-                raise UsageError('{} line {} is damaged'.format(path, number))
-            with snapshots.atomic_file(path, 'w') as f:  # drop the torn end
-                f.writelines(line + '\n' for line in lines[:-1])
-    for record in records:
-        if record.get('settings') != settings:
-            raise UsageError(
-                '{} holds runs made with other settings ({}): choose another '
-                '--out, or the same settings'.format(
-                    path, record.get('settings')))
-    return records
+            self.file = open(path, 'a+b')
+        except OSError as error:
+            raise UsageError('cannot write to {}: {}'.format(
+                path, error.strerror))
+        if not stat.S_ISREG(os.fstat(self.file.fileno()).st_mode):
+            self.file.close()
+            raise UsageError('{} is not a regular file'.format(path))
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.close()
+            raise UsageError('{} is in use by another sweep: wait for it to '
+                             'end, or choose another --out'.format(path))
+
+    def read(self, settings):
+        """The distinct finished runs; a last line cut short by a kill is
+        dropped. Refuses records made with other settings (they would not
+        compare) and lines that are not records."""
+        self.file.seek(0)
+        lines = self.file.read().split(b'\n')
+        records, seen, kept = [], set(), 0
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                kept += len(line) + 1
+                continue
+            try:
+                record = check_record(json.loads(line.decode('utf-8')))
+            except (ValueError, RecursionError) as error:
+                if number < len(lines) or line.endswith(b'}'):
+                    raise UsageError('{} line {} is not a record of sweep.py '
+                                     '({})'.format(self.path, number, error))
+                self.file.truncate(kept)  # the torn end of a killed append
+                break
+            kept += len(line) + 1
+            if record['settings'] != settings:
+                raise UsageError(
+                    '{} holds runs made with other settings ({}): choose '
+                    'another --out, or the same settings'.format(
+                        self.path, record['settings']))
+            if run_key(record) not in seen:  # two sweeps of old, unlocked
+                seen.add(run_key(record))
+                records.append(record)
+        return records
+
+    def append(self, record):
+        self.file.write((json.dumps(record, sort_keys=True) + '\n').encode())
+        self.file.flush()
+        os.fsync(self.file.fileno())
 
 
-def append_record(path, record):
-    with open(path, 'a') as f:
-        f.write(json.dumps(record, sort_keys=True) + '\n')
-        f.flush()
-        os.fsync(f.fileno())
+RECORD_TYPES = {'arch': str, 'vocab': int, 'bproplen': int, 'seed': int,
+                'accuracy': float, 'boundary_accuracy': float,
+                'generation_accuracy': float, 'updates': int,
+                'seconds': (int, float), 'settings': dict}
+
+
+def check_record(record):
+    """record, if it is one that train_one made; ValueError if not."""
+    if not isinstance(record, dict):
+        raise ValueError('not an object')
+    for key, kind in RECORD_TYPES.items():
+        value = record.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError('{} is {!r}'.format(key, value))
+    if not all(0 <= record[metric] <= 1 for metric in METRICS):
+        raise ValueError('an accuracy outside 0 .. 1')
+    reached = record.get('updates_to_target')
+    if reached is not None and not isinstance(reached, int):
+        raise ValueError('updates_to_target is {!r}'.format(reached))
+    return record
 
 
 def expected_cost(task):
@@ -299,26 +353,29 @@ def _run_over_ranks(tasks, comm):
     yield from received(wait=True)
 
 
-def prepare_out(out, settings):
-    """The records already in out, which is made if need be."""
+def open_records(out):
+    """The locked record file in out, which is made if need be."""
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as error:
         raise UsageError('cannot write to {}: {}'.format(out, error.strerror))
-    return read_records(os.path.join(out, 'capacity.jsonl'), settings)
+    return RecordFile(os.path.join(out, 'capacity.jsonl'))
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     settings = settings_of(args)
-    path = os.path.join(args.out, 'capacity.jsonl')
     comm = None
+    record_file = None
     try:
         check_arguments(args)
         if distributed.world_size() > 1:  # started by mpiexec
             comm = distributed.create_communicator('naive')
-        records = distributed.on_root(comm, prepare_out, args.out, settings)
+        if distributed.rank(comm) == 0:
+            record_file = open_records(args.out)
+        records = distributed.on_root(
+            comm, lambda: record_file.read(settings))
     except (UsageError, distributed.MPIError) as error:
         if distributed.rank(comm) == 0:
             parser.error(str(error))
@@ -337,9 +394,23 @@ def main(argv=None):
         print('{} runs, {} done already; up to {} updates each, {} at a time'
               .format(len(tasks) + len(done), len(done), args.updates,
                       workers), flush=True)
+    try:
+        return run_and_report(tasks, records, record_file, grid, args,
+                              workers, comm)
+    except OSError as error:
+        print('{}: error: writing to {} failed: {} (the records written so '
+              'far are kept)'.format(parser.prog, args.out, error),
+              file=sys.stderr)
+        return 1
+
+
+def run_and_report(tasks, records, record_file, grid, args, workers, comm):
+    """Run the tasks, recording each as it ends; then the report, on rank 0.
+    """
+    root = distributed.rank(comm) == 0
     started = time.perf_counter()
     for count, record in enumerate(run_tasks(tasks, args.jobs, comm), 1):
-        append_record(path, record)
+        record_file.append(record)
         records.append(record)
         elapsed = time.perf_counter() - started
         print('[{}/{}] {arch} N={vocab} bproplen={bproplen} seed={seed}: '

@@ -275,8 +275,8 @@ def test_an_unfinished_run_without_a_snapshot_is_replaced(tmp_path, capsys):
     if os.path.exists(str(tmp_path / 'snapshot_iter_15')):
         pytest.skip('the run wrote its first snapshot before the kill')
     train(tmp_path, '-e', '1')
-    assert 'Replaced the unfinished lstm run in {}, which had no snapshot to ' \
-        'resume from.'.format(tmp_path) in capsys.readouterr().out
+    assert ('Replaced the unfinished lstm run in {}, which had no snapshot '
+            'to resume from.'.format(tmp_path)) in capsys.readouterr().out
 
 
 class WritesAMarker:
