@@ -157,6 +157,10 @@ def _read_arrays(f, path):
     size = os.fstat(f.fileno()).st_size
     with zipfile.ZipFile(f) as archive:
         entries = archive.infolist()
+        count = _declared_entry_count(f, size)
+        if count is not None and count != len(entries):
+            raise FileError('{} is damaged: its index lists {} entries of {}'
+                            .format(path, len(entries), count))
         declared = 0
         for entry in entries:
             if entry.flag_bits & 0x1:
@@ -185,6 +189,17 @@ def _read_arrays(f, path):
         return arrays
 
 
+def _declared_entry_count(f, size):
+    """The number of entries the zip's end record declares; None where the
+    zip64 record holds it (an archive of 65,535 entries or more)."""
+    tail_size = min(size, 22 + 65535)  # the end record and its comment
+    f.seek(size - tail_size)
+    tail = f.read(tail_size)
+    end = tail.rfind(b'PK\x05\x06')
+    count = int.from_bytes(tail[end + 10:end + 12], 'little')
+    return None if end < 0 or count == 0xFFFF else count
+
+
 def _read_array(member, entry, path):
     """One .npy entry of an npz: the header first, then exactly its data."""
     version = numpy.lib.format.read_magic(member)
@@ -195,6 +210,9 @@ def _read_array(member, entry, path):
     if dtype.hasobject:
         raise FileError('{} holds pickled Python objects, and loading it '
                         'could run code: refused'.format(path))
+    if dtype.byteorder == '>':  # numpy.savez writes the machine's order
+        raise FileError('{}: {} is big-endian, which no writer of ours '
+                        'makes'.format(path, entry.filename))
     n_bytes = math.prod(shape) * dtype.itemsize
     if n_bytes != entry.file_size - member.tell():
         raise FileError('{} is damaged: {} declares {} bytes of data and '

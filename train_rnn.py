@@ -3,13 +3,15 @@
 Truncated backpropagation through time on batch_size parallel streams of the
 sequence, with evaluation, logs, plots and a snapshot every epoch.
 """
+import os
 import signal
 import sys
 
 
 def _quit_while_starting(signum, frame):
-    sys.exit('Interrupted while starting: nothing was written.'
-             if signum == signal.SIGINT else 128 + signum)
+    # Not an exception: raised inside an import, it may come out as another.
+    os.write(2, b'Interrupted while starting: nothing was written.\n')
+    os._exit(128 + signum)
 
 
 if __name__ == '__main__':  # Ctrl-C or SIGTERM while Chainer loads
@@ -19,7 +21,6 @@ if __name__ == '__main__':  # Ctrl-C or SIGTERM while Chainer loads
 import argparse
 import json
 import math
-import os
 import shlex
 
 import chainer_compat  # noqa: F401  (must precede chainer)

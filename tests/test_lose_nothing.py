@@ -1,0 +1,500 @@
+"""What a hostile or unlucky user does: two runs at once, kills and Ctrl-C
+at any moment, SIGTERM, full disks, damaged and crafted files."""
+import json
+import os
+import random
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy
+import pytest
+
+import out_folder
+import snapshots
+import sweep
+import train_rnn
+
+from helpers import wait_for
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# 300 words / 4 streams / 5 steps = 15 updates per epoch.
+TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5']
+
+
+def cli(*args, **kwargs):
+    """A train_rnn.py process, its output captured."""
+    return subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, 'train_rnn.py')] + list(args),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def run_cli(*args, **kwargs):
+    process = cli(*args, **kwargs)
+    stdout, stderr = process.communicate(timeout=300)
+    return process.returncode, stdout, stderr
+
+
+def assert_one_line_error(stderr, message):
+    assert stderr.count('\n') == 1, stderr
+    assert stderr.startswith('train_rnn.py: error: ') and message in stderr, \
+        stderr
+
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory):
+    """A finished tiny run of 2 epochs (rnn), its folder."""
+    out = tmp_path_factory.mktemp('finished')
+    assert train_rnn.main(['-o', str(out), '-e', '2'] + TINY) == 0
+    return out
+
+
+def files_of(folder):
+    """{relative path: bytes} of everything under folder but our lock."""
+    contents = {}
+    for parent, _, names in os.walk(str(folder)):
+        for name in names:
+            path = os.path.join(parent, name)
+            contents[os.path.relpath(path, str(folder))] = \
+                open(path, 'rb').read()
+    return contents
+
+
+# Two runs into one folder.
+
+def test_two_runs_into_one_folder_one_is_refused_and_nothing_is_lost(
+        tmp_path):
+    rng = random.Random(0)
+    for attempt in range(6):
+        out = tmp_path / str(attempt)
+        first = cli('-o', str(out), '-a', 'rnn', '-e', '3', *TINY)
+        time.sleep(rng.uniform(0, 1.5))  # imports take about a second
+        second = cli('-o', str(out), '-a', 'gru', '-e', '3', *TINY)
+        results = {}
+        for arch, process in (('rnn', first), ('gru', second)):
+            _, stderr = process.communicate(timeout=300)
+            results[arch] = process.returncode, stderr
+        codes = sorted(code for code, _ in results.values())
+        assert codes in ([0, 0], [0, 2]), results
+        for arch, (code, stderr) in results.items():
+            model = out / out_folder.model_name_of(arch)
+            if code == 0:
+                assert model.exists()
+            else:
+                assert_one_line_error(stderr, 'is in use by another run')
+                assert not model.exists()
+        if codes == [0, 2]:  # the run that was refused left no trace
+            winner = next(arch for arch, (code, _) in results.items()
+                          if code == 0)
+            with open(str(out / 'args.json')) as f:
+                assert json.load(f)['arch'] == winner
+            assert len(json.load(open(str(
+                out / out_folder.PRIVATE / out_folder.RECORD)))['models']) == 1
+
+
+def test_a_run_refused_by_the_lock_touches_nothing(finished, tmp_path):
+    out = tmp_path / 'run'
+    os.system('cp -r {} {}'.format(finished, out))
+    before = files_of(out)
+    folder = out_folder.OutFolder(str(out))
+    folder.claim()  # as a running train_rnn.py holds it
+    try:
+        code, _, stderr = run_cli('-o', str(out), '-e', '1', *TINY)
+    finally:
+        folder.release()
+    assert code == 2
+    assert_one_line_error(stderr, '{} is in use by another run'.format(out))
+    assert files_of(out) == before
+
+
+# Files the run did not write.
+
+def test_a_run_never_deletes_files_it_did_not_write(tmp_path):
+    """Names our writes once used, and our file names written by others."""
+    out = tmp_path / 'd'
+    (out / 'log_archive').mkdir(parents=True)
+    (out / 'log_archive' / 'log.json').write_text('[]')
+    (out / '.notes.0123abcd.tmp').write_text('keep')
+    (out / 'args.json').write_text('x')
+    before = files_of(out)
+    code, _, stderr = run_cli('-o', str(out), '-e', '1', *TINY)
+    assert code == 2
+    assert_one_line_error(
+        stderr, 'holds args.json that train_rnn.py did not write there')
+    assert files_of(out) == before
+    (out / 'args.json').unlink()
+    code, _, stderr = run_cli('-o', str(out), '-e', '1', *TINY)
+    assert code == 0, stderr
+    after = files_of(out)
+    for name, data in before.items():
+        if name != 'args.json':
+            assert after[name] == data
+
+
+def test_a_copied_model_survives_a_resumed_run(finished, tmp_path):
+    out = tmp_path / 'run'
+    os.system('cp -r {} {}'.format(finished, out))
+    model = out / 'rnn_simple_sequence.model'
+    copy = out / 'best_simple_sequence.model'
+    copy.write_bytes(model.read_bytes())
+    assert train_rnn.main(['-r', str(out), '-e', '3']) == 0
+    assert copy.read_bytes() != model.read_bytes()
+    assert snapshots.read_npz(str(copy)).keys() == \
+        snapshots.read_npz(str(model)).keys()
+
+
+# Signals.
+
+def wait_for_epoch(out, process, epoch):
+    wait_for(str(out / 'snapshot_iter_{}'.format(15 * epoch)), process)
+
+
+@pytest.mark.parametrize('delay', [0.15, 0.4])
+def test_ctrl_c_while_starting_is_one_line(tmp_path, delay):
+    process = cli('-o', str(tmp_path / 'out'), '-e', '1', *TINY)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip('the run ended before the signal came')
+    assert process.returncode == train_rnn.EXIT_INTERRUPTED
+    assert stderr.strip().count('\n') == 0, stderr
+    assert 'nothing was written' in stderr or 'snapshot' in stderr
+
+
+def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path):
+    alone = tmp_path / 'alone'
+    assert train_rnn.main(['-o', str(alone), '-a', 'lstm', '-e', '6'] +
+                          TINY) == 0
+    out = tmp_path / 'out'
+    process = cli('-o', str(out), '-a', 'lstm', '-e', '6', *TINY)
+    wait_for_epoch(out, process, 1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert 'SIGTERM: stopping after this update' in stderr
+    assert 'Traceback' not in stderr
+    stopped = int(re.search(r'Stopped at iteration (\d+)', stderr).group(1))
+    assert snapshots.latest_snapshot(str(out)).endswith(
+        'snapshot_iter_{}'.format(stopped))
+    assert train_rnn.main(['-r', str(out)]) == 0
+    for name, array in snapshots.read_npz(
+            train_rnn.model_path(str(alone), 'lstm')).items():
+        numpy.testing.assert_array_equal(
+            snapshots.read_npz(train_rnn.model_path(str(out), 'lstm'))[name],
+            array)
+
+
+def test_ctrl_c_twice_quits_at_once_with_the_hint(tmp_path):
+    out = tmp_path / 'out'
+    process = cli('-o', str(out), '-a', 'lstm', '-e', '6', *TINY)
+    wait_for_epoch(out, process, 1)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == train_rnn.EXIT_INTERRUPTED
+    assert 'Traceback' not in stderr and 'Exception ignored' not in stderr
+    assert '-r ' in stderr.strip().splitlines()[-1]
+    assert not any(name.endswith('.tmp') for name in os.listdir(str(out)))
+    assert train_rnn.main(['-r', str(out)]) == 0
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_ctrl_c_at_a_random_moment_ends_cleanly_and_resumes(tmp_path, seed):
+    out = tmp_path / 'out'
+    process = cli('-o', str(out), '-e', '3', *TINY)
+    time.sleep(random.Random(seed).uniform(0.5, 3))
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode in (0, train_rnn.EXIT_INTERRUPTED)
+    assert 'Traceback' not in stderr and 'Exception ignored' not in stderr
+    if os.path.exists(str(out / 'snapshot_iter_15')):
+        assert train_rnn.main(['-r', str(out)]) == 0
+        assert (out / 'rnn_simple_sequence.model').exists()
+
+
+# A full disk: writes beyond a file size limit fail, as on a full disk.
+
+def test_a_write_that_fails_is_one_line_and_keeps_old_snapshots(tmp_path):
+    out = tmp_path / 'out'
+    assert train_rnn.main(['-o', str(out), '-e', '1'] + TINY) == 0
+    before = (out / 'snapshot_iter_15').read_bytes()
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+
+    code, _, stderr = run_cli('-r', str(out), '-e', '3',
+                              preexec_fn=limit_file_size)
+    assert code == train_rnn.EXIT_FAILED
+    assert stderr.count('\n') == 1, stderr
+    assert 'writing to {} failed: [Errno 27] File too large'.format(out) \
+        in stderr
+    assert (out / 'snapshot_iter_15').read_bytes() == before
+    assert os.listdir(str(out / out_folder.PRIVATE)) == [
+        out_folder.LOCK, out_folder.RECORD] or sorted(os.listdir(
+            str(out / out_folder.PRIVATE))) == sorted([out_folder.LOCK,
+                                                       out_folder.RECORD])
+    assert train_rnn.main(['-r', str(out), '-e', '3']) == 0
+
+
+# Files that are not what they seem.
+
+def test_a_fifo_is_refused_at_once(tmp_path):
+    fifo = str(tmp_path / 'f')
+    os.mkfifo(fifo)
+    process = cli('-r', fifo)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert_one_line_error(stderr, '{} is not a regular file'.format(fifo))
+
+
+def rewritten(tmp_path, finished, change):
+    """A copy of the finished run's last snapshot with its arrays changed
+    by change(arrays); its path."""
+    arrays = snapshots.read_npz(str(finished / 'snapshot_iter_30'))
+    change(arrays)
+    path = tmp_path / 'snapshot_iter_30'
+    with open(str(path), 'wb') as f:
+        numpy.savez(f, **arrays)
+    return str(path)
+
+
+def run_args_set(**changes):
+    def change(arrays):
+        recorded = json.loads(str(arrays['run_args']))
+        recorded.update(changes)
+        arrays['run_args'] = numpy.array(json.dumps(recorded))
+    return change
+
+
+def replaced(key_part, make):
+    def change(arrays):
+        key = next(key for key in sorted(arrays) if key_part in key)
+        arrays[key] = make(arrays[key])
+    return change
+
+
+def first_bias(arrays):
+    return next(key for key in sorted(arrays) if
+                key.startswith('updater/model:main/predictor/') and
+                arrays[key].ndim == 1 and arrays[key].size > 1)
+
+
+def state_key(arrays):
+    return next(key for key in sorted(arrays) if
+                key.startswith('updater/model:main/predictor/') and
+                arrays[key].ndim == 2 and arrays[key].shape[0] == 4)
+
+
+def set_key(key_of, make):
+    def change(arrays):
+        key = key_of(arrays)
+        arrays[key] = make(arrays[key])
+    return change
+
+
+def log_set(log):
+    def change(arrays):
+        arrays['extensions/LogReport/_log'] = numpy.array(json.dumps(log))
+    return change
+
+
+CRAFTED = [
+    ('a bias that broadcasts', set_key(first_bias, lambda a: a[:1]),
+     'does not fit this model'),
+    ('a weight that broadcasts', set_key(
+        lambda arrays: next(key for key in sorted(arrays) if key.startswith(
+            'updater/model:main/predictor/') and arrays[key].ndim == 2 and
+            arrays[key].shape[0] != 4), lambda a: a[:, :1]),
+     'does not fit this model'),
+    ('a state of another batch', set_key(state_key, lambda a: a[:2]),
+     'does not fit this model'),
+    ('a NaN weight', set_key(first_bias, lambda a: a * numpy.nan),
+     'NaN or infinite'),
+    ('run_args a list', run_args_set(arch=['rnn']), 'records an impossible'),
+    ('run_args a dict', run_args_set(unit={'a': 1}), 'records an impossible'),
+    ('fused a string', run_args_set(fused='yes'), 'records an impossible'),
+    ('processes a string', run_args_set(processes='1'),
+     'records an impossible'),
+    ('unit negative', run_args_set(unit=-5), 'records arguments that make'),
+    ('unit huge', run_args_set(unit=10 ** 9), 'of memory'),
+    ('negative counter', replaced('updater/iteration',
+                                  lambda a: numpy.array(-3)),
+     'negative counter'),
+    ('a log of strings', log_set(['a']), 'damaged log'),
+    ('a log entry of strings', log_set([{'epoch': 'one'}]), 'damaged log'),
+    ('a log without epochs', log_set([{'main/loss': 1.0}]), 'damaged log'),
+    ('a log nested deep', lambda arrays: arrays.update({
+        'extensions/LogReport/_log': numpy.array('[' * 100000)}),
+     'not valid JSON'),
+    ('run_args nested deep', lambda arrays: arrays.update({
+        'run_args': numpy.array('[' * 100000 + ']' * 100000)}),
+     'not valid JSON'),
+    ('streams ahead of the updates', replaced(
+        'updater/iterator:main/iteration', lambda a: a + 1),
+     'is inconsistent'),
+]
+
+
+@pytest.mark.parametrize('case, change, message', CRAFTED,
+                         ids=[case[0] for case in CRAFTED])
+def test_a_crafted_snapshot_is_one_line_before_anything_is_written(
+        case, change, message, tmp_path, finished, capsys):
+    path = rewritten(tmp_path, finished, change)
+    out = tmp_path / 'out'
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-r', path, '-o', str(out), '-e', '3'])
+    assert exit_info.value.code == 2
+    assert_one_line_error(capsys.readouterr().err, message)
+    assert not out.exists()
+
+
+def zip_with(path, edit):
+    """Rewrite the zip at path with edit(data, offset of the central
+    directory) applied to its bytes."""
+    data = bytearray(open(path, 'rb').read())
+    edit(data, data.rindex(b'PK\x01\x02'))
+    open(path, 'wb').write(bytes(data))
+
+
+@pytest.mark.parametrize('case, edit, message', [
+    ('unknown compression', lambda data, at: data.__setitem__(
+        slice(at + 10, at + 12), (99).to_bytes(2, 'little')),
+     'unknown compression'),
+    ('encrypted', lambda data, at: data.__setitem__(at + 8, data[at + 8] | 1),
+     'says it is encrypted'),
+])
+def test_a_damaged_zip_index_is_one_line(case, edit, message, tmp_path,
+                                         finished, capsys):
+    path = str(tmp_path / 'snapshot_iter_30')
+    with open(str(finished / 'snapshot_iter_30'), 'rb') as f:
+        open(path, 'wb').write(f.read())
+    zip_with(path, edit)
+    with pytest.raises(SystemExit):
+        train_rnn.main(['-r', path])
+    assert_one_line_error(capsys.readouterr().err, message)
+
+
+def test_an_array_header_declaring_a_huge_array_is_refused(tmp_path):
+    path = str(tmp_path / 'huge.npz')
+    with zipfile.ZipFile(path, 'w') as archive:
+        header = numpy.lib.format.header_data_from_array_1_0(
+            numpy.zeros(1, numpy.float32))
+        header['shape'] = (10 ** 11,)
+        with archive.open('run_args.npy', 'w') as member:
+            numpy.lib.format.write_array_header_1_0(member, header)
+            member.write(b'\0' * 16)
+    with pytest.raises(snapshots.FileError, match='declares 400000000000 '
+                       'bytes of data and holds 16'):
+        snapshots.read_npz(path)
+
+
+def flipped_bits(path, tmp_path, count, seed):
+    """Copies of the file at path, each with one random bit flipped."""
+    data = open(path, 'rb').read()
+    rng = random.Random(seed)
+    for index in range(count):
+        bit = rng.randrange(len(data) * 8)
+        damaged = bytearray(data)
+        damaged[bit // 8] ^= 1 << (bit % 8)
+        copy = str(tmp_path / 'flipped{}'.format(index))
+        open(copy, 'wb').write(bytes(damaged))
+        yield copy
+
+
+@pytest.mark.parametrize('name', ['snapshot_iter_30',
+                                  'rnn_simple_sequence.model'])
+def test_one_flipped_bit_loads_the_same_arrays_or_is_refused(
+        name, finished, tmp_path):
+    path = str(finished / name)
+    original = snapshots.read_npz(path)
+    outcomes = {'same': 0, 'refused': 0}
+    for copy in flipped_bits(path, tmp_path, 300, len(name)):
+        try:
+            arrays = snapshots.read_npz(copy)
+        except snapshots.FileError:
+            outcomes['refused'] += 1
+            continue
+        assert arrays.keys() == original.keys()
+        for key, array in original.items():
+            assert arrays[key].dtype == array.dtype, key
+            numpy.testing.assert_array_equal(arrays[key], array)
+        outcomes['same'] += 1
+    assert outcomes['refused'] > 100 and outcomes['same'] > 10, outcomes
+
+
+# Arguments that cannot make a run.
+
+@pytest.mark.parametrize('argv, message', [
+    (['-u', str(10 ** 9)], 'needs about'),
+    (['--vocab', str(10 ** 6)], 'needs about'),
+    (['-l', '5000'], '--bproplen 5000 is longer than each of the 10 streams '
+                     '(450 words)'),
+])
+def test_a_run_that_cannot_fit_is_refused_with_the_figures(argv, message,
+                                                           tmp_path):
+    started = time.monotonic()
+    code, _, stderr = run_cli('-o', str(tmp_path / 'out'), *argv)
+    assert code == 2
+    assert_one_line_error(stderr, message)
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_newline_in_a_path_keeps_the_error_on_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train_rnn.main(['-r', str(tmp_path / 'a\nb')])
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'a\\nb' in err
+
+
+# The sweep's record file.
+
+SWEEP = ['--arch', 'rnn', '--vocab', '3', '--bproplen', '2', '--seed', '0',
+         '--updates', '4', '--eval-every', '2', '--unit', '4']
+
+
+@pytest.mark.parametrize('line, message', [
+    ('5', 'line 1 is not a record of sweep.py'),
+    ('null', 'line 1 is not a record of sweep.py'),
+    ('{"vocab": 3}', 'line 1 is not a record of sweep.py'),
+    ('{"arch": "rnn", "boundary_accuracy": "high"}',
+     'line 1 is not a record of sweep.py'),
+])
+def test_a_line_that_is_no_record_is_refused_and_kept(line, message,
+                                                      tmp_path, capsys):
+    path = tmp_path / 'capacity.jsonl'
+    path.write_text(line + '\n{"torn')
+    with pytest.raises(SystemExit) as exit_info:
+        sweep.main(['-o', str(tmp_path)] + SWEEP)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert path.read_text() == line + '\n{"torn'
+
+
+def test_the_record_file_must_be_a_file(tmp_path, capsys):
+    (tmp_path / 'capacity.jsonl').mkdir()
+    with pytest.raises(SystemExit):
+        sweep.main(['-o', str(tmp_path)] + SWEEP)
+    assert 'capacity.jsonl' in capsys.readouterr().err
+
+
+def test_two_sweeps_on_one_file_run_once_and_count_once(tmp_path, capsys):
+    first = sweep.RecordFile(str(tmp_path / 'capacity.jsonl'))
+    with pytest.raises(SystemExit):
+        sweep.main(['-o', str(tmp_path)] + SWEEP)
+    assert 'is in use by another sweep' in capsys.readouterr().err
+    first.file.close()
+    assert sweep.main(['-o', str(tmp_path), '-j', '1'] + SWEEP) == 0
+    lines = (tmp_path / 'capacity.jsonl').read_text().splitlines()
+    (tmp_path / 'capacity.jsonl').write_text('\n'.join(lines * 2) + '\n')
+    settings = sweep.settings_of(sweep.build_parser().parse_args(SWEEP))
+    records = sweep.RecordFile(str(tmp_path / 'capacity.jsonl')).read(
+        settings)
+    assert len(records) == 1
