@@ -387,7 +387,10 @@ class Signals:
 
     def __exit__(self, *exc_info):
         for number, handler in self._previous.items():
-            signal.signal(number, handler)
+            # Once asked to stop, the process is ending: a late signal must
+            # not turn into a traceback on the way out.
+            signal.signal(number, handler if self.received is None
+                          else signal.SIG_IGN)
 
     def _handle(self, number, frame):
         if self.received is None:
