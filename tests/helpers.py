@@ -8,7 +8,7 @@ import chainer.links as L
 import numpy
 
 from iterators import ParallelSequentialIterator
-from models import RecurrentPredictor, RecurrentState, SequenceClassifier
+from models import RecurrentPredictor, SequenceClassifier
 from models import build_model
 import simple_sequence
 from updaters import BPTTUpdater
@@ -33,29 +33,24 @@ class RuleOracle(RecurrentPredictor):
         return F.concat([self.forward(x) for x in xs], axis=0)
 
 
-class Memory(RecurrentState, chainer.Link):
-    state_names = ('h',)
-
-    def __init__(self):
-        super().__init__()
-        self.h = None
-
-
 class Delayed(RecurrentPredictor):
     """Reads the embedding of the previous word: the state it stores at the
     last step of a window is not an ancestor of that window's loss."""
+
+    state_names = ('h',)
 
     def __init__(self, n_vocab, n_units):
         super().__init__()
         with self.init_scope():
             self.embed = L.EmbedID(n_vocab, n_units)
-            self.memory = Memory()
             self.out = L.Linear(n_units, n_vocab)
+        self.h = None
 
-    def recur(self, e):
-        previous = e if self.memory.h is None else self.memory.h
-        self.memory.h = F.identity(e)  # a node of its own, outside the loss
-        return previous
+    def forward(self, x):
+        e = self.embed(x)
+        previous = e if self.h is None else self.h
+        self.h = F.identity(e)  # a node of its own, outside the loss
+        return self.out(previous)
 
 
 def make_updater(predictor, n_vocab=5, batch_size=3, bprop_len=4,
@@ -73,12 +68,6 @@ def make_updater(predictor, n_vocab=5, batch_size=3, bprop_len=4,
 def seeded_model(arch, n_vocab=5, n_units=8, seed=0, fused=False):
     numpy.random.seed(seed)
     return build_model(arch, n_vocab, n_units, fused)
-
-
-def states(predictor):
-    """Every recurrent state the predictor holds."""
-    return [getattr(link, name) for link in predictor._stateful_links()
-            for name in link.state_names]
 
 
 def wait_for(path, process, timeout=120):
