@@ -77,3 +77,32 @@ def wait_for(path, process, timeout=120):
         assert process.poll() is None, 'the run ended before ' + str(path)
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+class Counter(RecurrentPredictor):
+    """Continues the sequence by counting, one stream at a time.
+
+    It takes its first word as the first_seen-th of its block; with
+    first_seen below 1 it repeats that word 1 - first_seen times too many.
+    """
+
+    def __init__(self, n_vocab, first_seen=1):
+        super().__init__()
+        self.n_vocab = n_vocab
+        self.first_seen = first_seen
+        self.reset_state()
+
+    def reset_state(self):
+        self.last, self.seen = None, 0
+
+    def forward(self, x):
+        word = int(x[0])
+        if self.last is None:
+            self.seen = self.first_seen
+        else:
+            self.seen = self.seen + 1 if word == self.last else 1
+        self.last = word
+        following = word if self.seen < word else word % (self.n_vocab - 1) + 1
+        logits = numpy.zeros((1, self.n_vocab), numpy.float32)
+        logits[0, following] = 10
+        return chainer.Variable(logits)
