@@ -73,6 +73,7 @@ class RecurrentPredictor(chainer.Chain):
         return slots
 
     def device_resident_accept(self, visitor):
+        # Moves the states with the parameters (LSTM's twice: harmless).
         super().device_resident_accept(visitor)
         for state in self.states():
             if state is not None:
@@ -97,7 +98,7 @@ class RecurrentPredictor(chainer.Chain):
                 continue
             try:
                 array = serializer(key, None)
-            except KeyError:
+            except KeyError:  # stock save_npz wrote the file
                 array = None
             setattr(owner, name, None if array is None or array.size == 0
                     else chainer.Variable(self.device.send(array)))
