@@ -4,11 +4,9 @@ Chainer spends its time on graph machinery, not arithmetic: a tanh layer
 written with links is four nodes a step forward and more backward. Here an
 Elman, LSTM or GRU layer runs a window of T steps as one FunctionNode with
 a hand-written backward, and so does the embedding and the output layer.
-models.py uses them two ways: its layers run one step per node (the
-per-step path, one call per time step as in the tutorial), and its fused
-predictors run a whole BPTT window per node (--fused). Either way the
-function and the parameters are those of Chainer's links (Linear, LSTM,
-StatefulGRU), under the same names.
+The models of models.py run them in their fused mode (--fused), on the
+parameters of their Chainer links (Linear, LSTM, StatefulGRU): the function
+of the models' per-step path, in a few nodes a window.
 
 The array code is written once for NumPy and CuPy (through xp). Backward is
 not differentiable again: the nodes refuse double backprop.
@@ -39,6 +37,8 @@ from chainer import backend
 # Python: 280 to 400 us.
 ONE_HOT_MAX_VOCAB = 128
 ACTIVATIONS = ('tanh', 'relu')
+# The links of chainer.links.StatefulGRU, in the order of GRUWindow's inputs.
+GRU_LINKS = ('W_r', 'W_z', 'W', 'U_r', 'U_z', 'U')
 
 
 def _variables(arrays):
@@ -460,7 +460,7 @@ class GRUWindow(chainer.FunctionNode):
                            gh0)[:len(self.inputs)])
 
 
-class EmbedIDFunction(chainer.FunctionNode):
+class WindowEmbedID(chainer.FunctionNode):
     """chainer.functions.embed_id, with a backward that does not loop.
 
     Inputs: ids (int, any shape), W (n_vocab, n_units); output W[ids].
@@ -483,10 +483,10 @@ class EmbedIDFunction(chainer.FunctionNode):
 
 def embed_id(ids, W):
     """W[ids] for int ids, as chainer.functions.embed_id, with a fast grad."""
-    return EmbedIDFunction().apply((ids, W))[0]
+    return WindowEmbedID().apply((ids, W))[0]
 
 
-class LinearFunction(chainer.FunctionNode):
+class WindowLinear(chainer.FunctionNode):
     """x W^T + b for x (N, in), W (out, in), b (out,): one node both ways.
 
     chainer.functions.linear's backward is three more nodes.
@@ -506,12 +506,12 @@ class LinearFunction(chainer.FunctionNode):
         return _variables((gx, gy.T.dot(self._x), gy.sum(axis=0)))
 
 
-def linear(link, x):
-    """What the chainer.links.Linear link does to x (N, in), as one node."""
-    return LinearFunction().apply((x, link.W, link.b))[0]
+def linear(x, W, b):
+    """What chainer.functions.linear does to x (N, in), as one node."""
+    return WindowLinear().apply((x, W, b))[0]
 
 
-def _window_inputs(layer, x, n_steps, ids, *states):
+def _window_inputs(x, n_steps, ids, *states):
     """(x, ids) checked against n_steps and the batch size of the states.
 
     x is the layer's input (T * B, in); or, if ids is given, it is the table
@@ -526,58 +526,45 @@ def _window_inputs(layer, x, n_steps, ids, *states):
     for state in states:
         if state is not None and len(state) != batch:
             raise ValueError(
-                'the state of {} holds {} streams and the window {}: a fused '
+                'the state holds {} streams and the window {}: a fused '
                 'window cannot change the batch size'.format(
-                    type(layer).__name__, len(state), batch))
+                    len(state), batch))
     return x, ids
 
 
-def elman_window(layer, x, n_steps, ids=None):
-    """hs (T * B, H): an ElmanLayer over the window x (T * B, in).
+def elman_window(x, n_steps, W, b, U, c, h0=None, activation='tanh',
+                 ids=None):
+    """(hs (T * B, H), h_last (B, H)): an Elman layer over the window x.
 
-    With ids, x is a table (see the module's docstring). The state
-    (layer.h) is the node's output for the last step, graph and all, as the
-    per-step path leaves it; the updater cuts it after every window.
+    h_t = act(x_t W^T + b + h_{t-1} U^T + c), as ElmanWindow. x (T * B, in),
+    or with ids a table (see the module's docstring). h_last, the state for
+    the next window, keeps its graph, as the per-step path leaves it; the
+    updater cuts it after every window.
     """
-    x, ids = _window_inputs(layer, x, n_steps, ids, layer.h)
-    inputs = [x, layer.upward.W, layer.upward.b,
-              layer.lateral.W, layer.lateral.b]
-    if layer.h is not None:
-        inputs.append(layer.h)
-    hs, layer.h = ElmanWindow(
-        n_steps, layer.activation, layer.h is not None, ids).apply(inputs)
-    return hs
+    x, ids = _window_inputs(x, n_steps, ids, h0)
+    inputs = [x, W, b, U, c] + ([] if h0 is None else [h0])
+    return ElmanWindow(n_steps, activation, h0 is not None, ids).apply(inputs)
 
 
-def lstm_window(layer, x, n_steps, ids=None):
-    """hs (T * B, H): a chainer.links.LSTM over the window x (T * B, in).
+def lstm_window(x, n_steps, W, b, U, c0=None, h0=None, ids=None):
+    """(hs, h_last, c_last): chainer.links.LSTM over the window x.
 
-    x, ids and the states (layer.c, layer.h) are as in elman_window.
+    W, b are its upward link's, U its lateral link's W; x, ids and the
+    states are as in elman_window.
     """
-    x, ids = _window_inputs(layer, x, n_steps, ids, layer.c, layer.h)
-    inputs = [x, layer.upward.W, layer.upward.b, layer.lateral.W]
-    if layer.c is not None:
-        inputs.append(layer.c)
-    if layer.h is not None:
-        inputs.append(layer.h)
-    hs, layer.h, layer.c = LSTMWindow(
-        n_steps, layer.c is not None, layer.h is not None,
-        ids).apply(inputs)
-    return hs
+    x, ids = _window_inputs(x, n_steps, ids, c0, h0)
+    inputs = [x, W, b, U] + [state for state in (c0, h0)
+                             if state is not None]
+    return LSTMWindow(n_steps, c0 is not None, h0 is not None,
+                      ids).apply(inputs)
 
 
-def gru_window(layer, x, n_steps, ids=None):
-    """hs (T * B, H): a chainer.links.StatefulGRU over the window x.
+def gru_window(x, n_steps, weights, h0=None, ids=None):
+    """(hs, h_last): chainer.links.StatefulGRU over the window x.
 
-    x (T * B, in), ids and the state (layer.h) are as in elman_window.
+    weights: W and b of each of its links, in the order of GRU_LINKS; x,
+    ids and the state are as in elman_window.
     """
-    x, ids = _window_inputs(layer, x, n_steps, ids, layer.h)
-    inputs = [x]
-    for name in ('W_r', 'W_z', 'W', 'U_r', 'U_z', 'U'):
-        link = getattr(layer, name)
-        inputs += [link.W, link.b]
-    if layer.h is not None:
-        inputs.append(layer.h)
-    hs, layer.h = GRUWindow(
-        n_steps, layer.h is not None, ids).apply(inputs)
-    return hs
+    x, ids = _window_inputs(x, n_steps, ids, h0)
+    inputs = [x] + list(weights) + ([] if h0 is None else [h0])
+    return GRUWindow(n_steps, h0 is not None, ids).apply(inputs)

@@ -1,4 +1,11 @@
-"""The recurrent architectures chosen with -a, and the loss over a window."""
+"""The recurrent architectures chosen with -a, and the loss over a window.
+
+One class per architecture, written step by step in Chainer's links and
+functions as the tutorial wrote its networks, under the tutorial's names, so
+that its model files load here and ours there. A class that has a fused
+mode (fused=True) runs each BPTT window through fused.py's nodes instead:
+the same function of the same parameters, leaving the same state.
+"""
 import chainer_compat  # noqa: F401  (must precede chainer)
 
 import chainer
@@ -8,159 +15,139 @@ import numpy
 
 import fused
 
-
-class RecurrentState:
-    """Mixin for a link whose attributes in state_names carry between calls.
-
-    The state is saved with the link's parameters, so that a run resumed from
-    a snapshot continues from the same point of the sequence.
-    """
-
-    state_names = ()
-
-    def reset_state(self):
-        for name in self.state_names:
-            setattr(self, name, None)
-
-    def unchain_state(self):
-        """Cut every state from the graph that computed it."""
-        for name in self.state_names:
-            state = getattr(self, name)
-            if state is not None:
-                state.unchain()
-
-    def serialize(self, serializer):
-        super().serialize(serializer)
-        saving = isinstance(serializer, chainer.serializer.Serializer)
-        for name in self.state_names:
-            key = 'state_' + name
-            if saving:
-                state = getattr(self, name)
-                # An empty array stands for "no state yet": None needs pickle.
-                serializer(key, numpy.zeros(0, numpy.float32)
-                           if state is None else state.array)
-            else:
-                array = serializer(key, None)
-                setattr(self, name, None if array.size == 0 else
-                        chainer.Variable(self.device.send(array)))
-
-
-class LSTM(RecurrentState, L.LSTM):
-    """chainer.links.LSTM, one node a step, whose state is saved.
-
-    The batch size must stay the same from step to step, until reset_state.
-    """
-
-    state_names = ('c', 'h')
-
-    def forward(self, x):
-        return fused.lstm_window(self, x, 1)
-
-
-class StatefulGRU(RecurrentState, L.StatefulGRU):
-    """chainer.links.StatefulGRU, one node a step, whose state is saved."""
-
-    state_names = ('h',)
-
-    def forward(self, x):
-        return fused.gru_window(self, x, 1)
-
-
-class ElmanLayer(RecurrentState, chainer.Chain):
-    """h = act(upward(x) + lateral(h_prev)), one node a step.
-
-    The first step has no lateral term. act is tanh (the tutorial's) or
-    relu. The batch size must stay the same from step to step.
-    """
-
-    state_names = ('h',)
-
-    def __init__(self, in_size, out_size, activation='tanh'):
-        super().__init__()
-        fused.check_activation(activation)
-        self.activation = activation
-        with self.init_scope():
-            self.upward = L.Linear(in_size, out_size)
-            self.lateral = L.Linear(out_size, out_size)
-        self.h = None
-
-    def forward(self, x):
-        return fused.elman_window(self, x, 1)
-
-
-class ConcatElmanLayer(RecurrentState, chainer.Chain):
-    """h = tanh(joint([x; h_prev])): one linear map of input and state.
-
-    The state starts at zeros. The same function class as ElmanLayer, written
-    the other way round.
-    """
-
-    state_names = ('h',)
-
-    def __init__(self, in_size, out_size):
-        super().__init__()
-        self.out_size = out_size
-        with self.init_scope():
-            self.joint = L.Linear(in_size + out_size, out_size)
-        self.h = None
-
-    def forward(self, x):
-        if self.h is None:
-            self.h = chainer.Variable(
-                self.xp.zeros((len(x), self.out_size), x.dtype))
-        self.h = F.tanh(self.joint(F.concat((x, self.h))))
-        return self.h
+STATE_PREFIX = 'state/'  # no parameter's key begins so: no child is 'state'
 
 
 class RecurrentPredictor(chainer.Chain):
-    """Embedding, recurrent layers, linear output: words in, logits out.
+    """Words in, logits out, one step at a time, with a state that carries.
 
-    A subclass has the links embed (EmbedID) and out (Linear) and defines
-    recur(e): one step of its recurrent layers, from embedded words e
-    (batch, n_units) to what the output layer reads (batch, n_units).
+    A subclass defines forward(x) for one step, and names its states in
+    state_names: paths to attributes that hold a Variable or None, 'h' for
+    its own, 'r1/h' for its child r1's. One with a fused mode also defines
+    fused_window(xs).
     """
 
-    def forward(self, x):
-        """Logits (batch, n_vocab) for the words after x int32 (batch,)."""
-        return self.out(self.recur(self.embed(x)))
+    state_names = ()
+    fused_window = None
+
+    def __init__(self, fused=False):
+        super().__init__()
+        if fused and not self.has_fused_mode():
+            raise ValueError('{} has no fused mode'.format(
+                type(self).__name__))
+        self.fused = fused
+
+    @classmethod
+    def has_fused_mode(cls):
+        return cls.fused_window is not None
 
     def forward_window(self, xs):
-        """Logits (steps * batch, n_vocab) for xs int32 (steps, batch).
-
-        The recurrent layers run once per time step, as in the tutorial.
-        The embedding and the output layer, which see one word at a time,
-        run once over the whole window: the same function in fewer nodes.
-        """
-        hs = [self.recur(e) for e in F.separate(self.embed(xs))]
-        return self.out(F.concat(hs, axis=0))
+        """Logits (steps * batch, n_vocab) for xs int32 (steps, batch)."""
+        if self.fused:
+            return self.fused_window(xs)
+        return F.concat([self.forward(x) for x in xs], axis=0)
 
     def reset_state(self):
-        for link in self._stateful_links():
-            link.reset_state()
+        for owner, name in self._state_slots():
+            setattr(owner, name, None)
 
     def unchain_state(self):
-        for link in self._stateful_links():
-            link.unchain_state()
+        """Cut every state from the graph that computed it."""
+        for state in self.states():
+            if state is not None:
+                state.unchain()
 
-    def _stateful_links(self):
-        return [link for link in self.links()
-                if isinstance(link, RecurrentState)]
+    def states(self):
+        """Every state the predictor holds, in the order of state_names."""
+        return [getattr(owner, name) for owner, name in self._state_slots()]
+
+    def _state_slots(self):
+        """(owner, attribute name) of each state."""
+        slots = []
+        for path in self.state_names:
+            owner = self
+            *children, name = path.split('/')
+            for child in children:
+                owner = getattr(owner, child)
+            slots.append((owner, name))
+        return slots
+
+    def device_resident_accept(self, visitor):
+        # Moves the states with the parameters (LSTM's twice: harmless).
+        super().device_resident_accept(visitor)
+        for state in self.states():
+            if state is not None:
+                visitor.visit_variable(state)
+
+    def serialize(self, serializer):
+        """The parameters, then each state under state/<path>.
+
+        The state is saved so that a run resumed from a snapshot continues
+        from the same point of the sequence. A file without state keys (one
+        of the tutorial's) loads as "no state".
+        """
+        super().serialize(serializer)
+        saving = isinstance(serializer, chainer.serializer.Serializer)
+        for path, (owner, name) in zip(self.state_names, self._state_slots()):
+            key = STATE_PREFIX + path
+            if saving:
+                state = getattr(owner, name)
+                # An empty array stands for "no state yet": None needs pickle.
+                serializer(key, numpy.zeros(0, numpy.float32)
+                           if state is None else state.array)
+                continue
+            try:
+                array = serializer(key, None)
+            except KeyError:  # stock save_npz wrote the file
+                array = None
+            setattr(owner, name, None if array is None or array.size == 0
+                    else chainer.Variable(self.device.send(array)))
+
+
+def _embedded(W, xs):
+    """(x, ids) for the first recurrent layer of a fused window xs (T, B).
+
+    The layer picks the words' rows from the embedding's matrix W where the
+    vocabulary is smaller than the window, and so cheaper to project; else
+    the input is the embedded words, x (T * B, n_units), and ids None.
+    """
+    ids = getattr(xs, 'array', xs).ravel()
+    if len(W) <= len(ids):
+        return W, ids
+    return fused.embed_id(ids, W), None
 
 
 class RNN(RecurrentPredictor):
     """The tutorial's Elman network: one tanh recurrent layer."""
 
+    state_names = ('h',)
     activation = 'tanh'
 
-    def __init__(self, n_vocab, n_units):
-        super().__init__()
+    def __init__(self, n_vocab, n_units, fused=False):
+        super().__init__(fused)
         with self.init_scope():
             self.embed = L.EmbedID(n_vocab, n_units)
-            self.l1 = ElmanLayer(n_units, n_units, self.activation)
-            self.out = L.Linear(n_units, n_vocab)
+            self.l1 = L.Linear(n_units, n_units)
+            self.r1 = L.Linear(n_units, n_units)
+            self.l2 = L.Linear(n_units, n_vocab)
+        self.h = None
 
-    def recur(self, e):
-        return self.l1(e)
+    def forward(self, x):
+        """Logits (batch, n_vocab) for the words after x int32 (batch,)."""
+        act = getattr(F, self.activation)
+        e = self.embed(x)
+        if self.h is None:
+            self.h = act(self.l1(e))
+        else:
+            self.h = act(self.l1(e) + self.r1(self.h))
+        return self.l2(self.h)
+
+    def fused_window(self, xs):
+        x, ids = _embedded(self.embed.W, xs)
+        hs, self.h = fused.elman_window(
+            x, len(xs), self.l1.W, self.l1.b, self.r1.W, self.r1.b, self.h,
+            self.activation, ids)
+        return fused.linear(hs, self.l2.W, self.l2.b)
 
 
 class ReLURNN(RNN):
@@ -173,69 +160,165 @@ class ReLURNN(RNN):
     activation = 'relu'
 
 
-class RNN2(RecurrentPredictor):
-    """Three stacked Elman layers."""
+class ElmanBlock(chainer.Chain):
+    """h = tanh(l(x) + r(h_prev)); the first step has no r term."""
 
-    def __init__(self, n_vocab, n_units):
+    def __init__(self, in_size, n_units):
         super().__init__()
         with self.init_scope():
-            self.embed = L.EmbedID(n_vocab, n_units)
-            self.l1 = ElmanLayer(n_units, n_units)
-            self.l2 = ElmanLayer(n_units, n_units)
-            self.l3 = ElmanLayer(n_units, n_units)
-            self.out = L.Linear(n_units, n_vocab)
+            self.l = L.Linear(in_size, n_units)  # noqa: E741 (tutorial's)
+            self.r = L.Linear(n_units, n_units)
+        self.h = None
 
-    def recur(self, e):
-        return self.l3(self.l2(self.l1(e)))
+    def forward(self, x):
+        if self.h is None:
+            self.h = F.tanh(self.l(x))
+        else:
+            self.h = F.tanh(self.l(x) + self.r(self.h))
+        return self.h
+
+
+class RNN2(RecurrentPredictor):
+    """The tutorial's three stacked Elman blocks."""
+
+    state_names = ('r1/h', 'r2/h', 'r3/h')
+
+    def __init__(self, n_vocab, n_units, fused=False):
+        super().__init__(fused)
+        with self.init_scope():
+            self.embed = L.EmbedID(n_vocab, n_units)
+            self.r1 = ElmanBlock(n_units, n_units)
+            self.r2 = ElmanBlock(n_units, n_units)
+            self.r3 = ElmanBlock(n_units, n_units)
+            self.l5 = L.Linear(n_units, n_vocab)
+
+    def forward(self, x):
+        h1 = self.r1(self.embed(x))
+        h2 = self.r2(h1)
+        h3 = self.r3(h2)
+        return self.l5(h3)
+
+    def fused_window(self, xs):
+        h, ids = _embedded(self.embed.W, xs)
+        for block in (self.r1, self.r2, self.r3):
+            h, block.h = fused.elman_window(
+                h, len(xs), block.l.W, block.l.b, block.r.W, block.r.b,
+                block.h, ids=ids)
+            ids = None
+        return fused.linear(h, self.l5.W, self.l5.b)
+
+
+class ConcatBlock(chainer.Chain):
+    """One linear map of [input; recurrent state] to [output; next state].
+
+    y = l([x; rh]) splits into its first n_units, whose tanh is the output,
+    and its last n_rec, whose tanh is the next rh; rh starts at zeros.
+    """
+
+    def __init__(self, n_units, n_rec):
+        super().__init__()
+        self.n_units, self.n_rec = n_units, n_rec
+        with self.init_scope():
+            self.l = L.Linear(  # noqa: E741 (the tutorial's name)
+                n_units + n_rec, n_units + n_rec)
+        self.rh = None
+
+    def forward(self, x):
+        if self.rh is None:
+            self.rh = chainer.Variable(
+                self.xp.zeros((len(x), self.n_rec), x.dtype))
+        y = self.l(F.concat((x, self.rh)))
+        h_out, h_rec = F.split_axis(y, [self.n_units], axis=1)
+        self.rh = F.tanh(h_rec)
+        return F.tanh(h_out)
 
 
 class RNN3(RecurrentPredictor):
-    """Three stacked Elman layers that concatenate input and state."""
+    """The tutorial's three stacked concat blocks; it has no fused mode."""
 
-    def __init__(self, n_vocab, n_units):
-        super().__init__()
+    state_names = ('r1/rh', 'r2/rh', 'r3/rh')
+
+    def __init__(self, n_vocab, n_units, fused=False):
+        super().__init__(fused)
         with self.init_scope():
             self.embed = L.EmbedID(n_vocab, n_units)
-            self.l1 = ConcatElmanLayer(n_units, n_units)
-            self.l2 = ConcatElmanLayer(n_units, n_units)
-            self.l3 = ConcatElmanLayer(n_units, n_units)
-            self.out = L.Linear(n_units, n_vocab)
+            self.r1 = ConcatBlock(n_units, n_units)
+            self.r2 = ConcatBlock(n_units, n_units)
+            self.r3 = ConcatBlock(n_units, n_units)
+            self.l5 = L.Linear(n_units, n_vocab)
 
-    def recur(self, e):
-        return self.l3(self.l2(self.l1(e)))
+    def forward(self, x):
+        h1 = self.r1(self.embed(x))
+        h2 = self.r2(h1)
+        h3 = self.r3(h2)
+        return self.l5(h3)
 
 
-class LSTMForSequence(RecurrentPredictor):
-    """Two LSTM layers with dropout, as in Chainer's PTB example."""
+class RNNForLM(RecurrentPredictor):
+    """Two LSTM layers with dropout: Chainer's PTB example."""
 
-    def __init__(self, n_vocab, n_units):
-        super().__init__()
+    state_names = ('l1/c', 'l1/h', 'l2/c', 'l2/h')
+
+    def __init__(self, n_vocab, n_units, fused=False):
+        super().__init__(fused)
         with self.init_scope():
             self.embed = L.EmbedID(n_vocab, n_units)
-            self.l1 = LSTM(n_units, n_units)
-            self.l2 = LSTM(n_units, n_units)
-            self.out = L.Linear(n_units, n_vocab)
+            self.l1 = L.LSTM(n_units, n_units)
+            self.l2 = L.LSTM(n_units, n_units)
+            self.l3 = L.Linear(n_units, n_vocab)
         for param in self.params():
             param.array[...] = numpy.random.uniform(-0.1, 0.1, param.shape)
 
-    def recur(self, e):
-        h = self.l1(F.dropout(e))
-        h = self.l2(F.dropout(h))
-        return F.dropout(h)
+    def forward(self, x):
+        h0 = self.embed(x)
+        h1 = self.l1(F.dropout(h0))
+        h2 = self.l2(F.dropout(h1))
+        return self.l3(F.dropout(h2))
+
+    def fused_window(self, xs):
+        """Dropout applies to the window's (T * B, H) arrays at once.
+
+        The same distribution as the per-step path's, but the masks come
+        from the random stream in another order, so training runs differ.
+        Without dropout (in test mode) the first layer reads the embedding's
+        matrix as the other models do.
+        """
+        n_steps = len(xs)
+        if chainer.config.train:
+            ids = getattr(xs, 'array', xs).ravel()
+            h, ids = F.dropout(fused.embed_id(ids, self.embed.W)), None
+        else:
+            h, ids = _embedded(self.embed.W, xs)
+        for lstm in (self.l1, self.l2):
+            h, lstm.h, lstm.c = fused.lstm_window(
+                h, n_steps, lstm.upward.W, lstm.upward.b, lstm.lateral.W,
+                lstm.c, lstm.h, ids)
+            h, ids = F.dropout(h), None
+        return fused.linear(h, self.l3.W, self.l3.b)
 
 
 class GRU(RecurrentPredictor):
-    """One GRU layer."""
+    """One GRU layer, in the rnn's pattern: embed, l1, l2."""
 
-    def __init__(self, n_vocab, n_units):
-        super().__init__()
+    state_names = ('l1/h',)
+
+    def __init__(self, n_vocab, n_units, fused=False):
+        super().__init__(fused)
         with self.init_scope():
             self.embed = L.EmbedID(n_vocab, n_units)
-            self.l1 = StatefulGRU(n_units, n_units)
-            self.out = L.Linear(n_units, n_vocab)
+            self.l1 = L.StatefulGRU(n_units, n_units)
+            self.l2 = L.Linear(n_units, n_vocab)
 
-    def recur(self, e):
-        return self.l1(e)
+    def forward(self, x):
+        return self.l2(self.l1(self.embed(x)))
+
+    def fused_window(self, xs):
+        x, ids = _embedded(self.embed.W, xs)
+        gru = self.l1
+        weights = [param for name in fused.GRU_LINKS
+                   for param in (getattr(gru, name).W, getattr(gru, name).b)]
+        hs, gru.h = fused.gru_window(x, len(xs), weights, gru.h, ids)
+        return fused.linear(hs, self.l2.W, self.l2.b)
 
 
 ARCHITECTURES = {
@@ -243,107 +326,17 @@ ARCHITECTURES = {
     'rnn_relu': ReLURNN,
     'rnn2': RNN2,
     'rnn3': RNN3,
-    'lstm': LSTMForSequence,
+    'lstm': RNNForLM,
     'gru': GRU,
 }
-
-
-# The fused path: each recurrent layer runs a whole window as one node.
-
-def _embedded(predictor, xs):
-    """(x, ids) for the first recurrent layer of a window xs (T, B).
-
-    The layer picks the words' rows from the embedding's matrix where the
-    vocabulary is smaller than the window, and so cheaper to project; else
-    the input is the embedded words, x (T * B, n_units), and ids None.
-    """
-    ids = getattr(xs, 'array', xs).ravel()
-    W = predictor.embed.W
-    if len(W) <= len(ids):
-        return W, ids
-    return fused.embed_id(ids, W), None
-
-
-class FusedElmanWindow:
-    """Mixin: forward_window of embed, the Elman layers, out; fused.
-
-    For RNN and RNN2, and for any predictor made of an EmbedID embed,
-    ElmanLayers named in elman_layers and a Linear out.
-    """
-
-    elman_layers = ('l1',)
-
-    def forward_window(self, xs):
-        """Logits (T * B, n_vocab) for xs int32 (T, B), as the per-step."""
-        n_steps = len(xs)
-        h, ids = _embedded(self, xs)
-        for name in self.elman_layers:
-            h = fused.elman_window(getattr(self, name), h, n_steps, ids)
-            ids = None
-        return fused.linear(self.out, h)
-
-
-class FusedRNN(FusedElmanWindow, RNN):
-    """RNN, whose windows run fused."""
-
-
-class FusedReLURNN(FusedElmanWindow, ReLURNN):
-    """ReLURNN, whose windows run fused."""
-
-
-class FusedRNN2(FusedElmanWindow, RNN2):
-    """RNN2, whose windows run fused."""
-
-    elman_layers = ('l1', 'l2', 'l3')
-
-
-class FusedLSTMForSequence(LSTMForSequence):
-    """LSTMForSequence, whose windows run fused."""
-
-    def forward_window(self, xs):
-        """Logits (T * B, n_vocab) for xs int32 (T, B), as the per-step.
-
-        Dropout applies to the window's (T * B, H) arrays at once: the same
-        distribution as the per-step path's, but the masks come from the
-        random stream in another order, so training runs differ. Without
-        dropout (in test mode) the first layer reads the embedding's matrix
-        as the other models do.
-        """
-        n_steps = len(xs)
-        if chainer.config.train:
-            ids = getattr(xs, 'array', xs).ravel()
-            h = F.dropout(fused.embed_id(ids, self.embed.W))
-            h = fused.lstm_window(self.l1, h, n_steps)
-        else:
-            x, ids = _embedded(self, xs)
-            h = fused.lstm_window(self.l1, x, n_steps, ids)
-        h = fused.lstm_window(self.l2, F.dropout(h), n_steps)
-        return fused.linear(self.out, F.dropout(h))
-
-
-class FusedGRU(GRU):
-    """GRU, whose windows run fused."""
-
-    def forward_window(self, xs):
-        """Logits (T * B, n_vocab) for xs int32 (T, B), as the per-step."""
-        h, ids = _embedded(self, xs)
-        h = fused.gru_window(self.l1, h, len(xs), ids)
-        return fused.linear(self.out, h)
-
-
-FUSED_ARCHITECTURES = {
-    'rnn': FusedRNN,
-    'rnn_relu': FusedReLURNN,
-    'rnn2': FusedRNN2,
-    'lstm': FusedLSTMForSequence,
-    'gru': FusedGRU,
-}
+# The architectures that --fused accepts.
+FUSED_ARCHITECTURES = {name: cls for name, cls in ARCHITECTURES.items()
+                       if cls.has_fused_mode()}
 
 
 def build_model(arch, n_vocab, n_units, fused=False):
-    """The predictor named arch; with fused, one whose windows run fused."""
-    return (FUSED_ARCHITECTURES if fused else ARCHITECTURES)[arch](
-        n_vocab, n_units)
+    """The predictor named arch; with fused, in its fused mode."""
+    return ARCHITECTURES[arch](n_vocab, n_units, fused)
 
 
 class SequenceClassifier(chainer.Chain):

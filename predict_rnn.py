@@ -1,7 +1,10 @@
 """Let a trained model continue the simple sequence on its own.
 
 Primes the model with one number, then feeds each prediction back in
-(greedy decoding) and compares what it generates with the true sequence.
+(greedy decoding), prints the numbers as the tutorial's
+predict_simple_sequence.py did, and scores them against the true sequence.
+It reads the out folder of a train_rnn.py run (-o), or any model file (-m),
+the tutorial's included.
 """
 import argparse
 import json
@@ -10,62 +13,172 @@ import sys
 
 import chainer_compat  # noqa: F401  (must precede chainer)
 
+import numpy
+
 from models import ARCHITECTURES, build_model, generate
 import simple_sequence
 import snapshots
 from train_rnn import ArgumentParser, UsageError, model_path, select_device
+
+MAX_LENGTH = 100000
+# Far beyond what the sequence needs; a bound keeps a bad file from making
+# us allocate without end.
+MAX_UNITS = 100000
+MAX_VOCABULARY = 100000
 
 
 def build_parser():
     parser = ArgumentParser(
         prog='predict_rnn.py', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--arch', '-a', choices=sorted(ARCHITECTURES),
+                        default=None,
+                        help='the architecture; with -o, picks OUT/'
+                        'ARCH_simple_sequence.model (default: what the run '
+                        'or the model file records, else rnn)')
+    parser.add_argument('--unit', '-u', type=int, default=None,
+                        help='units in each layer (default: what the model '
+                        'file says)')
+    parser.add_argument('--vocab', type=int, default=None,
+                        help='vocabulary size N (default: what the model file '
+                        'says; {} in the tutorial)'.format(
+                            simple_sequence.N_VOCABULARY))
+    parser.add_argument('--modelpath', '-m', default=None,
+                        help='a model file to load, ours or the tutorial\'s; '
+                        'no args.json needed (default: the model in --out)')
     parser.add_argument('--out', '-o', default='result',
                         help='the out folder of a finished train_rnn.py run '
                         '(default: %(default)s)')
-    parser.add_argument('--prime', '-p', type=int, default=1,
-                        help='the number to start from (default: '
+    parser.add_argument('--primeindex', '-p', '--prime', type=int,
+                        default=1, help='the number to start from (default: '
                         '%(default)s)')
-    parser.add_argument('--length', '-n', type=int, default=None,
-                        help='how many numbers to generate (default: two '
-                        'periods of the sequence)')
+    parser.add_argument('--length', '-l', '-n', type=int, default=None,
+                        help='how many numbers to generate, at most {} '
+                        '(default: two periods of the sequence)'.format(
+                            MAX_LENGTH))
     parser.add_argument('--gpu', '-g', type=int, default=-1,
                         help='GPU to run on, which needs CuPy; -1 for the '
                         'CPU (default: %(default)s)')
     return parser
 
 
+def check_settings(recorded, source):
+    """recorded's arch, unit, vocab (and epoch) checked: UsageError if bad."""
+    try:
+        arch, unit, vocab = (recorded['arch'], recorded['unit'],
+                             recorded['vocab'])
+    except (KeyError, TypeError) as error:
+        raise UsageError('{} is not what train_rnn.py writes ({!r})'.format(
+            source, error))
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        raise UsageError('{} names an unknown architecture {!r}'.format(
+            source, arch))
+    check_size('unit', unit, MAX_UNITS, source)
+    check_size('vocab', vocab, MAX_VOCABULARY, source)
+    try:
+        simple_sequence.check_vocabulary(vocab)
+    except ValueError as error:
+        raise UsageError('{}: {}'.format(source, error))
+    epoch = recorded.get('epoch')
+    if epoch is not None:
+        check_size('epoch', epoch, sys.maxsize, source)
+    return {'arch': arch, 'unit': unit, 'vocab': vocab, 'epoch': epoch}
+
+
+def check_size(name, value, largest, source):
+    if (not isinstance(value, int) or isinstance(value, bool) or
+            not 1 <= value <= largest):
+        raise UsageError('{} gives {} {!r}: it must be a whole number from 1 '
+                         'to {}'.format(source, name, value, largest))
+
+
 def read_run_arguments(out):
-    """The arch, unit and vocab that train_rnn.py recorded in out."""
+    """The arch, unit, vocab and epoch that train_rnn.py recorded in out."""
     path = os.path.join(out, 'args.json')
     try:
         with open(path) as f:
             recorded = json.load(f)
-        arch, unit, vocab = (recorded['arch'], int(recorded['unit']),
-                             int(recorded['vocab']))
     except OSError as error:
         raise UsageError('cannot read {} ({}): is {} the out folder of a '
                          'train_rnn.py run?'.format(path, error.strerror, out))
-    except (ValueError, KeyError, TypeError) as error:
+    except ValueError as error:
         raise UsageError('{} is not what train_rnn.py writes ({!r})'.format(
             path, error))
-    if arch not in ARCHITECTURES:
-        raise UsageError('{} names an unknown architecture {!r}'.format(
-            path, arch))
-    try:
-        simple_sequence.check_vocabulary(vocab)
-    except ValueError as error:
-        raise UsageError('{}: {}'.format(path, error))
-    return arch, unit, vocab
+    return check_settings(recorded, path)
 
 
-def load_model(out, device):
-    """The trained predictor of a train_rnn.py out folder, and its vocab."""
-    arch, unit, vocab = read_run_arguments(out)
-    predictor = build_model(arch, vocab, unit)
-    snapshots.load_npz(model_path(out, arch), predictor)
+def file_settings(path, arrays, arch):
+    """What a model file says of itself: its run_args, else its shapes."""
+    if snapshots.RUN_ARGS_KEY in arrays:
+        try:
+            recorded = json.loads(str(arrays[snapshots.RUN_ARGS_KEY]))
+        except ValueError as error:
+            raise snapshots.FileError('{} holds run arguments that are not '
+                                      'JSON ({})'.format(path, error))
+        return check_settings(recorded, path)
+    embed = arrays.get('embed/W')
+    if embed is None or embed.ndim != 2:
+        raise snapshots.FileError('{} lacks embed/W (vocabulary, units): it '
+                                  'is not a model file'.format(path))
+    vocab, unit = embed.shape
+    return check_settings({'arch': arch or 'rnn', 'unit': int(unit),
+                           'vocab': int(vocab)}, path)
+
+
+def settings_of(args):
+    """(path, arrays, settings): the model file to load and how to build it.
+
+    -m names the file. Else -o names a run's folder: its args.json says
+    which architecture, unless -a picks one of the models the folder may
+    hold side by side, as the tutorial's result/ did.
+    """
+    path = args.modelpath
+    recorded = None
+    if path is None:
+        if args.arch is None:
+            recorded = read_run_arguments(args.out)
+        elif os.path.exists(os.path.join(args.out, 'args.json')):
+            recorded = read_run_arguments(args.out)
+            if recorded['arch'] != args.arch:
+                recorded = None  # args.json tells of another model
+        path = model_path(args.out, recorded['arch'] if recorded else
+                          args.arch)
+    arrays = snapshots.read_npz(path)
+    if recorded is None:
+        recorded = file_settings(path, arrays, args.arch)
+    for flag, name in (('--arch', 'arch'), ('--unit', 'unit'),
+                       ('--vocab', 'vocab')):
+        value = getattr(args, name)
+        if value is not None and value != recorded[name]:
+            raise UsageError('{} {} contradicts {}, which holds a model of '
+                             '{} {}'.format(flag, value, path, name,
+                                            recorded[name]))
+    return path, arrays, recorded
+
+
+def load_model(path, arrays, settings, device):
+    """The predictor that settings describe, its parameters from arrays."""
+    predictor = build_model(settings['arch'], settings['vocab'],
+                            settings['unit'])
+    snapshots.load_into(predictor, arrays, path)
     predictor.to_device(device)
-    return predictor, vocab
+    return predictor
+
+
+def ordinal(n):
+    if n % 100 in (11, 12, 13):
+        return '{}th'.format(n)
+    return '{}{}'.format(n, {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th'))
+
+
+def truths(vocab, prime, length):
+    """int32 (prime, length): row k - 1 follows the k-th prime of its block.
+
+    From a reset state the prime could be any of the prime copies of its
+    block.
+    """
+    longest = simple_sequence.continuation(vocab, prime, length + prime - 1)
+    return numpy.stack([longest[k:k + length] for k in range(prime)])
 
 
 def first_mistake(generated, truth):
@@ -74,36 +187,94 @@ def first_mistake(generated, truth):
     return int(mismatches[0]) if len(mismatches) else None
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        predictor, vocab = load_model(args.out, select_device(args.gpu))
-        length = (2 * simple_sequence.period_length(vocab)
-                  if args.length is None else args.length)
-        if length < 1:
-            raise UsageError('--length must be at least 1 (got {})'.format(
-                length))
-        if not 1 <= args.prime < vocab:
-            raise UsageError('--prime must be a number of the sequence, 1 .. '
-                             '{} (got {})'.format(vocab - 1, args.prime))
-    except (UsageError, snapshots.FileError) as error:
-        parser.error(str(error))
+def blocks(words):
+    """[(number, run length)]: the runs of equal numbers in words."""
+    starts = numpy.flatnonzero(numpy.diff(words)) + 1
+    bounds = numpy.concatenate(([0], starts, [len(words)]))
+    return [(int(words[start]), int(end - start))
+            for start, end in zip(bounds[:-1], bounds[1:])]
 
-    generated = generate(predictor, args.prime, length)
-    truth = simple_sequence.continuation(vocab, args.prime, length)
-    print('prime:     {}'.format(args.prime))
-    print('generated: {}'.format(' '.join(map(str, generated))))
-    print('truth:     {}'.format(' '.join(map(str, truth))))
-    matches = int((generated == truth).sum())
+
+def count_blocks(words, vocab):
+    """(right, complete): how many complete blocks of words are counted right.
+
+    The first block, which holds the prime, is partial and the last may be
+    cut off: neither counts. A block is right when it is i repeated i times
+    and the next block's number is i's successor.
+    """
+    runs = blocks(words)[1:]
+    right = sum(n == count and following == n % (vocab - 1) + 1
+                for (n, count), (following, _) in zip(runs, runs[1:]))
+    return right, max(len(runs) - 1, 0)
+
+
+def report(prime, generated, vocab):
+    """The lines that score generated against the truths prime allows."""
+    candidates = truths(vocab, prime, len(generated))
+    matches = (candidates == generated).sum(axis=1)
+    position = int(matches.argmax())  # the first of the best
+    truth = candidates[position]
     mistake = first_mistake(generated, truth)
     if mistake is None:
         verdict = 'no mistake'
     else:
         verdict = 'first mistake at word {}: expected {}, got {}'.format(
             mistake + 1, truth[mistake], generated[mistake])
-    print('{} of {} generated words match the true sequence; {}.'.format(
-        matches, length, verdict))
+    lines = ['{} of {} generated words match the true sequence, taking the '
+             'prime {} as the {} of its block; {}.'.format(
+                 matches[position], len(generated), prime,
+                 ordinal(position + 1), verdict)]
+    words = numpy.concatenate(([prime], generated))
+    right, complete = count_blocks(words, vocab)
+    if not complete:
+        lines.append('Block by block: no complete block to count.')
+        return lines
+    lines.append('Block by block, whatever the phase: counted {} of {} '
+                 'blocks right.'.format(right, complete))
+    _, first_block = blocks(words)[0]
+    if right == complete and first_block > prime:
+        # No phase fits a first block longer than a whole block.
+        lines.append('Every complete block is counted right, but the first '
+                     'block holds {n} copies of the prime {p} where a block '
+                     'of {p}s holds {p}: the model settled in late, out of '
+                     'phase with every truth that the prime allows.'.format(
+                         p=prime, n=first_block))
+    return lines
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        for flag, value, largest in (('--unit', args.unit, MAX_UNITS),
+                                     ('--vocab', args.vocab, MAX_VOCABULARY)):
+            if value is not None:
+                check_size(flag, value, largest, 'the command line')
+        device = select_device(args.gpu)
+        path, arrays, settings = settings_of(args)
+        vocab = settings['vocab']
+        length = (2 * simple_sequence.period_length(vocab)
+                  if args.length is None else args.length)
+        if not 1 <= length <= MAX_LENGTH:
+            raise UsageError('--length must be from 1 to {} (got {})'.format(
+                MAX_LENGTH, length))
+        prime = args.primeindex
+        if not 1 <= prime < vocab:
+            raise UsageError('--primeindex must be a number of the sequence, '
+                             '1 .. {} (got {})'.format(vocab - 1, prime))
+        predictor = load_model(path, arrays, settings, device)
+    except (UsageError, snapshots.FileError) as error:
+        parser.error(str(error))
+
+    epochs = ('' if settings['epoch'] is None else
+              ', trained {} epochs'.format(settings['epoch']))
+    print('Loaded {}: {}, {} units, vocabulary {}{}.'.format(
+        path, settings['arch'], settings['unit'], vocab, epochs))
+    generated = generate(predictor, prime, length)
+    # As the tutorial printed it: the prime, then what the model generated.
+    print('Predicted sequence: {}'.format([prime] + generated.tolist()))
+    for line in report(prime, generated, vocab):
+        print(line)
     return 0
 
 

@@ -8,7 +8,7 @@ import chainer.links as L
 import numpy
 
 from iterators import ParallelSequentialIterator
-from models import RecurrentPredictor, RecurrentState, SequenceClassifier
+from models import RecurrentPredictor, SequenceClassifier
 from models import build_model
 import simple_sequence
 from updaters import BPTTUpdater
@@ -33,29 +33,24 @@ class RuleOracle(RecurrentPredictor):
         return F.concat([self.forward(x) for x in xs], axis=0)
 
 
-class Memory(RecurrentState, chainer.Link):
-    state_names = ('h',)
-
-    def __init__(self):
-        super().__init__()
-        self.h = None
-
-
 class Delayed(RecurrentPredictor):
     """Reads the embedding of the previous word: the state it stores at the
     last step of a window is not an ancestor of that window's loss."""
+
+    state_names = ('h',)
 
     def __init__(self, n_vocab, n_units):
         super().__init__()
         with self.init_scope():
             self.embed = L.EmbedID(n_vocab, n_units)
-            self.memory = Memory()
             self.out = L.Linear(n_units, n_vocab)
+        self.h = None
 
-    def recur(self, e):
-        previous = e if self.memory.h is None else self.memory.h
-        self.memory.h = F.identity(e)  # a node of its own, outside the loss
-        return previous
+    def forward(self, x):
+        e = self.embed(x)
+        previous = e if self.h is None else self.h
+        self.h = F.identity(e)  # a node of its own, outside the loss
+        return self.out(previous)
 
 
 def make_updater(predictor, n_vocab=5, batch_size=3, bprop_len=4,
@@ -75,12 +70,6 @@ def seeded_model(arch, n_vocab=5, n_units=8, seed=0, fused=False):
     return build_model(arch, n_vocab, n_units, fused)
 
 
-def states(predictor):
-    """Every recurrent state the predictor holds."""
-    return [getattr(link, name) for link in predictor._stateful_links()
-            for name in link.state_names]
-
-
 def wait_for(path, process, timeout=120):
     """Wait until path exists, while process runs."""
     deadline = time.monotonic() + timeout
@@ -88,3 +77,32 @@ def wait_for(path, process, timeout=120):
         assert process.poll() is None, 'the run ended before ' + str(path)
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+class Counter(RecurrentPredictor):
+    """Continues the sequence by counting, one stream at a time.
+
+    It takes its first word as the first_seen-th of its block; with
+    first_seen below 1 it repeats that word 1 - first_seen times too many.
+    """
+
+    def __init__(self, n_vocab, first_seen=1):
+        super().__init__()
+        self.n_vocab = n_vocab
+        self.first_seen = first_seen
+        self.reset_state()
+
+    def reset_state(self):
+        self.last, self.seen = None, 0
+
+    def forward(self, x):
+        word = int(x[0])
+        if self.last is None:
+            self.seen = self.first_seen
+        else:
+            self.seen = self.seen + 1 if word == self.last else 1
+        self.last = word
+        following = word if self.seen < word else word % (self.n_vocab - 1) + 1
+        logits = numpy.zeros((1, self.n_vocab), numpy.float32)
+        logits[0, following] = 10
+        return chainer.Variable(logits)

@@ -44,7 +44,7 @@ def parameters(snapshot, rank=0):
     prefix = 'updater/model:main/predictor/'
     arrays = distributed.rank_part(snapshots.read_npz(snapshot), rank)
     return {key: value for key, value in arrays.items()
-            if key.startswith(prefix) and '/state_' not in key}
+            if key.startswith(prefix) and '/state/' not in key}
 
 
 @pytest.fixture(scope='module')
@@ -58,7 +58,7 @@ def test_both_ranks_hold_the_same_parameters(two_ranks):
     out, _ = two_ranks
     snapshot = str(out / 'snapshot_iter_90')
     first, second = parameters(snapshot, 0), parameters(snapshot, 1)
-    assert len(first) == 15  # embed, six Linears of the GRU, out
+    assert len(first) == 15  # embed, six Linears of the GRU, l2
     for key, value in first.items():
         numpy.testing.assert_array_equal(value, second[key])
 

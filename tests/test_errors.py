@@ -153,9 +153,18 @@ PREDICT_CASES = [
     ('unknown arch', [], "names an unknown architecture 'evil'"),
     ('other vocab', [], 'does not fit this model'),
     ('vocab of 2', [], 'nothing to count'),
-    ('good', ['-p', '0'], '--prime must be a number of the sequence, 1 .. 2'),
-    ('good', ['-p', '3'], '--prime must be a number of the sequence, 1 .. 2'),
-    ('good', ['-n', '0'], '--length must be at least 1 (got 0)'),
+    ('good', ['-p', '0'],
+     '--primeindex must be a number of the sequence, 1 .. 2 (got 0)'),
+    ('good', ['--prime', '3'],
+     '--primeindex must be a number of the sequence, 1 .. 2 (got 3)'),
+    ('good', ['-n', '0'], '--length must be from 1 to 100000 (got 0)'),
+    ('good', ['-l', '100001'],
+     '--length must be from 1 to 100000 (got 100001)'),
+    ('good', ['-u', '7'], '--unit 7 contradicts {folder}/'
+     'rnn_simple_sequence.model, which holds a model of unit 6'),
+    ('good', ['--vocab', '0'], 'the command line gives --vocab 0: it must be '
+     'a whole number from 1 to 100000'),
+    ('good', ['-a', 'gru'], 'cannot read {folder}/gru_simple_sequence.model'),
     ('good', ['-g', '0'], '--gpu needs CuPy'),
 ]
 
@@ -197,3 +206,64 @@ def test_bad_prediction_inputs(case, argv, message, tmp_path, finished,
     assert err.count('\n') == 1
     assert err.startswith('predict_rnn.py: error: ')
     assert message.format(folder=folder) in err
+
+
+def model_file(tmp_path, finished, run_args=None, drop=()):
+    """The finished run's model, with run_args (a dict or raw text) added
+    and the keys in drop left out."""
+    arrays = snapshots.read_npz(train_rnn.model_path(finished, 'rnn'))
+    for key in drop:
+        del arrays[key]
+    if run_args is not None:
+        text = run_args if isinstance(run_args, str) else json.dumps(
+            dict({'arch': 'rnn', 'unit': 6, 'vocab': 3, 'epoch': 2},
+                 **run_args))
+        arrays[snapshots.RUN_ARGS_KEY] = numpy.array(text)
+    path = str(tmp_path / 'some.model')
+    snapshots.write_npz(path, arrays)
+    return path
+
+
+MODEL_FILE_CASES = [
+    ({}, [], ['-a', 'lstm'], '--arch lstm contradicts {path}, which holds a '
+     'model of arch rnn'),
+    ({}, [], ['--vocab', '4'], '--vocab 4 contradicts {path}, which holds a '
+     'model of vocab 3'),
+    (None, [], ['-u', '5'], '--unit 5 contradicts {path}, which holds a '
+     'model of unit 6'),
+    (None, [], ['-a', 'gru'], '{path} lacks'),
+    (None, ['embed/W'], [], '{path} lacks embed/W (vocabulary, units): it is '
+     'not a model file'),
+    ({'unit': -3}, [], [], "{path} gives unit -3: it must be a whole number "
+     "from 1 to 100000"),
+    ({'vocab': 10 ** 9}, [], [], '{path} gives vocab 1000000000: it must be '
+     'a whole number from 1 to 100000'),
+    ({'unit': '6'}, [], [], "{path} gives unit '6': it must be a whole "
+     "number"),
+    ({'arch': 'evil'}, [], [], "{path} names an unknown architecture 'evil'"),
+    ({'vocab': 2}, [], [], '{path}: the vocabulary must hold at least 3'),
+    ('{"arch": ', [], [], '{path} holds run arguments that are not JSON'),
+    ('[1, 2]', [], [], '{path} is not what train_rnn.py writes'),
+]
+
+
+@pytest.mark.parametrize('run_args, drop, argv, message', MODEL_FILE_CASES)
+def test_bad_model_files_and_flags(run_args, drop, argv, message, tmp_path,
+                                   finished, capsys):
+    path = model_file(tmp_path, finished, run_args, drop)
+    with pytest.raises(SystemExit) as exit_info:
+        predict_rnn.main(['-m', path] + argv)
+    assert exit_info.value.code == train_rnn.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1
+    assert err.startswith('predict_rnn.py: error: ')
+    assert message.format(path=path) in err
+
+
+def test_a_model_file_needs_no_out_folder(tmp_path, finished, capsys):
+    path = model_file(tmp_path, finished, {})
+    assert predict_rnn.main(['-m', path, '-o', str(tmp_path / 'nowhere'),
+                             '-l', '3']) == 0
+    assert capsys.readouterr().out.startswith(
+        'Loaded {}: rnn, 6 units, vocabulary 3, trained 2 epochs.\n'.format(
+            path))

@@ -17,8 +17,6 @@ import models
 from models import ARCHITECTURES
 import snapshots
 
-from helpers import states
-
 FUSED = sorted(models.FUSED_ARCHITECTURES)
 N_VOCAB, N_UNITS, BATCH = 5, 8, 3
 # Float64 runs of the two paths differ by rounding alone, about 1e-15.
@@ -28,9 +26,8 @@ TOLERANCE = 1e-9
 def build(arch, use_fused, dtype=numpy.float32, seed=0, n_vocab=N_VOCAB):
     """A predictor of either path; the same seed gives the same parameters."""
     numpy.random.seed(seed)
-    table = models.FUSED_ARCHITECTURES if use_fused else ARCHITECTURES
     with chainer.using_config('dtype', dtype):
-        return table[arch](n_vocab, N_UNITS)
+        return ARCHITECTURES[arch](n_vocab, N_UNITS, use_fused)
 
 
 def window(n_steps, seed, n_vocab=N_VOCAB):
@@ -138,7 +135,7 @@ def test_the_gru_node_has_the_numerical_gradient(has_h0, n_steps, table):
 
 
 def test_the_linear_node_has_the_numerical_gradient():
-    check_node(fused.LinearFunction(), random_arrays(0, (5, 4), (3, 4), (3,)),
+    check_node(fused.WindowLinear(), random_arrays(0, (5, 4), (3, 4), (3,)),
                [(5, 3)])
 
 
@@ -204,7 +201,7 @@ def test_logits_and_gradients_are_those_of_the_per_step_path(arch, carried,
     logits = run_windows(fast, windows)
     assert relative_difference(logits.array, expected.array) < TOLERANCE
     assert_same_gradients(fast, per_step)
-    for state, expected_state in zip(states(fast), states(per_step)):
+    for state, expected_state in zip(fast.states(), per_step.states()):
         assert relative_difference(
             state.array, expected_state.array) < TOLERANCE
 
@@ -268,7 +265,7 @@ def test_evaluation_runs_without_a_graph(arch):
     with chainer.using_config('train', False), chainer.no_backprop_mode():
         logits = predictor.forward_window(window(3, 0))
     assert logits.creator is None
-    assert all(state.creator is None for state in states(predictor))
+    assert all(state.creator is None for state in predictor.states())
 
 
 @pytest.mark.parametrize('arch', FUSED)
@@ -312,19 +309,19 @@ def test_a_window_cannot_change_the_batch_size():
         predictor.forward_window(window(2, 0)[:, :2])
 
 
-# The layers of models.py against Chainer's own links, step by step.
+def test_a_model_without_a_fused_mode_refuses_it():
+    assert 'rnn3' not in models.FUSED_ARCHITECTURES
+    with pytest.raises(ValueError, match='RNN3 has no fused mode'):
+        models.build_model('rnn3', N_VOCAB, N_UNITS, fused=True)
 
-WINDOWS = {'elman': fused.elman_window, 'lstm': fused.lstm_window,
-           'gru': fused.gru_window}
 
+# The window functions against Chainer's own links, step by step.
 
-def stock_step(layer, x):
+def stock_step(layer, x, activation):
     """One step of the layer as Chainer's links and functions compute it."""
-    if isinstance(layer, models.LSTM):
-        return L.LSTM.forward(layer, x)
-    if isinstance(layer, models.StatefulGRU):
-        return L.StatefulGRU.forward(layer, x)
-    act = F.tanh if layer.activation == 'tanh' else F.relu
+    if isinstance(layer, (L.LSTM, L.StatefulGRU)):
+        return layer(x)
+    act = getattr(F, activation)
     if layer.h is None:
         layer.h = act(layer.upward(x))
     else:
@@ -332,34 +329,52 @@ def stock_step(layer, x):
     return layer.h
 
 
-def layer_pair(kind, activation):
-    with chainer.using_config('dtype', numpy.float64):
-        if kind == 'elman':
-            layer = models.ElmanLayer(4, 3, activation)
-        elif kind == 'lstm':
-            layer = models.LSTM(4, 3)
-        else:
-            layer = models.StatefulGRU(4, 3)
-    return layer, layer.copy(mode='copy')
+def elman_layer():
+    layer = chainer.Chain()
+    with layer.init_scope():
+        layer.upward = L.Linear(4, 3)
+        layer.lateral = L.Linear(3, 3)
+    layer.h = None
+    return layer
+
+
+def window_of(layer, x, activation):
+    """hs of the window x (T, B, in) through fused.py; updates the state."""
+    x = x.reshape(-1, x.shape[-1])
+    if isinstance(layer, L.LSTM):
+        hs, layer.h, layer.c = fused.lstm_window(
+            x, 3, layer.upward.W, layer.upward.b, layer.lateral.W, layer.c,
+            layer.h)
+    elif isinstance(layer, L.StatefulGRU):
+        weights = [param for name in fused.GRU_LINKS
+                   for param in (getattr(layer, name).W,
+                                 getattr(layer, name).b)]
+        hs, layer.h = fused.gru_window(x, 3, weights, layer.h)
+    else:
+        hs, layer.h = fused.elman_window(
+            x, 3, layer.upward.W, layer.upward.b, layer.lateral.W,
+            layer.lateral.b, layer.h, activation)
+    return hs
 
 
 @pytest.mark.parametrize('kind, activation', [
     ('elman', 'tanh'), ('elman', 'relu'), ('lstm', None), ('gru', None)])
-@pytest.mark.parametrize('per_step', [False, True])
-def test_a_layer_computes_what_chainers_links_do(kind, activation, per_step):
-    """Step by step (the per-step path) or in one window (the fused)."""
-    layer, reference = layer_pair(kind, activation)
+def test_a_window_computes_what_chainers_links_do(kind, activation):
+    with chainer.using_config('dtype', numpy.float64):
+        layer = {'elman': elman_layer, 'lstm': lambda: L.LSTM(4, 3),
+                 'gru': lambda: L.StatefulGRU(4, 3)}[kind]()
+    reference = layer.copy(mode='copy')
+    names = ('c', 'h') if kind == 'lstm' else ('h',)
     x0, x, gy = random_arrays(0, (2, BATCH, 4), (3, BATCH, 4), (3, BATCH, 3))
     for step in x0:  # a state from steps before the window
-        layer(step)
-        stock_step(reference, step)
-    layer.unchain_state()
-    reference.unchain_state()
-    if per_step:
-        hs = F.concat([layer(step) for step in x], axis=0)
-    else:
-        hs = WINDOWS[kind](layer, x.reshape(3 * BATCH, 4), 3)
-    expected = F.concat([stock_step(reference, step) for step in x], axis=0)
+        for link in (layer, reference):
+            stock_step(link, step, activation)
+    for link in (layer, reference):
+        for name in names:
+            getattr(link, name).unchain()
+    hs = window_of(layer, x, activation)
+    expected = F.concat([stock_step(reference, step, activation)
+                         for step in x], axis=0)
     assert hs.shape == (3 * BATCH, 3)
     assert relative_difference(hs.array, expected.array) < TOLERANCE
     for link, y in ((layer, hs), (reference, expected)):
@@ -368,13 +383,11 @@ def test_a_layer_computes_what_chainers_links_do(kind, activation, per_step):
     grads = dict(reference.namedparams())
     for name, param in layer.namedparams():
         assert relative_difference(param.grad, grads[name].grad) < TOLERANCE
-    for name in layer.state_names:
+    for name in names:
         assert relative_difference(getattr(layer, name).array,
                                    getattr(reference, name).array) < TOLERANCE
 
 
-def test_the_elman_layer_knows_only_tanh_and_relu():
-    with pytest.raises(ValueError, match='relu'):
-        models.ElmanLayer(4, 3, 'sigmoid')
+def test_the_elman_node_knows_only_tanh_and_relu():
     with pytest.raises(ValueError, match='relu'):
         fused.ElmanWindow(3, 'sigmoid')

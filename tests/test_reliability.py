@@ -352,7 +352,7 @@ def test_divergence_stops_with_a_message_and_no_nan_in_the_log(
         tmp_path, monkeypatch, capsys):
     def poisoned(arch, n_vocab, n_units, fused):
         predictor = ARCHITECTURES[arch](n_vocab, n_units)
-        predictor.out.W.array[0, 0] = numpy.nan
+        predictor.l2.W.array[0, 0] = numpy.nan
         return predictor
 
     monkeypatch.setattr(train_rnn, 'build_model', poisoned)

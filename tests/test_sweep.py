@@ -128,4 +128,4 @@ def test_evaluation_leaves_the_training_state_alone(monkeypatch):
     assert len(built) == 1 and len(evaluated) == 2
     for predictor in evaluated:
         assert predictor is not built[0]
-        assert predictor.l1.upward.W.array is built[0].l1.upward.W.array
+        assert predictor.l1.W.array is built[0].l1.W.array

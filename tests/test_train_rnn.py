@@ -1,16 +1,22 @@
+import ast
 import json
 import os
 import re
 import subprocess
 import sys
 
+import chainer
 import numpy
 import pytest
 
-from models import ARCHITECTURES, FUSED_ARCHITECTURES, generate
+from models import ARCHITECTURES, FUSED_ARCHITECTURES, build_model, generate
 import predict_rnn
+from simple_sequence import get_simple_sequence
+import snapshots
 import train_rnn
 import training_extensions
+
+from helpers import Counter, RuleOracle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ['-e', '1', '-u', '8', '--vocab', '5', '-b', '2', '-l', '5']
@@ -89,33 +95,136 @@ def test_the_default_run_learns_to_count(default_run):
             assert f.read(8) == b'\x89PNG\r\n\x1a\n'
 
 
-def test_predict_reports_matches_and_the_first_mistake(default_run, capsys):
+def printed_sequence(line):
+    """The numbers of the tutorial's 'Predicted sequence: [...]' line."""
+    assert line.startswith('Predicted sequence: [')
+    return ast.literal_eval(line[len('Predicted sequence: '):])
+
+
+def test_predict_reports_on_the_default_run(default_run, capsys):
     out, _ = default_run
-    assert predict_rnn.main(['-o', out, '-p', '3', '-n', '60']) == 0
+    assert predict_rnn.main(['-o', out, '-p', '3', '-l', '60']) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == 'prime:     3'
-    generated = numpy.array(lines[1].split()[1:], numpy.int32)
-    truth = numpy.array(lines[2].split()[1:], numpy.int32)
-    predictor, _ = predict_rnn.load_model(out, train_rnn.select_device(-1))
-    numpy.testing.assert_array_equal(generated, generate(predictor, 3, 60))
-    assert truth[:8].tolist() == [3, 3, 4, 4, 4, 4, 5, 5]
-    assert len(truth) == 60
-    matches = int((generated == truth).sum())
-    mistake = predict_rnn.first_mistake(generated, truth)
-    if mistake is None:
-        expected = 'no mistake'
-    else:
-        expected = 'first mistake at word {}: expected {}, got {}'.format(
-            mistake + 1, truth[mistake], generated[mistake])
-    assert lines[3] == ('{} of 60 generated words match the true sequence; '
-                        '{}.'.format(matches, expected))
+    path = os.path.join(out, 'rnn_simple_sequence.model')
+    assert lines[0] == ('Loaded {}: rnn, 100 units, vocabulary 10, trained '
+                        '10 epochs.'.format(path))
+    predictor = build_model('rnn', 10, 100)
+    snapshots.load_npz(path, predictor)
+    generated = generate(predictor, 3, 60).tolist()
+    assert printed_sequence(lines[1]) == [3] + generated
+    # From a reset state the prime 3 is the 1st, 2nd or 3rd of its block:
+    # 3 3 3 | 4 4 4 4 | 5 ... of the sequence 1 2 2 3 3 3 4 ...
+    sequence = get_simple_sequence(10, 2).tolist()
+    matches = [sum(a == b for a, b in zip(generated, sequence[4 + k:64 + k]))
+               for k in range(3)]
+    best = matches.index(max(matches))
+    assert lines[2].startswith(
+        '{} of 60 generated words match the true sequence, taking the prime '
+        '3 as the {} of its block; '.format(
+            max(matches), ['1st', '2nd', '3rd'][best]))
+    assert lines[3].startswith('Block by block, whatever the phase: counted ')
 
 
-def test_first_mistake():
-    assert predict_rnn.first_mistake(numpy.array([1, 2, 3]),
-                                     numpy.array([1, 2, 3])) is None
-    assert predict_rnn.first_mistake(numpy.array([1, 5, 3, 0]),
-                                     numpy.array([1, 2, 3, 4])) == 1
+def predict_with(predictor, argv, tmp_path, monkeypatch, capsys):
+    """predict_rnn's output lines, predictor standing in for the model."""
+    path = str(tmp_path / 'tutorial.model')
+    chainer.serializers.save_npz(path, build_model('rnn', 5, 4))
+    monkeypatch.setattr(predict_rnn, 'load_model',
+                        lambda *args: predictor)
+    assert predict_rnn.main(['-m', path] + argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == 'Loaded {}: rnn, 4 units, vocabulary 5.'.format(path)
+    return lines[1:]
+
+
+def test_predict_scores_against_the_phase_that_fits(tmp_path, monkeypatch,
+                                                    capsys):
+    lines = predict_with(Counter(5, first_seen=2), ['-p', '3', '-l', '12'],
+                         tmp_path, monkeypatch, capsys)
+    assert lines == [
+        'Predicted sequence: [3, 3, 4, 4, 4, 4, 1, 2, 2, 3, 3, 3, 4]',
+        '12 of 12 generated words match the true sequence, taking the prime '
+        '3 as the 2nd of its block; no mistake.',
+        'Block by block, whatever the phase: counted 4 of 4 blocks right.']
+
+
+def test_predict_says_when_a_model_settles_in_late(tmp_path, monkeypatch,
+                                                   capsys):
+    lines = predict_with(Counter(5, first_seen=-1), ['-p', '2', '-n', '12'],
+                         tmp_path, monkeypatch, capsys)
+    assert lines == [
+        'Predicted sequence: [2, 2, 2, 2, 3, 3, 3, 4, 4, 4, 4, 1, 2]',
+        '4 of 12 generated words match the true sequence, taking the prime '
+        '2 as the 1st of its block; first mistake at word 2: expected 3, '
+        'got 2.',
+        'Block by block, whatever the phase: counted 3 of 3 blocks right.',
+        'Every complete block is counted right, but the first block holds 4 '
+        'copies of the prime 2 where a block of 2s holds 2: the model '
+        'settled in late, out of phase with every truth that the prime '
+        'allows.']
+
+
+def test_predict_counts_blocks_of_a_model_that_never_repeats(
+        tmp_path, monkeypatch, capsys):
+    successor = RuleOracle(5, lambda x: x % 4 + 1)
+    lines = predict_with(successor, ['--prime', '1', '--length', '8'],
+                         tmp_path, monkeypatch, capsys)
+    assert lines == [
+        'Predicted sequence: [1, 2, 3, 4, 1, 2, 3, 4, 1]',
+        '2 of 8 generated words match the true sequence, taking the prime '
+        '1 as the 1st of its block; first mistake at word 2: expected 2, '
+        'got 3.',
+        # Only the block of 1 is as long as its number.
+        'Block by block, whatever the phase: counted 1 of 7 blocks right.']
+
+
+def saved_with_run_args(path, arch, n_units, n_vocab, **run_args):
+    """A model file as train_rnn.py writes it: parameters and run_args."""
+    numpy.random.seed(0)
+    predictor = build_model(arch, n_vocab, n_units)
+    arrays = snapshots.serialized(predictor)
+    arrays[snapshots.RUN_ARGS_KEY] = numpy.array(json.dumps(dict(
+        {'arch': arch, 'unit': n_units, 'vocab': n_vocab, 'epoch': 3},
+        **run_args)))
+    snapshots.write_npz(path, arrays)
+    return predictor
+
+
+def test_predict_builds_the_model_that_a_file_records(tmp_path, capsys):
+    path = str(tmp_path / 'some.model')
+    predictor = saved_with_run_args(path, 'gru', 6, 5)
+    assert predict_rnn.main(['-m', path, '-p', '2', '-l', '9']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ('Loaded {}: gru, 6 units, vocabulary 5, trained 3 '
+                        'epochs.'.format(path))
+    assert printed_sequence(lines[1]) == \
+        [2] + generate(predictor, 2, 9).tolist()
+
+
+@pytest.mark.parametrize('arch', ['rnn2', 'lstm'])
+def test_predict_reads_a_stock_chainer_file_with_the_flags(arch, tmp_path,
+                                                           capsys):
+    numpy.random.seed(1)
+    predictor = build_model(arch, 10, 7)
+    path = str(tmp_path / 'tutorial.model')
+    chainer.serializers.save_npz(path, predictor)
+    assert predict_rnn.main(['-m', path, '-a', arch, '-l', '20']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == 'Loaded {}: {}, 7 units, vocabulary 10.'.format(
+        path, arch)
+    assert printed_sequence(lines[1]) == \
+        [1] + generate(predictor, 1, 20).tolist()
+
+
+def test_predict_picks_one_of_several_models_in_a_folder(tmp_path, capsys):
+    for arch in ('rnn', 'lstm'):
+        saved_with_run_args(train_rnn.model_path(str(tmp_path), arch), arch,
+                            4, 5)
+    assert predict_rnn.main(['-o', str(tmp_path), '-a', 'lstm', '-l', '3']) \
+        == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        'Loaded {}: lstm, 4 units, vocabulary 5, trained 3 epochs.'.format(
+            train_rnn.model_path(str(tmp_path), 'lstm')))
 
 
 def test_help_explains_every_flag():

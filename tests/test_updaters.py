@@ -1,10 +1,12 @@
+import re
+
 import chainer
 import numpy
 import pytest
 
 from models import ARCHITECTURES, FUSED_ARCHITECTURES
 
-from helpers import Delayed, make_updater, seeded_model, states
+from helpers import Delayed, make_updater, seeded_model
 
 ARCHS = sorted(ARCHITECTURES)
 # Every architecture on the per-step path, and every fused one.
@@ -41,7 +43,7 @@ def test_no_state_keeps_a_graph_after_an_update(arch, fused):
     updater = make_updater(predictor)
     for _ in range(2):
         updater.update()
-        held = states(predictor)
+        held = predictor.states()
         assert held and all(state is not None for state in held)
         assert [state.creator for state in held] == [None] * len(held)
 
@@ -53,9 +55,20 @@ def test_the_graph_of_one_whole_window_is_written_once():
     updater.update()
     updater.update()
     assert len(graphs) == 1
-    # One Elman node per step: the whole window, not just what is left
-    # after the graph is cut.
-    assert graphs[0].dump().count('label="ElmanWindow"') == 4
+    # One tanh per step: the whole window, not just what is left after
+    # the graph is cut.
+    assert graphs[0].dump().count('label="Tanh"') == 4
+
+
+def test_the_fused_graph_names_our_nodes():
+    graphs = []
+    # In training the LSTM embeds the words (for dropout): every kind shows.
+    make_updater(seeded_model('lstm', fused=True), bprop_len=4,
+                 write_graph=graphs.append).update()
+    labels = set(re.findall(r'label="(\w+)"', graphs[0].dump()))
+    assert {'WindowEmbedID', 'LSTMWindow', 'WindowLinear'} <= labels
+    # Chainer's own nodes of these names would be indistinguishable.
+    assert not labels & {'EmbedIDFunction', 'LinearFunction'}
 
 
 def test_the_random_state_is_saved_with_the_updater():
