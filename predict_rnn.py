@@ -7,7 +7,6 @@ It reads the out folder of a train_rnn.py run (-o), or any model file (-m),
 the tutorial's included.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -21,6 +20,7 @@ import snapshots
 from train_rnn import ArgumentParser, UsageError, model_path, select_device
 
 MAX_LENGTH = 100000
+MAX_ARGS_BYTES = 2 ** 16  # args.json is a few hundred
 # Far beyond what the sequence needs; a bound keeps a bad file from making
 # us allocate without end.
 MAX_UNITS = 100000
@@ -96,13 +96,15 @@ def read_run_arguments(out):
     """The arch, unit, vocab and epoch that train_rnn.py recorded in out."""
     path = os.path.join(out, 'args.json')
     try:
-        with open(path) as f:
-            recorded = json.load(f)
-    except OSError as error:
-        raise UsageError('cannot read {} ({}): is {} the out folder of a '
-                         'train_rnn.py run?'.format(path, error.strerror, out))
-    except ValueError as error:
-        raise UsageError('{} is not what train_rnn.py writes ({!r})'.format(
+        with snapshots.open_regular_file(path) as f:
+            text = f.read(MAX_ARGS_BYTES).decode('utf-8', 'replace')
+    except (snapshots.FileError, OSError) as error:
+        raise UsageError('{}: is {} the out folder of a train_rnn.py run?'
+                         .format(error, out))
+    try:
+        recorded = snapshots.parse_json(text, path)
+    except snapshots.FileError as error:
+        raise UsageError('{} is not what train_rnn.py writes ({})'.format(
             path, error))
     return check_settings(recorded, path)
 
@@ -110,11 +112,9 @@ def read_run_arguments(out):
 def file_settings(path, arrays, arch):
     """What a model file says of itself: its run_args, else its shapes."""
     if snapshots.RUN_ARGS_KEY in arrays:
-        try:
-            recorded = json.loads(str(arrays[snapshots.RUN_ARGS_KEY]))
-        except ValueError as error:
-            raise snapshots.FileError('{} holds run arguments that are not '
-                                      'JSON ({})'.format(path, error))
+        recorded = snapshots.parse_json(
+            str(arrays[snapshots.RUN_ARGS_KEY]),
+            'the run arguments in {}'.format(path))
         return check_settings(recorded, path)
     embed = arrays.get('embed/W')
     if embed is None or embed.ndim != 2:
@@ -160,7 +160,7 @@ def load_model(path, arrays, settings, device):
     """The predictor that settings describe, its parameters from arrays."""
     predictor = build_model(settings['arch'], settings['vocab'],
                             settings['unit'])
-    snapshots.load_into(predictor, arrays, path)
+    snapshots.load_checked(predictor, arrays, path)
     predictor.to_device(device)
     return predictor
 

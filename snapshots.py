@@ -231,7 +231,7 @@ def parse_json(text, what):
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as error:
-        raise FileError('{} is not valid JSON ({})'.format(
+        raise FileError('{}: not valid JSON ({})'.format(
             what, type(error).__name__ if isinstance(error, RecursionError)
             else error))
 
@@ -295,9 +295,13 @@ def recurrent_state_shapes(predictor, rows):
 
 
 def load_npz(path, obj):
-    """Restore obj from an npz file, after checking its shapes; a predictor
-    (a recurrent network) takes a recurrent state of any number of rows."""
-    arrays = read_npz(path)
+    """Restore obj from an npz file (see load_checked)."""
+    load_checked(obj, read_npz(path), path)
+
+
+def load_checked(obj, arrays, path):
+    """Restore obj from arrays read from path, after checking their shapes;
+    a predictor takes a recurrent state of any number of rows."""
     reference = serialized(obj)
     states = {}
     if hasattr(obj, 'reset_state'):

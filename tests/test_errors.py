@@ -212,6 +212,7 @@ def model_file(tmp_path, finished, run_args=None, drop=()):
     """The finished run's model, with run_args (a dict or raw text) added
     and the keys in drop left out."""
     arrays = snapshots.read_npz(train_rnn.model_path(finished, 'rnn'))
+    del arrays[snapshots.RUN_ARGS_KEY]  # as in the tutorial's files
     for key in drop:
         del arrays[key]
     if run_args is not None:
@@ -242,7 +243,7 @@ MODEL_FILE_CASES = [
      "number"),
     ({'arch': 'evil'}, [], [], "{path} names an unknown architecture 'evil'"),
     ({'vocab': 2}, [], [], '{path}: the vocabulary must hold at least 3'),
-    ('{"arch": ', [], [], '{path} holds run arguments that are not JSON'),
+    ('{"arch": ', [], [], 'the run arguments in {path}: not valid JSON'),
     ('[1, 2]', [], [], '{path} is not what train_rnn.py writes'),
 ]
 
