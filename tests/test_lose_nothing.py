@@ -162,8 +162,11 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path, delay):
     if process.returncode == 0:
         pytest.skip('the run ended before the signal came')
     assert process.returncode == train_rnn.EXIT_INTERRUPTED
-    assert stderr.strip().count('\n') == 0, stderr
-    assert 'nothing was written' in stderr or 'snapshot' in stderr
+    # At most the notice that it stops after this update, then one line.
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 or len(lines) == 2 and 'stopping' in lines[0], \
+        stderr
+    assert 'nothing was written' in lines[-1] or 'snapshot' in lines[-1]
 
 
 def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path):
