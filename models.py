@@ -355,9 +355,13 @@ class SequenceClassifier(chainer.Chain):
 
     def forward(self, xs, ts):
         """The summed per-step mean loss, for xs, ts int32 (steps, batch)."""
+        return self.observe(self.predictor.forward_window(xs), xs, ts)
+
+    def observe(self, ys, xs, ts):
+        """Report the loss and accuracies of the logits ys (steps * batch,
+        n_vocab) for xs, ts int32 (steps, batch); their summed loss."""
         xp = self.xp
         steps = len(xs)
-        ys = self.predictor.forward_window(xs)
         ts = ts.ravel()
         loss = F.softmax_cross_entropy(ys, ts)
         correct, boundary = judge(ys.array, xs, ts)

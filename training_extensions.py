@@ -59,18 +59,35 @@ class SequenceEvaluator(extensions.Evaluator):
         iterator.reset()
         target.predictor.reset_state()
         observations = []
-        while True:
-            try:
-                xs, ts = next_window(iterator, self.window, self.device)
-            except StopIteration:
-                break
+        for xs, ts, logits in window_outputs(target.predictor, iterator,
+                                             self.window, self.device):
             observation = {}
-            with chainer.reporter.report_scope(observation), \
-                    chainer.no_backprop_mode():
-                target(xs, ts)
+            with chainer.reporter.report_scope(observation):
+                target.observe(logits, xs, ts)
             observations.append(observation)
         return {key: mean for key, (mean, _) in
                 pooled_means(observations, self.comm).items()}
+
+
+def window_outputs(predictor, iterator, window, device, steps=None):
+    """(xs, ts, logits) for each window of up to `window` steps that the
+    iterator gives, until it runs out or `steps` steps have passed: in test
+    mode, without a graph, the state carrying from window to window.
+
+    xs, ts int32 (window, batch); logits (window * batch, n_vocab).
+    """
+    done = 0
+    while steps is None or done < steps:
+        length = window if steps is None else min(window, steps - done)
+        try:
+            xs, ts = next_window(iterator, length, device)
+        except StopIteration:
+            return
+        with chainer.using_config('train', False), \
+                chainer.no_backprop_mode():
+            logits = predictor.forward_window(xs)
+        done += len(xs)
+        yield xs, ts, logits
 
 
 class PoolTrainingObservations(chainer.training.Extension):
