@@ -25,7 +25,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-python$(PYTHON_VERSION)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt
+$(STAMP): requirements.txt constraints.txt chainer_compat.py
 	@case "$(PYTHON_VERSION)" in \
 	  3.11|3.12) ;; \
 	  "") echo "$(PYTHON) was not found: install Python 3.11 or 3.12, or name one with make PYTHON=..." >&2; exit 1 ;; \
@@ -34,6 +34,11 @@ $(STAMP): requirements.txt constraints.txt
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	# So that `import chainer` works in any script of the environment, on
+	# Python 3.12 too (see chainer_compat.py).
+	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	  cp chainer_compat.py "$$site/" && \
+	  echo 'import chainer_compat' > "$$site/chainer_compat.pth"
 	touch $@
 
 run: setup

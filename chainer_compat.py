@@ -2,30 +2,48 @@
 
 Chainer's import-time environment check imports numpy.distutils.system_info
 (it only uses it on macOS). Python 3.12 has no distutils, so numpy 1.26 has no
-numpy.distutils there; an empty stand-in is enough. On 3.11 nothing changes.
+numpy.distutils there; an empty stand-in is enough. It is found only where
+the real one is not (on 3.11 nothing changes), and `make setup` installs
+this module into the environment with a .pth file, so that `import chainer`
+works in any script or REPL of the environment, not only in ours.
 
 With CuPy, Chainer warns that 13.6 is newer than the versions it lists and
 that cuDNN is missing: the README's CuPy is the one that works with
 Chainer 7.8.1 and numpy < 2, and these models use no cuDNN.
 """
+import importlib.abc
 import importlib.util
 import os
 import sys
-import types
 import warnings
 
 os.environ.setdefault('CHAINER_WARN_VERSION_MISMATCH', '0')
 warnings.filterwarnings('ignore', message='cuDNN is not enabled')
 
 
-def _register_numpy_distutils_stub():
-    package = types.ModuleType('numpy.distutils')
-    system_info = types.ModuleType('numpy.distutils.system_info')
-    system_info.get_info = lambda name, notfound_action=0: {}
-    package.system_info = system_info
-    sys.modules['numpy.distutils'] = package
-    sys.modules['numpy.distutils.system_info'] = system_info
+class NumpyDistutilsStandIn(importlib.abc.MetaPathFinder,
+                            importlib.abc.Loader):
+    """numpy.distutils.system_info with a get_info that finds nothing.
+
+    Last on sys.meta_path: asked only after the real finders found none.
+    """
+
+    names = ('numpy.distutils', 'numpy.distutils.system_info')
+
+    def find_spec(self, name, path, target=None):
+        if name not in self.names:
+            return None
+        return importlib.util.spec_from_loader(
+            name, self, is_package=name == self.names[0])
+
+    def create_module(self, spec):
+        return None  # the default module
+
+    def exec_module(self, module):
+        if module.__name__ == self.names[1]:
+            module.get_info = lambda name, notfound_action=0: {}
 
 
-if importlib.util.find_spec('numpy.distutils') is None:
-    _register_numpy_distutils_stub()
+if not any(isinstance(finder, NumpyDistutilsStandIn)
+           for finder in sys.meta_path):
+    sys.meta_path.append(NumpyDistutilsStandIn())

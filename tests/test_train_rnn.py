@@ -252,3 +252,14 @@ def test_the_plots_are_drawn_once_an_epoch(tmp_path, monkeypatch):
     assert train_rnn.main(['-o', str(tmp_path), '-e', '2'] + SMALL[2:]) == 0
     assert sorted(drawn) == [('accuracy.png', 100), ('accuracy.png', 200),
                              ('loss.png', 100), ('loss.png', 200)]
+
+
+def test_chainer_imports_in_any_script_of_the_environment(tmp_path):
+    """On Python 3.12 too, where numpy 1.26 has no numpy.distutils."""
+    env = {key: value for key, value in os.environ.items()
+           if key != 'PYTHONPATH'}
+    completed = subprocess.run(
+        [sys.executable, '-c', 'import chainer; print(chainer.__version__)'],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == '7.8.1\n'
