@@ -117,3 +117,56 @@ def rank_part(merged, rank):
         elif match is not None and int(match.group(1)) == rank:
             part[key[match.end():]] = value
     return part
+
+
+class Ranks:
+    """The processes of a run: this one alone, or those mpiexec started,
+    joined by a ChainerMN communicator (comm). What each rank does:
+
+    - every rank builds the same model and trains on its share of the
+      streams; ChainerMN's optimizer averages the gradients;
+    - rank 0 alone reads a snapshot, claims the out folder, writes every
+      file and speaks; what it decides it broadcasts, errors included;
+    - a stop (Ctrl-C, SIGTERM) on any rank stops all at the same update.
+    """
+
+    def __init__(self, communicator=None):
+        self.comm = None if communicator is None else \
+            create_communicator(communicator)
+        self.rank, self.size = rank(self.comm), size(self.comm)
+        self.root = self.rank == 0
+
+    def on_root(self, function, *args):
+        return on_root(self.comm, function, *args)
+
+    def agree(self, errors, function, *args):
+        return agree(self.comm, errors, function, *args)
+
+    def streams(self, batch_size):
+        """This rank's share of the batch_size streams (None: all)."""
+        if self.comm is None:
+            return None
+        share = batch_size // self.size
+        return range(self.rank * share, (self.rank + 1) * share)
+
+    def multi_node(self, optimizer):
+        """optimizer, averaging the gradients over the ranks."""
+        if self.comm is None:
+            return optimizer
+        import chainermn
+        return chainermn.create_multi_node_optimizer(optimizer, self.comm)
+
+    def start(self, optimizer):
+        """Give every rank rank 0's parameters before training.
+
+        ChainerMN's optimizer spends its first update on broadcasting them;
+        done here, every update trains, and a resumed run repeats nothing.
+        """
+        if self.comm is not None:
+            self.comm.bcast_data(optimizer.target)
+            optimizer.is_changed(optimizer.target)
+
+    def abort(self, status):
+        """End every rank: the others would wait for this one forever."""
+        if self.comm is not None:
+            self.comm.mpi_comm.Abort(status)

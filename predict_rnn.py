@@ -17,7 +17,8 @@ import numpy
 from models import ARCHITECTURES, build_model, generate
 import simple_sequence
 import snapshots
-from train_rnn import ArgumentParser, UsageError, model_path, select_device
+from cli import ArgumentParser, UsageError, select_device
+from train_rnn import model_path
 
 MAX_LENGTH = 100000
 MAX_ARGS_BYTES = 2 ** 16  # args.json is a few hundred

@@ -374,6 +374,79 @@ def read_snapshot(path):
     return path, arrays, read_run_args(arrays, path)
 
 
+def restore(trainer, arrays, path):
+    """Load a snapshot's arrays into trainer, after checking everything they
+    say: shapes, counters and the log; FileError if anything is off."""
+    updater = trainer.updater
+    predictor = updater.get_optimizer('main').target.predictor
+    # A trainer that has not started cannot tell its elapsed time, which
+    # its serialization asks for: start its clock for that moment.
+    trainer._start_at = 0.0
+    reference = serialized(trainer)
+    trainer._start_at = None
+    prefix = 'updater/model:main/predictor/'
+    iterator = updater.get_iterator('main')
+    states = {prefix + key: value for key, value in
+              recurrent_state_shapes(
+                  predictor, len(iterator.next())).items()}
+    iterator.reset()
+    reference.update(states)
+    check_shapes(arrays, reference, path, states)
+    for key, value in arrays.items():
+        if key.endswith(('iteration', '/t', '/epoch', 'position')) and \
+                value.shape == () and value.dtype.kind in 'iu' and value < 0:
+            raise FileError('{} records a negative counter {}'.format(
+                path, key))
+    check_recorded_log(arrays, path)
+    load_into(trainer, arrays, path)
+    if updater.get_iterator('main').iteration != \
+            updater.iteration * updater.bprop_len:
+        raise FileError(
+            '{} is inconsistent: {} updates of {} steps, but its streams '
+            'moved {} steps'.format(path, updater.iteration,
+                                    updater.bprop_len,
+                                    updater.get_iterator('main').iteration))
+
+
+LOG_REPORT = 'extensions/LogReport/'
+
+
+def check_recorded_log(arrays, path):
+    """FileError unless the LogReport's log and summary in arrays are what
+    LogReport wrote: entries of finite numbers, counters whole."""
+    def bad(what):
+        return FileError('{} holds a damaged log: {}'.format(
+            path, what))
+
+    if LOG_REPORT + '_log' not in arrays:
+        return
+    log = parse_json(str(arrays[LOG_REPORT + '_log']),
+                     '{}: its log'.format(path))
+    if not isinstance(log, list):
+        raise bad('not a list')
+    for entry in log:
+        if not isinstance(entry, dict) or not all(
+                isinstance(value, (int, float)) and
+                not isinstance(value, bool) and math.isfinite(value)
+                for value in entry.values()):
+            raise bad('an entry that is not numbers by name')
+        for key in ('epoch', 'iteration'):
+            if not isinstance(entry.get(key), int) or entry[key] < 0:
+                raise bad('an entry without its {}'.format(key))
+    names = parse_json(
+        str(arrays.get(LOG_REPORT + '_summary/_names', '[]')),
+        '{}: its log summary'.format(path))
+    if not isinstance(names, list) or not all(
+            isinstance(name, str) for name in names):
+        raise bad('the summary\'s names')
+    for key, value in arrays.items():
+        if key.startswith(LOG_REPORT + '_summary/_summaries/') and (
+                value.shape != () or value.dtype.kind not in 'iuf' or
+                not numpy.isfinite(value) or
+                (key.endswith('/_n') and value < 0)):
+            raise bad(key)
+
+
 class Snapshot(chainer.training.Extension):
     """Writes snapshot_iter_<iteration> after the other extensions ran.
 

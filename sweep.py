@@ -33,8 +33,7 @@ from models import (
 from optimizers import FlatAdam
 import simple_sequence
 import snapshots
-from train_rnn import (
-    EXIT_USAGE, ArgumentParser, UsageError, check_fits_in_memory)
+from cli import EXIT_USAGE, ArgumentParser, UsageError, check_fits_in_memory
 from updaters import BPTTUpdater, fast_training
 
 ARCHS = ('rnn', 'rnn_relu', 'lstm', 'gru')

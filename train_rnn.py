@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import shlex
+import types
 
 import chainer_compat  # noqa: F401  (must precede chainer)
 
@@ -30,6 +31,8 @@ from chainer import training
 from chainer.training import extensions
 import numpy
 
+import cli
+from cli import UsageError
 import distributed
 from iterators import ParallelSequentialIterator
 from models import (
@@ -47,31 +50,232 @@ from updaters import BPTTUpdater, fast_training
 # The arguments that define a run: a resumed run must keep them.
 RUN_DEFINING = ('arch', 'unit', 'vocab', 'batchsize', 'bproplen', 'seed',
                 'gradclip', 'fused')
-# What a snapshot records besides them, each with its type.
+# What a snapshot records, each with its type.
 RECORDED_TYPES = {'arch': str, 'unit': int, 'vocab': int, 'batchsize': int,
                   'bproplen': int, 'seed': int, 'gradclip': (int, float),
                   'fused': bool, 'epoch': int, 'processes': int}
 ADAM_ALPHA = 0.0005  # the tutorial's
-EXIT_FAILED = 1  # diverged, or could not write its files
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130; SIGTERM's is 143
 
 
-class UsageError(Exception):
-    """A bad argument: reported in one line, exit status 2."""
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    with cli.Signals() as signals:
+        try:
+            ranks = distributed.Ranks(args.communicator)
+            signals.quiet = not ranks.root
+            snapshot = resumed_snapshot(args, argv, ranks)
+            check_arguments(args)
+            if args.batchsize % ranks.size:
+                raise UsageError(
+                    '--batchsize {} does not split evenly over {} processes'
+                    .format(args.batchsize, ranks.size))
+            folder = OutFolder(args.out) if ranks.root else None
+            trainer = ranks.agree(
+                (UsageError, snapshots.FileError), build_trainer, args,
+                ranks, folder, snapshot)
+            replaced = ranks.on_root(claim_out_folder, folder, args,
+                                     snapshot, run_arguments(args, ranks))
+        except (UsageError, snapshots.FileError, FolderError,
+                distributed.MPIError) as error:
+            if 'ranks' not in locals() or ranks.root:
+                parser.error(str(error))
+            parser.exit(cli.EXIT_USAGE)
+        except KeyboardInterrupt:
+            signals.say('Ctrl-C: stopped before training; nothing was '
+                        'written.')
+            return cli.EXIT_INTERRUPTED
+        signals.say(replaced, file=sys.stdout)
+        try:
+            return train(trainer, args, signals, ranks, folder)
+        except KeyboardInterrupt:
+            signals.say('Ctrl-C: quit at once; ' +
+                        latest_snapshot_hint(args, ranks))
+            return cli.EXIT_INTERRUPTED
+        except OSError as error:
+            print('{}: error: writing to {} failed: {}'.format(
+                parser.prog, args.out, error), file=sys.stderr)
+            ranks.abort(cli.EXIT_FAILED)
+            return cli.EXIT_FAILED
+        finally:
+            if folder is not None:
+                folder.release()
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """Reports a bad argument in one line on stderr, exit status 2."""
+def setup_training(args, words=None, ranks=None, alpha=ADAM_ALPHA,
+                   write_graph=None):
+    """Steps 1 to 5 of the tutorial, for args (those of build_parser).
 
-    def error(self, message):
-        # A path with a newline in it must not split the line.
-        message = message.replace('\n', '\\n').replace('\r', '\\r')
-        self.exit(EXIT_USAGE, '{}: error: {}\n'.format(self.prog, message))
+    The recipe of a run that train_rnn.py, sweep.py and benchmarks/ours.py
+    share. words: the training sequence (default: the tutorial's). ranks:
+    a distributed.Ranks, for this rank's share of a data-parallel run.
+    Returns a namespace of model, optimizer, train_iter, val_iter, updater.
+    """
+    ranks = ranks or distributed.Ranks()
+    device = cli.select_device(
+        args.gpu if args.gpu < 0 else args.gpu + (
+            ranks.comm.intra_rank if ranks.comm is not None else 0))
+    numpy.random.seed(args.seed)
+    if device.xp is not numpy:
+        device.xp.random.seed(args.seed)
+
+    # 1. Setup model
+    model = SequenceClassifier(
+        build_model(args.arch, args.vocab, args.unit, args.fused))
+    model.to_device(device)
+    if not ranks.root:  # the same model everywhere, other dropout masks
+        numpy.random.seed([args.seed, ranks.rank])
+
+    # 2. Setup an optimizer
+    optimizer = ranks.multi_node(FlatAdam(alpha=alpha))
+    optimizer.setup(model)
+    if args.gradclip is not None:
+        optimizer.add_hook(
+            chainer.optimizer_hooks.GradientClipping(args.gradclip))
+
+    # 3. Load dataset: the tutorial evaluates on a copy of the same sequence
+    train = simple_sequence.get_simple_sequence(args.vocab) \
+        if words is None else words
+    val = simple_sequence.get_simple_sequence(args.vocab)
+
+    # 4. Setup an Iterator
+    streams = ranks.streams(args.batchsize)
+    train_iter = ParallelSequentialIterator(train, args.batchsize,
+                                            streams=streams)
+    val_iter = ParallelSequentialIterator(val, args.batchsize, repeat=False,
+                                          streams=streams)
+
+    # 5. Setup an Updater
+    updater = BPTTUpdater(train_iter, optimizer, args.bproplen, device,
+                          write_graph=write_graph)
+    return types.SimpleNamespace(
+        model=model, optimizer=optimizer, train_iter=train_iter,
+        val_iter=val_iter, updater=updater, device=device)
+
+
+def build_trainer(args, ranks, folder=None, snapshot=None):
+    """Steps 1 to 6: the run, its trainer and extensions; restored from the
+    snapshot (path, arrays) if given. folder: the OutFolder that rank 0
+    writes to once it has claimed it; None on the other ranks."""
+    try:
+        run = setup_training(
+            args, ranks=ranks, write_graph=folder and (
+                lambda graph: write_graph_files(graph, folder.write)))
+    except MemoryError:
+        raise UsageError('not enough memory for a run of {} with {} units '
+                         'and a vocabulary of {}'.format(
+                             args.arch, args.unit, args.vocab))
+
+    # 6. Setup a trainer (and extensions)
+    trainer = training.Trainer(
+        run.updater, StopOnRequest((args.epoch, 'epoch'), ranks.comm),
+        out=args.out)
+    # The copy shares the parameters and owns its recurrent state: the
+    # tutorial's hook reset the training model's state instead. It runs
+    # fused where it can: the same function, in fewer nodes.
+    evaluated = run.model.copy()
+    evaluated.predictor.fused = evaluated.predictor.has_fused_mode()
+    trainer.extend(SequenceEvaluator(run.val_iter, evaluated, args.bproplen,
+                                     run.device, ranks.comm))
+    trainer.extend(StopOnDivergence())
+    trainer.extend(snapshots.Snapshot(
+        run_arguments(args, ranks), folder and folder.write, ranks.comm))
+    if ranks.comm is not None:
+        trainer.extend(PoolTrainingObservations(ranks.comm))
+    if folder is not None:
+        add_reports(trainer, args, folder.write)
+
+    if snapshot is not None:  # -r: everything as the snapshot left it
+        path, arrays = snapshot
+        snapshots.restore(trainer, distributed.rank_part(arrays, ranks.rank),
+                          path)
+        if args.epoch < trainer.updater.epoch_detail:
+            raise UsageError(
+                'the snapshot {} is at epoch {:g} already, past --epoch {}'
+                .format(path, trainer.updater.epoch_detail, args.epoch))
+    return trainer
+
+
+def add_reports(trainer, args, write):
+    """The log, the printed table, the plots and the progress bar."""
+    trainer.extend(extensions.LogReport(log_name=None))
+    trainer.extend(LogFile(write))
+    terminal = sys.stdout.isatty()
+    trainer.extend(extensions.PrintReport([
+        'epoch', 'iteration', 'main/loss', 'validation/main/loss',
+        'main/accuracy', 'validation/main/accuracy',
+        'validation/main/boundary_accuracy', 'elapsed_time'],
+        out=sys.stdout if terminal else WithoutTerminalCodes(sys.stdout)))
+    title = '{}{}: {} units, vocabulary {}, {} streams, bproplen {}, ' \
+        'seed {}'.format(args.arch, ' --fused' if args.fused else '',
+                         args.unit, args.vocab, args.batchsize,
+                         args.bproplen, args.seed)
+    trainer.extend(LogPlotReport(['main/loss', 'validation/main/loss'],
+                                 'loss.png', title, write))
+    trainer.extend(LogPlotReport(
+        ['main/accuracy', 'validation/main/accuracy',
+         'validation/main/boundary_accuracy'], 'accuracy.png', title, write))
+    if terminal:
+        trainer.extend(extensions.ProgressBar(update_interval=10))
+
+
+def train(trainer, args, signals, ranks, folder):
+    """Run the trainer and save the model; the exit status.
+
+    Every rank runs it; rank 0 alone speaks and writes.
+    """
+    stop_trigger = trainer.stop_trigger
+    ranks.start(trainer.updater.get_optimizer('main'))
+    if signals.received is not None:  # during the set-up
+        signals.say('{}: stopped before training; {}'.format(
+            signals.name, latest_snapshot_hint(args, ranks)))
+        return signals.exit_status
+    # A snapshot of the last epoch (the run was killed before it wrote its
+    # model) only lacks the model.
+    if trainer.updater.epoch_detail < args.epoch:
+        try:
+            with signals.stopping(stop_trigger), fast_training():
+                trainer.run(show_loop_exception_msg=False)
+        except Diverged as error:
+            signals.say('{}: try clipping the gradient, e.g. --gradclip 5'
+                        .format(error))
+            return cli.EXIT_FAILED
+    # A stop asked for during the last epoch's extensions comes too late.
+    if stop_trigger.requested and trainer.updater.epoch_detail < args.epoch:
+        snapshots.save_snapshot(trainer, run_arguments(args, ranks),
+                                folder and folder.write, ranks.comm)
+        signals.say('Stopped at iteration {} (epoch {:.2f}) with a snapshot '
+                    'in {}. Resume with: {}'.format(
+                        trainer.updater.iteration,
+                        trainer.updater.epoch_detail, args.out,
+                        resume_command(args, ranks)))
+        return signals.exit_status
+    if folder is not None:
+        save_model(trainer, args, ranks, folder)
+        signals.say('Saved the model to {}; try it with: {}'.format(
+            model_path(args.out, args.arch), cli.command_line(
+                'predict_rnn.py', '-o', args.out, '-a', args.arch)),
+            file=sys.stdout)
+    if signals.received is not None:
+        signals.say('{} came as the run finished: its model is written.'
+                    .format(signals.name))
+        return signals.exit_status
+    return 0
+
+
+def save_model(trainer, args, ranks, folder):
+    """Write <out>/<arch>_simple_sequence.model: the tutorial's file, with
+    the run's arguments, enough to rebuild it."""
+    predictor = trainer.updater.get_optimizer('main').target.predictor
+    predictor.reset_state()
+    arrays = snapshots.serialized(predictor)
+    arrays[snapshots.RUN_ARGS_KEY] = numpy.array(
+        json.dumps(run_arguments(args, ranks)))
+    folder.write_model(model_name_of(args.arch), snapshots.npz_bytes(arrays))
 
 
 def build_parser():
-    parser = ArgumentParser(
+    parser = cli.ArgumentParser(
         prog='train_rnn.py', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--arch', '-a', choices=sorted(ARCHITECTURES),
@@ -167,8 +371,8 @@ def check_arguments(args):
     if args.gpu < -1:
         raise UsageError('--gpu must be a GPU number, or -1 for the CPU '
                          '(got {})'.format(args.gpu))
-    check_fits_in_memory(args.arch, args.unit, args.vocab, args.batchsize,
-                         args.bproplen)
+    cli.check_fits_in_memory(args.arch, args.unit, args.vocab,
+                             args.batchsize, args.bproplen)
     length = simple_sequence.REPEAT * simple_sequence.period_length(args.vocab)
     if args.batchsize > length:
         raise UsageError('--batchsize {} is larger than the sequence, which '
@@ -180,62 +384,19 @@ def check_arguments(args):
                 args.bproplen, args.batchsize, length // args.batchsize))
 
 
-def memory_needed(unit, vocab, batchsize, bproplen):
-    """Bytes a run needs, roughly, with any architecture: float32 parameters
-    (at most 16 U^2 + 2 V U) with their gradients and Adam's state, the
-    sequences and their streams, and the activations of a window."""
-    parameters = 16 * unit ** 2 + 2 * vocab * unit + 4 * unit + vocab
-    words = simple_sequence.REPEAT * simple_sequence.period_length(vocab)
-    return 4 * (8 * parameters + 8 * words + 64 * bproplen * batchsize * unit)
-
-
-def check_fits_in_memory(arch, unit, vocab, batchsize=1, bproplen=1):
-    """UsageError, with the figures, where a run could not fit in memory."""
-    needed = memory_needed(unit, vocab, batchsize, bproplen)
-    free = snapshots.available_memory()
-    if needed > free:
+def resumed_snapshot(args, argv, ranks):
+    """With -r, (path, arrays) of the snapshot, whose recorded arguments
+    now fill args; else None."""
+    if not args.resume:
+        return None
+    path, arrays, saved = ranks.on_root(snapshots.read_snapshot, args.resume)
+    merge_resumed_arguments(args, explicit_arguments(argv), path, saved)
+    if saved['processes'] != ranks.size:
         raise UsageError(
-            'a run of {} with {} units and a vocabulary of {} needs about {} '
-            'of memory, and this machine has {} free'.format(
-                arch, unit, vocab, format_bytes(needed), format_bytes(free)))
-
-
-def format_bytes(n):
-    for unit in ('bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'):
-        if n < 1024 or unit == 'PiB':
-            return '{:.3g} {}'.format(n, unit)
-        n /= 1024
-
-
-def check_processes(args, comm):
-    """UsageError unless the streams split evenly over the processes."""
-    if comm is not None and args.batchsize % comm.size:
-        raise UsageError('--batchsize {} does not split evenly over {} '
-                         'processes'.format(args.batchsize, comm.size))
-
-
-def select_device(gpu):
-    """The chainer device for --gpu; UsageError where it cannot be used."""
-    if gpu < 0:
-        return chainer.get_device('@numpy')
-    if not chainer.backends.cuda.available:
-        raise UsageError(
-            '--gpu needs CuPy, which is not installed (or cannot find CUDA): '
-            'install cupy-cuda13x==13.6.0 for CUDA 13 or '
-            'cupy-cuda12x==13.6.0 for CUDA 12 (see the README), or leave '
-            '--gpu out to train on the CPU')
-    import cupy
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except cupy.cuda.runtime.CUDARuntimeError as error:
-        raise UsageError('--gpu {}: CuPy finds no usable GPU ({})'.format(
-            gpu, error))
-    if gpu >= count:
-        raise UsageError('--gpu {}: there is no such GPU ({} found)'.format(
-            gpu, count))
-    device = chainer.get_device('@cupy:{}'.format(gpu))
-    device.use()
-    return device
+            'the snapshot {} was trained on {} processes and this run has {}: '
+            'resume it on as many'.format(path, saved['processes'],
+                                          ranks.size))
+    return path, arrays
 
 
 def merge_resumed_arguments(args, explicit, snapshot, saved):
@@ -274,11 +435,11 @@ def merge_resumed_arguments(args, explicit, snapshot, saved):
                                   '{}'.format(snapshot, error))
 
 
-def run_arguments(args, comm=None):
+def run_arguments(args, ranks):
     """What args.json and snapshots record: enough to rebuild the run."""
     recorded = {name: getattr(args, name) for name in RUN_DEFINING}
     recorded['epoch'] = args.epoch
-    recorded['processes'] = distributed.size(comm)
+    recorded['processes'] = ranks.size
     return recorded
 
 
@@ -286,172 +447,14 @@ def model_path(out, arch):
     return os.path.join(out, model_name_of(arch))
 
 
-def build_trainer(args, device, comm=None, folder=None):
-    """The whole run: model, optimizer, iterators, updater, extensions.
+def claim_out_folder(folder, args, snapshot, run_args):
+    """Lock the out folder and make it ready; what the run replaced there.
 
-    With a ChainerMN communicator, this rank's part of a data-parallel run:
-    its share of the streams, gradients averaged over the ranks, and the
-    files written by rank 0 alone. folder: the OutFolder that rank 0
-    writes to (claimed before the run starts), None on the other ranks.
+    A run resumed from a snapshot of its own folder continues there.
     """
-    numpy.random.seed(args.seed)
-    if device.xp is not numpy:
-        device.xp.random.seed(args.seed)
-    train = simple_sequence.get_simple_sequence(args.vocab)
-    # The tutorial evaluates on a fresh copy of the same sequence.
-    val = simple_sequence.get_simple_sequence(args.vocab)
-
-    model = SequenceClassifier(
-        build_model(args.arch, args.vocab, args.unit, args.fused))
-    model.to_device(device)
-    optimizer = FlatAdam(alpha=ADAM_ALPHA)
-    streams = None
-    if comm is not None:
-        import chainermn
-
-        optimizer = chainermn.create_multi_node_optimizer(optimizer, comm)
-        share = args.batchsize // comm.size
-        streams = range(comm.rank * share, (comm.rank + 1) * share)
-        if comm.rank != 0:  # the same model everywhere, other dropout masks
-            numpy.random.seed([args.seed, comm.rank])
-    optimizer.setup(model)
-    if args.gradclip is not None:
-        optimizer.add_hook(
-            chainer.optimizer_hooks.GradientClipping(args.gradclip))
-
-    train_iter = ParallelSequentialIterator(train, args.batchsize,
-                                            streams=streams)
-    val_iter = ParallelSequentialIterator(val, args.batchsize, repeat=False,
-                                          streams=streams)
-    updater = BPTTUpdater(
-        train_iter, optimizer, args.bproplen, device,
-        write_graph=None if folder is None else
-        lambda graph: write_graph_files(graph, folder.write))
-    trainer = training.Trainer(
-        updater, StopOnRequest((args.epoch, 'epoch'), comm), out=args.out)
-
-    # The copy shares the parameters and owns its recurrent state: the
-    # tutorial's hook reset the training model's state instead. It runs
-    # fused where it can: the same function, in fewer nodes.
-    evaluated = model.copy()
-    evaluated.predictor.fused = evaluated.predictor.has_fused_mode()
-    trainer.extend(SequenceEvaluator(val_iter, evaluated, args.bproplen,
-                                     device, comm))
-    trainer.extend(StopOnDivergence())
-    trainer.extend(snapshots.Snapshot(
-        run_arguments(args, comm), folder and folder.write, comm))
-    if comm is not None:
-        trainer.extend(PoolTrainingObservations(comm))
-    if folder is not None:
-        add_reports(trainer, args, folder.write)
-    return trainer
-
-
-def add_reports(trainer, args, write):
-    """The log, the printed table, the plots and the progress bar."""
-    trainer.extend(extensions.LogReport(log_name=None))
-    trainer.extend(LogFile(write))
-    terminal = sys.stdout.isatty()
-    trainer.extend(extensions.PrintReport([
-        'epoch', 'iteration', 'main/loss', 'validation/main/loss',
-        'main/accuracy', 'validation/main/accuracy',
-        'validation/main/boundary_accuracy', 'elapsed_time'],
-        out=sys.stdout if terminal else WithoutTerminalCodes(sys.stdout)))
-    title = '{}{}: {} units, vocabulary {}, {} streams, bproplen {}, ' \
-        'seed {}'.format(args.arch, ' --fused' if args.fused else '',
-                         args.unit, args.vocab, args.batchsize,
-                         args.bproplen, args.seed)
-    trainer.extend(LogPlotReport(['main/loss', 'validation/main/loss'],
-                                 'loss.png', title, write))
-    trainer.extend(LogPlotReport(
-        ['main/accuracy', 'validation/main/accuracy',
-         'validation/main/boundary_accuracy'], 'accuracy.png', title, write))
-    if terminal:
-        trainer.extend(extensions.ProgressBar(update_interval=10))
-
-
-class Signals:
-    """Ctrl-C (SIGINT) and SIGTERM, such as a batch scheduler sends.
-
-    The first one is remembered: during training it asks the trainer to
-    stop after the current update (a snapshot follows), elsewhere the run
-    acts on it at the next safe point. A second Ctrl-C quits at once.
-    """
-
-    def __init__(self, say):
-        self.say = say
-        self.received = None
-        self.stop_trigger = None  # set while the trainer runs
-
-    def __enter__(self):
-        self._previous = {number: signal.signal(number, self._handle)
-                          for number in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc_info):
-        for number, handler in self._previous.items():
-            # Once asked to stop, the process is ending: a late signal must
-            # not turn into a traceback on the way out.
-            signal.signal(number, handler if self.received is None
-                          else signal.SIG_IGN)
-
-    def _handle(self, number, frame):
-        if self.received is None:
-            self.received = number
-            if self.stop_trigger is not None:
-                self.stop_trigger.request()
-                self.say('\n{}: stopping after this update to write a '
-                         'snapshot (Ctrl-C again to quit at once)'.format(
-                             self.name), file=sys.stderr, flush=True)
-        elif number == signal.SIGINT:
-            raise KeyboardInterrupt
-
-    @property
-    def name(self):
-        return 'Ctrl-C' if self.received == signal.SIGINT else 'SIGTERM'
-
-    @property
-    def exit_status(self):
-        return 128 + self.received
-
-
-def setup(args, argv, comm=None):
-    """Check the arguments, resume, build, then claim the out folder.
-
-    Returns the trainer, the out folder (an OutFolder on rank 0, None on
-    the others) and a sentence saying what the run replaced there (or
-    None). Raises UsageError, snapshots.FileError or FolderError on any
-    problem, the first two before the out folder is touched; with a
-    communicator, on every rank alike.
-    """
-    resumed = None
-    continuing = False
-    processes = distributed.size(comm)
-    if args.resume:
-        path, arrays, saved = distributed.on_root(
-            comm, snapshots.read_snapshot, args.resume)
-        merge_resumed_arguments(args, explicit_arguments(argv), path, saved)
-        if saved['processes'] != processes:
-            raise UsageError(
-                'the snapshot {} was trained on {} processes and this run '
-                'has {}: resume it on as many'.format(
-                    path, saved['processes'], processes))
-        resumed = path, arrays
-        continuing = (os.path.realpath(args.out) ==
-                      os.path.realpath(os.path.dirname(path)))
-    check_arguments(args)
-    check_processes(args, comm)
-    folder = OutFolder(args.out) if distributed.rank(comm) == 0 else None
-    trainer = distributed.agree(
-        comm, (UsageError, snapshots.FileError), build_rank, args, comm,
-        resumed, folder)
-    replaced = distributed.on_root(comm, claim_out_folder, folder, args,
-                                   continuing, run_arguments(args, comm))
-    return trainer, folder, replaced
-
-
-def claim_out_folder(folder, args, continuing, run_args):
-    """Lock the out folder and make it ready; what the run replaced there."""
+    continuing = snapshot is not None and (
+        os.path.realpath(args.out) ==
+        os.path.realpath(os.path.dirname(snapshot[0])))
     folder.claim()
     try:
         replaced = folder.start_run(run_args, model_name_of(args.arch),
@@ -468,195 +471,20 @@ def claim_out_folder(folder, args, continuing, run_args):
         raise
 
 
-def build_rank(args, comm, resumed, folder):
-    """This process's trainer, restored from resumed (path, arrays) if any."""
-    # Each rank on a GPU of its own, counting from --gpu.
-    device = select_device(args.gpu if comm is None or args.gpu < 0
-                           else args.gpu + comm.intra_rank)
-    try:
-        trainer = build_trainer(args, device, comm, folder)
-    except MemoryError:
-        raise UsageError('not enough memory for a run of {} with {} units '
-                         'and a vocabulary of {}'.format(
-                             args.arch, args.unit, args.vocab))
-    if resumed is not None:
-        path, arrays = resumed
-        restore(trainer, args,
-                distributed.rank_part(arrays, distributed.rank(comm)), path)
-    return trainer
-
-
-def restore(trainer, args, arrays, path):
-    """Load a snapshot's arrays into trainer, after checking everything they
-    say: shapes, counters and the log; FileError if anything is off."""
-    updater = trainer.updater
-    predictor = updater.get_optimizer('main').target.predictor
-    # A trainer that has not started cannot tell its elapsed time, which
-    # its serialization asks for: start its clock for that moment.
-    trainer._start_at = 0.0
-    reference = snapshots.serialized(trainer)
-    trainer._start_at = None
-    prefix = 'updater/model:main/predictor/'
-    iterator = updater.get_iterator('main')
-    states = {prefix + key: value for key, value in
-              snapshots.recurrent_state_shapes(
-                  predictor, len(iterator.next())).items()}
-    iterator.reset()
-    reference.update(states)
-    snapshots.check_shapes(arrays, reference, path, states)
-    for key, value in arrays.items():
-        if key.endswith(('iteration', '/t', '/epoch', 'position')) and \
-                value.shape == () and value.dtype.kind in 'iu' and value < 0:
-            raise snapshots.FileError('{} records a negative counter {}'
-                                      .format(path, key))
-    check_recorded_log(arrays, path)
-    snapshots.load_into(trainer, arrays, path)
-    if updater.get_iterator('main').iteration != \
-            updater.iteration * updater.bprop_len:
-        raise snapshots.FileError(
-            '{} is inconsistent: {} updates of {} steps, but its streams '
-            'moved {} steps'.format(path, updater.iteration,
-                                    updater.bprop_len,
-                                    updater.get_iterator('main').iteration))
-    done = updater.epoch_detail
-    if args.epoch < done:
-        raise UsageError(
-            'the snapshot {} is at epoch {:g} already, past --epoch {}'
-            .format(path, done, args.epoch))
-
-
-LOG_REPORT = 'extensions/LogReport/'
-
-
-def check_recorded_log(arrays, path):
-    """FileError unless the LogReport's log and summary in arrays are what
-    LogReport wrote: entries of finite numbers, counters whole."""
-    def bad(what):
-        return snapshots.FileError('{} holds a damaged log: {}'.format(
-            path, what))
-
-    if LOG_REPORT + '_log' not in arrays:
-        return
-    log = snapshots.parse_json(str(arrays[LOG_REPORT + '_log']),
-                               '{}: its log'.format(path))
-    if not isinstance(log, list):
-        raise bad('not a list')
-    for entry in log:
-        if not isinstance(entry, dict) or not all(
-                isinstance(value, (int, float)) and
-                not isinstance(value, bool) and math.isfinite(value)
-                for value in entry.values()):
-            raise bad('an entry that is not numbers by name')
-        for key in ('epoch', 'iteration'):
-            if not isinstance(entry.get(key), int) or entry[key] < 0:
-                raise bad('an entry without its {}'.format(key))
-    names = snapshots.parse_json(
-        str(arrays.get(LOG_REPORT + '_summary/_names', '[]')),
-        '{}: its log summary'.format(path))
-    if not isinstance(names, list) or not all(
-            isinstance(name, str) for name in names):
-        raise bad('the summary\'s names')
-    for key, value in arrays.items():
-        if key.startswith(LOG_REPORT + '_summary/_summaries/') and (
-                value.shape != () or value.dtype.kind not in 'iuf' or
-                not numpy.isfinite(value) or
-                (key.endswith('/_n') and value < 0)):
-            raise bad(key)
-
-
-def resume_command(args, comm):
+def resume_command(args, ranks):
     """The command line that resumes this run from its out folder."""
-    command = command_line('train_rnn.py', '-r', args.out)
-    if comm is None:
+    command = cli.command_line('train_rnn.py', '-r', args.out)
+    if ranks.comm is None:
         return command
     mpiexec = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
-    mpiexec = shortest_path(mpiexec, command=True) \
+    mpiexec = cli.shortest_path(mpiexec, command=True) \
         if os.path.exists(mpiexec) else 'mpiexec'
     return '{} -n {} {} --communicator {}'.format(
-        shlex.quote(mpiexec), comm.size, command,
+        shlex.quote(mpiexec), ranks.size, command,
         shlex.quote(args.communicator))
 
 
-def command_line(script, *arguments):
-    """A shell command that runs our script with arguments, to be copied
-    as it is: this interpreter, paths relative where inside the working
-    folder, everything quoted."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    return shlex.join([shortest_path(sys.executable, command=True),
-                       shortest_path(os.path.join(here, script))] +
-                      [str(argument) for argument in arguments])
-
-
-def shortest_path(path, command=False):
-    """path relative to the working folder if inside it, else as it is; a
-    command in the working folder itself gets ./ (the shell runs it)."""
-    relative = os.path.relpath(path)
-    if relative.startswith(os.pardir):
-        return path
-    if command and os.sep not in relative:
-        return os.path.join(os.curdir, relative)
-    return relative
-
-
-def train(trainer, args, signals, comm=None, folder=None):
-    """Run the trainer; the exit status, with a message where it failed.
-
-    With a communicator, every rank runs it; rank 0 alone speaks and writes.
-    """
-    say = signals.say
-    stop_trigger = trainer.stop_trigger
-    if comm is not None:
-        # ChainerMN's optimizer spends its first update on broadcasting the
-        # parameters. Do that now, so that every update trains, and a
-        # resumed run repeats nothing.
-        optimizer = trainer.updater.get_optimizer('main')
-        comm.bcast_data(optimizer.target)
-        optimizer.is_changed(optimizer.target)
-    if signals.received is not None:  # during the set-up
-        say('{}: stopped before training; {}'.format(
-            signals.name, latest_snapshot_hint(args, comm)), file=sys.stderr)
-        return signals.exit_status
-    # A snapshot of the last epoch (the run was killed before it wrote its
-    # model) only lacks the model.
-    if trainer.updater.epoch_detail < args.epoch:
-        signals.stop_trigger = stop_trigger
-        try:
-            with fast_training():
-                trainer.run(show_loop_exception_msg=False)
-        except Diverged as error:
-            say('{}: try clipping the gradient, e.g. --gradclip 5'.format(
-                error), file=sys.stderr)
-            return EXIT_FAILED
-        finally:
-            signals.stop_trigger = None
-    # A stop asked for during the last epoch's extensions comes too late.
-    if stop_trigger.requested and trainer.updater.epoch_detail < args.epoch:
-        snapshots.save_snapshot(trainer, run_arguments(args, comm),
-                                folder and folder.write, comm)
-        say('Stopped at iteration {} (epoch {:.2f}) with a snapshot in {}. '
-            'Resume with: {}'.format(
-                trainer.updater.iteration, trainer.updater.epoch_detail,
-                args.out, resume_command(args, comm)), file=sys.stderr)
-        return signals.exit_status
-    if folder is not None:
-        predictor = trainer.updater.get_optimizer('main').target.predictor
-        predictor.reset_state()
-        arrays = snapshots.serialized(predictor)
-        arrays[snapshots.RUN_ARGS_KEY] = numpy.array(
-            json.dumps(run_arguments(args, comm)))
-        folder.write_model(model_name_of(args.arch),
-                           snapshots.npz_bytes(arrays))
-        say('Saved the model to {}; try it with: {}'.format(
-            model_path(args.out, args.arch),
-            command_line('predict_rnn.py', '-o', args.out, '-a', args.arch)))
-    if signals.received is not None:
-        say('{} came as the run finished: its model is written.'.format(
-            signals.name), file=sys.stderr)
-        return signals.exit_status
-    return 0
-
-
-def latest_snapshot_hint(args, comm):
+def latest_snapshot_hint(args, ranks):
     """Where the run can go on from: the resume command, if a snapshot of
     this run exists."""
     try:
@@ -666,47 +494,7 @@ def latest_snapshot_hint(args, comm):
     if latest is None:
         return 'no snapshot of this run exists yet.'
     return 'the latest snapshot, {}, resumes the run: {}'.format(
-        latest, resume_command(args, comm))
-
-
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    comm = None
-    folder = None
-    with Signals(print) as signals:
-        try:
-            if args.communicator is not None:
-                comm = distributed.create_communicator(args.communicator)
-            if distributed.rank(comm) != 0:
-                signals.say = lambda *args, **kwargs: None
-            trainer, folder, replaced = setup(args, argv, comm)
-        except (UsageError, snapshots.FileError, FolderError,
-                distributed.MPIError) as error:
-            if distributed.rank(comm) == 0:
-                parser.error(str(error))
-            parser.exit(EXIT_USAGE)
-        except KeyboardInterrupt:
-            signals.say('Ctrl-C: stopped before training; nothing was '
-                        'written.', file=sys.stderr)
-            return EXIT_INTERRUPTED
-        if replaced:
-            signals.say(replaced)
-        try:
-            return train(trainer, args, signals, comm, folder)
-        except KeyboardInterrupt:
-            signals.say('Ctrl-C: quit at once; {}'.format(
-                latest_snapshot_hint(args, comm)), file=sys.stderr)
-            return EXIT_INTERRUPTED
-        except OSError as error:
-            print('{}: error: writing to {} failed: {}'.format(
-                parser.prog, args.out, error), file=sys.stderr)
-            if comm is not None:  # the other ranks would wait for it forever
-                comm.mpi_comm.Abort(EXIT_FAILED)
-            return EXIT_FAILED
-        finally:
-            if folder is not None:
-                folder.release()
+        latest, resume_command(args, ranks))
 
 
 if __name__ == '__main__':

@@ -8,6 +8,7 @@ import sys
 import numpy
 import pytest
 
+import cli
 import distributed
 import snapshots
 import train_rnn
@@ -116,7 +117,7 @@ def test_ctrl_c_stops_every_rank_at_once_and_resumes_exactly(two_ranks,
     wait_for(str(tmp_path / 'snapshot_iter_15'), process)
     process.send_signal(signal.SIGINT)  # mpiexec passes it to the ranks
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == train_rnn.EXIT_INTERRUPTED
+    assert process.returncode == cli.EXIT_INTERRUPTED
     assert stderr.count('Stopped at iteration') == 1  # rank 0 speaks
     # The hint works as copied into a shell, without the environment.
     command = stderr.split('Resume with: ')[1].strip()
@@ -134,7 +135,7 @@ def test_a_snapshot_of_two_ranks_is_refused_on_one(two_ranks, capsys):
     out, _ = two_ranks
     with pytest.raises(SystemExit) as exit_info:
         train_rnn.main(['-r', str(out / 'snapshot_iter_15'), '-e', '7'])
-    assert exit_info.value.code == train_rnn.EXIT_USAGE
+    assert exit_info.value.code == cli.EXIT_USAGE
     assert ('was trained on 2 processes and this run has 1' in
             capsys.readouterr().err)
 
@@ -142,7 +143,7 @@ def test_a_snapshot_of_two_ranks_is_refused_on_one(two_ranks, capsys):
 def test_the_batch_must_split_evenly_over_the_ranks(tmp_path):
     completed = run(['train_rnn.py', '--communicator', 'naive', '-b', '3',
                      '-o', str(tmp_path / 'out')], processes=2)
-    assert completed.returncode == train_rnn.EXIT_USAGE
+    assert completed.returncode == cli.EXIT_USAGE
     assert completed.stderr == ('train_rnn.py: error: --batchsize 3 does '
                                 'not split evenly over 2 processes\n')
     assert not (tmp_path / 'out').exists()
@@ -156,7 +157,7 @@ def test_a_communicator_that_cannot_work_here_is_refused(name, message,
                                                          tmp_path):
     completed = run(['train_rnn.py', '--communicator', name, '-o',
                      str(tmp_path / 'out')])
-    assert completed.returncode == train_rnn.EXIT_USAGE
+    assert completed.returncode == cli.EXIT_USAGE
     assert message in completed.stderr
     assert 'Traceback' not in completed.stderr
 
@@ -167,7 +168,7 @@ def test_without_mpi4py_the_communicator_says_what_to_install(tmp_path):
     completed = subprocess.run(
         [sys.executable, '-c', hide, '--communicator', 'naive', '-o',
          str(tmp_path / 'out')], cwd=ROOT, capture_output=True, text=True)
-    assert completed.returncode == train_rnn.EXIT_USAGE
+    assert completed.returncode == cli.EXIT_USAGE
     assert '--communicator needs mpi4py' in completed.stderr
     assert 'pip install mpich==5.0.2 mpi4py==4.1.2' in completed.stderr
 

@@ -8,6 +8,7 @@ import chainer
 import numpy
 import pytest
 
+import cli
 import predict_rnn
 import snapshots
 import train_rnn
@@ -114,7 +115,7 @@ def test_bad_training_arguments(argv, message, tmp_path, finished, capsys):
         argv += ['-o', str(out)]
     with pytest.raises(SystemExit) as exit_info:
         train_rnn.main(argv)
-    assert exit_info.value.code == train_rnn.EXIT_USAGE
+    assert exit_info.value.code == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert err.count('\n') == 1
     assert err.startswith('train_rnn.py: error: ')
@@ -126,7 +127,7 @@ def test_the_cli_prints_no_traceback(tmp_path):
     completed = subprocess.run(
         [sys.executable, os.path.join(ROOT, 'train_rnn.py'), '-r',
          str(tmp_path / 'missing')], capture_output=True, text=True)
-    assert completed.returncode == train_rnn.EXIT_USAGE
+    assert completed.returncode == cli.EXIT_USAGE
     assert completed.stderr == (
         'train_rnn.py: error: cannot read {}: No such file or directory\n'
         .format(tmp_path / 'missing'))
@@ -201,7 +202,7 @@ def test_bad_prediction_inputs(case, argv, message, tmp_path, finished,
     }[case]()
     with pytest.raises(SystemExit) as exit_info:
         predict_rnn.main(['-o', folder] + argv)
-    assert exit_info.value.code == train_rnn.EXIT_USAGE
+    assert exit_info.value.code == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert err.count('\n') == 1
     assert err.startswith('predict_rnn.py: error: ')
@@ -254,7 +255,7 @@ def test_bad_model_files_and_flags(run_args, drop, argv, message, tmp_path,
     path = model_file(tmp_path, finished, run_args, drop)
     with pytest.raises(SystemExit) as exit_info:
         predict_rnn.main(['-m', path] + argv)
-    assert exit_info.value.code == train_rnn.EXIT_USAGE
+    assert exit_info.value.code == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert err.count('\n') == 1
     assert err.startswith('predict_rnn.py: error: ')

@@ -14,6 +14,7 @@ import zipfile
 import numpy
 import pytest
 
+import cli
 import out_folder
 import snapshots
 import sweep
@@ -26,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5']
 
 
-def cli(*args, **kwargs):
+def launch(*args, **kwargs):
     """A train_rnn.py process, its output captured."""
     return subprocess.Popen(
         [sys.executable, os.path.join(ROOT, 'train_rnn.py')] + list(args),
@@ -34,7 +35,7 @@ def cli(*args, **kwargs):
 
 
 def run_cli(*args, **kwargs):
-    process = cli(*args, **kwargs)
+    process = launch(*args, **kwargs)
     stdout, stderr = process.communicate(timeout=300)
     return process.returncode, stdout, stderr
 
@@ -71,9 +72,9 @@ def test_two_runs_into_one_folder_one_is_refused_and_nothing_is_lost(
     rng = random.Random(0)
     for attempt in range(6):
         out = tmp_path / str(attempt)
-        first = cli('-o', str(out), '-a', 'rnn', '-e', '3', *TINY)
+        first = launch('-o', str(out), '-a', 'rnn', '-e', '3', *TINY)
         time.sleep(rng.uniform(0, 1.5))  # imports take about a second
-        second = cli('-o', str(out), '-a', 'gru', '-e', '3', *TINY)
+        second = launch('-o', str(out), '-a', 'gru', '-e', '3', *TINY)
         results = {}
         for arch, process in (('rnn', first), ('gru', second)):
             _, stderr = process.communicate(timeout=300)
@@ -155,13 +156,13 @@ def wait_for_epoch(out, process, epoch):
 
 @pytest.mark.parametrize('delay', [0.15, 0.4])
 def test_ctrl_c_while_starting_is_one_line(tmp_path, delay):
-    process = cli('-o', str(tmp_path / 'out'), '-e', '1', *TINY)
+    process = launch('-o', str(tmp_path / 'out'), '-e', '1', *TINY)
     time.sleep(delay)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     if process.returncode == 0:
         pytest.skip('the run ended before the signal came')
-    assert process.returncode == train_rnn.EXIT_INTERRUPTED
+    assert process.returncode == cli.EXIT_INTERRUPTED
     # At most the notice that it stops after this update, then one line.
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 or len(lines) == 2 and 'stopping' in lines[0], \
@@ -174,7 +175,7 @@ def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path):
     assert train_rnn.main(['-o', str(alone), '-a', 'lstm', '-e', '6'] +
                           TINY) == 0
     out = tmp_path / 'out'
-    process = cli('-o', str(out), '-a', 'lstm', '-e', '6', *TINY)
+    process = launch('-o', str(out), '-a', 'lstm', '-e', '6', *TINY)
     wait_for_epoch(out, process, 1)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
@@ -194,13 +195,13 @@ def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path):
 
 def test_ctrl_c_twice_quits_at_once_with_the_hint(tmp_path):
     out = tmp_path / 'out'
-    process = cli('-o', str(out), '-a', 'lstm', '-e', '6', *TINY)
+    process = launch('-o', str(out), '-a', 'lstm', '-e', '6', *TINY)
     wait_for_epoch(out, process, 1)
     process.send_signal(signal.SIGINT)
     time.sleep(0.01)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == train_rnn.EXIT_INTERRUPTED
+    assert process.returncode == cli.EXIT_INTERRUPTED
     assert 'Traceback' not in stderr and 'Exception ignored' not in stderr
     assert '-r ' in stderr.strip().splitlines()[-1]
     assert not any(name.endswith('.tmp') for name in os.listdir(str(out)))
@@ -210,11 +211,11 @@ def test_ctrl_c_twice_quits_at_once_with_the_hint(tmp_path):
 @pytest.mark.parametrize('seed', range(4))
 def test_ctrl_c_at_a_random_moment_ends_cleanly_and_resumes(tmp_path, seed):
     out = tmp_path / 'out'
-    process = cli('-o', str(out), '-e', '3', *TINY)
+    process = launch('-o', str(out), '-e', '3', *TINY)
     time.sleep(random.Random(seed).uniform(0.5, 3))
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode in (0, train_rnn.EXIT_INTERRUPTED)
+    assert process.returncode in (0, cli.EXIT_INTERRUPTED)
     assert 'Traceback' not in stderr and 'Exception ignored' not in stderr
     if os.path.exists(str(out / 'snapshot_iter_15')):
         assert train_rnn.main(['-r', str(out)]) == 0
@@ -234,7 +235,7 @@ def test_a_write_that_fails_is_one_line_and_keeps_old_snapshots(tmp_path):
 
     code, _, stderr = run_cli('-r', str(out), '-e', '3',
                               preexec_fn=limit_file_size)
-    assert code == train_rnn.EXIT_FAILED
+    assert code == cli.EXIT_FAILED
     assert stderr.count('\n') == 1, stderr
     assert 'writing to {} failed: [Errno 27] File too large'.format(out) \
         in stderr
@@ -251,7 +252,7 @@ def test_a_write_that_fails_is_one_line_and_keeps_old_snapshots(tmp_path):
 def test_a_fifo_is_refused_at_once(tmp_path):
     fifo = str(tmp_path / 'f')
     os.mkfifo(fifo)
-    process = cli('-r', fifo)
+    process = launch('-r', fifo)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
     assert_one_line_error(stderr, '{} is not a regular file'.format(fifo))

@@ -1,0 +1,168 @@
+"""The command-line kit of train_rnn.py, predict_rnn.py and sweep.py.
+
+One-line errors with exit status 2, the device for --gpu, what fits in
+memory, commands to copy as printed, and what Ctrl-C and SIGTERM do.
+"""
+import argparse
+import contextlib
+import os
+import shlex
+import signal
+import sys
+
+import chainer_compat  # noqa: F401  (must precede chainer)
+
+import chainer
+
+import simple_sequence
+import snapshots
+
+EXIT_FAILED = 1  # diverged, or could not write its files
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130; SIGTERM's is 143
+
+
+class UsageError(Exception):
+    """A bad argument: reported in one line, exit status 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Reports a bad argument in one line on stderr, exit status 2."""
+
+    def error(self, message):
+        # A path with a newline in it must not split the line.
+        message = message.replace('\n', '\\n').replace('\r', '\\r')
+        self.exit(EXIT_USAGE, '{}: error: {}\n'.format(self.prog, message))
+
+
+def select_device(gpu):
+    """The chainer device for --gpu; UsageError where it cannot be used."""
+    if gpu < 0:
+        return chainer.get_device('@numpy')
+    if not chainer.backends.cuda.available:
+        raise UsageError(
+            '--gpu needs CuPy, which is not installed (or cannot find CUDA): '
+            'install cupy-cuda13x==13.6.0 for CUDA 13 or '
+            'cupy-cuda12x==13.6.0 for CUDA 12 (see the README), or leave '
+            '--gpu out to train on the CPU')
+    import cupy
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except cupy.cuda.runtime.CUDARuntimeError as error:
+        raise UsageError('--gpu {}: CuPy finds no usable GPU ({})'.format(
+            gpu, error))
+    if gpu >= count:
+        raise UsageError('--gpu {}: there is no such GPU ({} found)'.format(
+            gpu, count))
+    device = chainer.get_device('@cupy:{}'.format(gpu))
+    device.use()
+    return device
+
+
+def memory_needed(unit, vocab, batchsize, bproplen):
+    """Bytes a run needs, roughly, with any architecture: float32 parameters
+    (at most 16 U^2 + 2 V U) with their gradients and Adam's state, the
+    sequences and their streams, and the activations of a window."""
+    parameters = 16 * unit ** 2 + 2 * vocab * unit + 4 * unit + vocab
+    words = simple_sequence.REPEAT * simple_sequence.period_length(vocab)
+    return 4 * (8 * parameters + 8 * words + 64 * bproplen * batchsize * unit)
+
+
+def check_fits_in_memory(arch, unit, vocab, batchsize=1, bproplen=1):
+    """UsageError, with the figures, where a run could not fit in memory."""
+    needed = memory_needed(unit, vocab, batchsize, bproplen)
+    free = snapshots.available_memory()
+    if needed > free:
+        raise UsageError(
+            'a run of {} with {} units and a vocabulary of {} needs about {} '
+            'of memory, and this machine has {} free'.format(
+                arch, unit, vocab, format_bytes(needed), format_bytes(free)))
+
+
+def format_bytes(n):
+    for unit in ('bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'):
+        if n < 1024 or unit == 'PiB':
+            return '{:.3g} {}'.format(n, unit)
+        n /= 1024
+
+
+def command_line(script, *arguments):
+    """A shell command that runs our script with arguments, to be copied
+    as it is: this interpreter, paths relative where inside the working
+    folder, everything quoted."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return shlex.join([shortest_path(sys.executable, command=True),
+                       shortest_path(os.path.join(here, script))] +
+                      [str(argument) for argument in arguments])
+
+
+def shortest_path(path, command=False):
+    """path relative to the working folder if inside it, else as it is; a
+    command in the working folder itself gets ./ (the shell runs it)."""
+    relative = os.path.relpath(path)
+    if relative.startswith(os.pardir):
+        return path
+    if command and os.sep not in relative:
+        return os.path.join(os.curdir, relative)
+    return relative
+
+
+class Signals:
+    """Ctrl-C (SIGINT) and SIGTERM, such as a batch scheduler sends.
+
+    The first one is remembered: while training (see stopping) it asks the
+    trainer to stop after the current update, so that a snapshot follows;
+    elsewhere the run acts on it at its next safe point. A second Ctrl-C
+    quits at once. say() prints a message for the user, unless quiet (the
+    MPI ranks other than 0).
+    """
+
+    def __init__(self):
+        self.received = None
+        self.quiet = False
+        self._stop_trigger = None
+
+    def __enter__(self):
+        self._previous = {number: signal.signal(number, self._handle)
+                          for number in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc_info):
+        for number, handler in self._previous.items():
+            # Once asked to stop, the process is ending: a late signal must
+            # not turn into a traceback on the way out.
+            signal.signal(number, handler if self.received is None
+                          else signal.SIG_IGN)
+
+    @contextlib.contextmanager
+    def stopping(self, stop_trigger):
+        """While in it, the first signal calls stop_trigger.request()."""
+        self._stop_trigger = stop_trigger
+        try:
+            yield
+        finally:
+            self._stop_trigger = None
+
+    def say(self, message, file=None):
+        """Print message, to stderr unless file says otherwise."""
+        if message and not self.quiet:
+            print(message, file=file or sys.stderr, flush=True)
+
+    def _handle(self, number, frame):
+        if self.received is None:
+            self.received = number
+            if self._stop_trigger is not None:
+                self._stop_trigger.request()
+                self.say('\n{}: stopping after this update to write a '
+                         'snapshot (Ctrl-C again to quit at once)'.format(
+                             self.name))
+        elif number == signal.SIGINT:
+            raise KeyboardInterrupt
+
+    @property
+    def name(self):
+        return 'Ctrl-C' if self.received == signal.SIGINT else 'SIGTERM'
+
+    @property
+    def exit_status(self):
+        return 128 + self.received
