@@ -1,0 +1,114 @@
+"""capacity.jsonl: the sweep's record of finished runs, one JSON line each.
+
+A sweep holds a lock on the file while it lives, so that a second sweep on
+the same file is refused instead of running (and recording) the same runs;
+a line cut short by a kill is dropped, duplicates left by older, unlocked
+sweeps are skipped, and anything that is not a record is refused.
+"""
+import fcntl
+import json
+import os
+import stat
+
+from cli import UsageError
+import capacity
+
+
+def run_key(record):
+    return record['arch'], record['vocab'], record['bproplen'], record['seed']
+
+
+class RecordFile:
+    """A record file, locked for this sweep (see the module doc)."""
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            self.file = open(path, 'a+b')
+        except OSError as error:
+            raise UsageError('cannot write to {}: {}'.format(
+                path, error.strerror))
+        if not stat.S_ISREG(os.fstat(self.file.fileno()).st_mode):
+            self.file.close()
+            raise UsageError('{} is not a regular file'.format(path))
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.close()
+            raise UsageError('{} is in use by another sweep: wait for it to '
+                             'end, or choose another --out'.format(path))
+
+    def read(self, settings):
+        """The distinct finished runs; a last line cut short by a kill is
+        dropped. Refuses records made with other settings (they would not
+        compare) and lines that are not records."""
+        self.file.seek(0)
+        lines = self.file.read().split(b'\n')
+        records, seen, kept = [], set(), 0
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                kept += len(line) + 1
+                continue
+            try:
+                record = check_record(json.loads(line.decode('utf-8')))
+            except (ValueError, RecursionError) as error:
+                if number < len(lines) or line.endswith(b'}'):
+                    raise UsageError('{} line {} is not a record of sweep.py '
+                                     '({})'.format(self.path, number, error))
+                self.file.truncate(kept)  # the torn end of a killed append
+                break
+            kept += len(line) + 1
+            if record['settings'] != settings:
+                raise UsageError(
+                    '{} holds runs made with other settings ({}): choose '
+                    'another --out, or the same settings'.format(
+                        self.path, record['settings']))
+            if run_key(record) not in seen:  # two sweeps of old, unlocked
+                seen.add(run_key(record))
+                records.append(record)
+        return records
+
+    def append(self, record):
+        self.file.write((json.dumps(record, sort_keys=True) + '\n').encode())
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+
+RECORD_TYPES = {'arch': str, 'vocab': int, 'bproplen': int, 'seed': int,
+                'updates': int, 'tokens': int, 'seconds': (int, float),
+                'settings': dict, 'history': list}
+
+
+def check_record(record):
+    """record, if it is one that sweep.run_one made; ValueError if not."""
+    if not isinstance(record, dict):
+        raise ValueError('not an object')
+    for key, kind in RECORD_TYPES.items():
+        value = record.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError('{} is {!r}'.format(key, value))
+    converged = record.get('converged_at', 0)
+    if converged is not None and (not isinstance(converged, int) or
+                                  isinstance(converged, bool)):
+        raise ValueError('converged_at is {!r}'.format(converged))
+    for metrics in [record] + record['history']:
+        check_metrics(metrics)
+    return record
+
+
+def check_metrics(metrics):
+    """ValueError unless metrics holds every metric of capacity.py, each a
+    share from 0 to 1, a whole count, or true or false as it should."""
+    if not isinstance(metrics, dict):
+        raise ValueError('an evaluation that is not an object')
+    for name in capacity.METRICS:
+        value = metrics.get(name)
+        if name == 'exact_period':
+            good = isinstance(value, bool)
+        elif name == 'counting_horizon':
+            good = isinstance(value, int) and not isinstance(value, bool) \
+                and value >= 0
+        else:
+            good = isinstance(value, float) and 0 <= value <= 1
+        if not good:
+            raise ValueError('{} is {!r}'.format(name, value))
