@@ -105,3 +105,12 @@ def test_generate_feeds_each_prediction_back():
     generated = generate(successor, 2, 6)
     assert generated.dtype == numpy.int32
     assert generated.tolist() == [3, 4, 1, 2, 3, 4]
+
+
+def test_the_one_layer_lstm_starts_with_forget_gate_bias_one():
+    lstm = seeded_model('lstm1').l1
+    # Chainer interleaves the gates' biases: (units, 4) as a, i, f, o.
+    gates = lstm.upward.b.array.reshape(-1, 4)
+    numpy.testing.assert_array_equal(gates[:, 2], 1)
+    numpy.testing.assert_array_equal(gates[:, [0, 1, 3]], 0)
+    assert lstm.lateral.b is None
