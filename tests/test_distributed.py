@@ -19,7 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MPIEXEC = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
 TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5']
 SWEEP = ['--arch', 'rnn', 'lstm', '--vocab', '3', '4', '--bproplen', '2',
-         '--seed', '0', '1', '--updates', '20', '--eval-every', '10']
+         '--seed', '0', '1', '--tokens', '80', '--eval-every', '40',
+         '--unit', '4']
 
 
 def run(argv, processes=None):
@@ -185,9 +186,11 @@ def records(out):
     return found
 
 
-def test_a_sweep_over_two_ranks_finds_what_one_process_finds(tmp_path):
-    completed = run(['sweep.py', '-o', str(tmp_path / 'two')] + SWEEP,
-                    processes=2)
+def test_a_sweep_over_mpi_workers_finds_what_one_process_finds(tmp_path):
+    futures = [MPIEXEC, '-n', '3', sys.executable, '-m', 'mpi4py.futures',
+               os.path.join(ROOT, 'sweep.py'), '-o', str(tmp_path / 'mpi')]
+    completed = subprocess.run(futures + SWEEP, capture_output=True,
+                               text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
     assert '8 runs, 0 done already' in completed.stdout
     assert completed.stdout.count('[8/8]') == 1
@@ -195,7 +198,15 @@ def test_a_sweep_over_two_ranks_finds_what_one_process_finds(tmp_path):
                  SWEEP)
     assert single.returncode == 0, single.stderr
     assert len(records(tmp_path / 'one')) == 8
-    assert records(tmp_path / 'two') == records(tmp_path / 'one')
-    again = run(['sweep.py', '-o', str(tmp_path / 'two')] + SWEEP,
-                processes=2)
+    assert records(tmp_path / 'mpi') == records(tmp_path / 'one')
+    again = subprocess.run(futures + SWEEP, capture_output=True, text=True,
+                           timeout=300)
     assert '8 runs, 8 done already' in again.stdout
+
+
+def test_a_sweep_under_mpiexec_without_mpi4py_futures_is_refused(tmp_path):
+    completed = run(['sweep.py', '-o', str(tmp_path / 'out')] + SWEEP,
+                    processes=2)
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr.count('\n') == 1
+    assert '-m mpi4py.futures sweep.py' in completed.stderr
