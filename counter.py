@@ -279,8 +279,8 @@ def plot(results, n_vocab, value, path):
         dots = ax.scatter(pcs[:, 0], pcs[:, 1], c=counts, cmap='viridis',
                           s=12)
         figure.colorbar(dots, ax=ax, label='count within the block')
-        ax.set_title('{}: state over a period, top 2 principal components '
-                     '({} updates{})'.format(
+        ax.set_title('{}: state over a period, top 2 principal '
+                     'components\n({} updates{})'.format(
                          result['arch'], result['updates'],
                          ', period exact' if result['exact'] else ''),
                      fontsize='small')
@@ -289,8 +289,8 @@ def plot(results, n_vocab, value, path):
         ax = axes[row][1]
         ax.plot(steps, result['decoded'], marker='.',
                 label='count the probe decodes')
-        ax.plot(steps, numpy.minimum(steps, value), color='gray',
-                linestyle='--', label='count while the block is right')
+        ax.plot(steps, steps, color='gray', linestyle='--',
+                label='words {} seen in a row'.format(value))
         ax.axvline(value, color='gray', linewidth=0.5)
         ax.set_ylabel('count')
         ax.set_xlabel('step in a block of {} {}s'.format(
@@ -301,8 +301,8 @@ def plot(results, n_vocab, value, path):
         words.set_ylabel('predicted word', color='C3')
         words.set_ylim(0, n_vocab)
         ax.set_title('{}: over-long block (probe R^2 {:.2f} on held-out '
-                     'steps): {}'.format(result['arch'], result['r2'],
-                                         result['behaviour']),
+                     'steps)\ndecoded count: {}'.format(
+                         result['arch'], result['r2'], result['behaviour']),
                      fontsize='small')
         ax.legend(loc='upper left', fontsize='x-small')
         words.legend(loc='lower right', fontsize='x-small')
