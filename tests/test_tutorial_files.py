@@ -132,12 +132,30 @@ class TutorialGRU(chainer.Chain):
         return self.l2(self.l1(self.embed(x)))
 
 
+class TutorialLSTM(chainer.Chain):
+    """One LSTM layer in the rnn's pattern, as TutorialGRU."""
+
+    def __init__(self, n_vocab, n_units):
+        super().__init__()
+        with self.init_scope():
+            self.embed = L.EmbedID(n_vocab, n_units)
+            self.l1 = L.LSTM(n_units, n_units)
+            self.l2 = L.Linear(n_units, n_vocab)
+
+    def reset_state(self):
+        self.l1.reset_state()
+
+    def forward(self, x):
+        return self.l2(self.l1(self.embed(x)))
+
+
 REFERENCES = {
     'rnn': lambda: TutorialRNN(V, U),
     'rnn_relu': lambda: TutorialRNN(V, U, F.relu),
     'rnn2': lambda: TutorialStack(V, U, RNNLayer),
     'rnn3': lambda: TutorialStack(V, U, ConcatLayer),
     'lstm': lambda: RNNForLM(V, U),
+    'lstm1': lambda: TutorialLSTM(V, U),
     'gru': lambda: TutorialGRU(V, U),
 }
 
@@ -149,6 +167,7 @@ LINEAR['rnn3'] = [('r{}/l'.format(k), U + R, U + R)
                   for k in (1, 2, 3)] + [('l5', V, U)]
 LINEAR['lstm'] = [('l{}/upward'.format(k), 4 * U, U) for k in (1, 2)] + \
     [('l3', V, U)]
+LINEAR['lstm1'] = [('l1/upward', 4 * U, U), ('l2', V, U)]
 LINEAR['gru'] = [('l1/' + name, U, U) for name in
                  ('W_r', 'W_z', 'W', 'U_r', 'U_z', 'U')] + [('l2', V, U)]
 
@@ -159,8 +178,8 @@ def expected_keys(arch):
     for name, n_out, n_in in LINEAR[arch]:
         keys[name + '/W'] = (n_out, n_in)
         keys[name + '/b'] = (n_out,)
-    if arch == 'lstm':
-        keys.update({'l{}/lateral/W'.format(k): (4 * U, U) for k in (1, 2)})
+    lstm_layers = {'lstm': (1, 2), 'lstm1': (1,)}.get(arch, ())
+    keys.update({'l{}/lateral/W'.format(k): (4 * U, U) for k in lstm_layers})
     return keys
 
 
