@@ -16,6 +16,7 @@ import pytest
 
 import cli
 import out_folder
+import records as records_module
 import snapshots
 import sweep
 import train_rnn
@@ -461,7 +462,7 @@ def test_a_newline_in_a_path_keeps_the_error_on_one_line(tmp_path, capsys):
 # The sweep's record file.
 
 SWEEP = ['--arch', 'rnn', '--vocab', '3', '--bproplen', '2', '--seed', '0',
-         '--updates', '4', '--eval-every', '2', '--unit', '4']
+         '--tokens', '40', '--eval-every', '20', '--unit', '4']
 
 
 @pytest.mark.parametrize('line, message', [
@@ -490,7 +491,7 @@ def test_the_record_file_must_be_a_file(tmp_path, capsys):
 
 
 def test_two_sweeps_on_one_file_run_once_and_count_once(tmp_path, capsys):
-    first = sweep.RecordFile(str(tmp_path / 'capacity.jsonl'))
+    first = records_module.RecordFile(str(tmp_path / 'capacity.jsonl'))
     with pytest.raises(SystemExit):
         sweep.main(['-o', str(tmp_path)] + SWEEP)
     assert 'is in use by another sweep' in capsys.readouterr().err
@@ -499,6 +500,6 @@ def test_two_sweeps_on_one_file_run_once_and_count_once(tmp_path, capsys):
     lines = (tmp_path / 'capacity.jsonl').read_text().splitlines()
     (tmp_path / 'capacity.jsonl').write_text('\n'.join(lines * 2) + '\n')
     settings = sweep.settings_of(sweep.build_parser().parse_args(SWEEP))
-    records = sweep.RecordFile(str(tmp_path / 'capacity.jsonl')).read(
+    records = records_module.RecordFile(str(tmp_path / 'capacity.jsonl')).read(
         settings)
     assert len(records) == 1
