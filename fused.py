@@ -361,10 +361,11 @@ class LSTMWindow(chainer.FunctionNode):
         # go = gh dh_do and those of a, i, f gc d[:, :, :3]; d[:, :, 3],
         # f, passes gc on to c_{t-1}.
         need_gx = 0 in indexes
-        d_sigmoid, dh_dc, dh_do, d, gh, g, G, U_b, W_b = _work_arrays(
-            xp, x.dtype, (T, 3, B, H), (T, B, H), (T, B, H), (T, B, 4, H),
-            (T, B, H), (T, B, 5, H), (T * B, 4 * H), U.shape,
-            W.shape if need_gx else 0)
+        d_sigmoid, dh_dc, dh_do, d, gh, g, G, U_b, W_b, gU_g, gW_g = \
+            _work_arrays(xp, x.dtype, (T, 3, B, H), (T, B, H), (T, B, H),
+                         (T, B, 4, H), (T, B, H), (T, B, 5, H),
+                         (T * B, 4 * H), U.shape, W.shape if need_gx else 0,
+                         U.shape, W.shape)
         sigmoids = gates[:, 1:]
         xp.subtract(1, sigmoids, out=d_sigmoid)
         d_sigmoid *= sigmoids
@@ -403,17 +404,23 @@ class LSTMWindow(chainer.FunctionNode):
                 xp.dot(g[t, :, :4].reshape(B, 4 * H), U_b, out=carry)
         # A contiguous copy: BLAS runs faster on it than on the strided g.
         G.reshape(T, B, 4, H)[...] = g[:, :, :4]
-        g = G
+        # The weights' gradients come gate-major into work arrays, and only
+        # their unit-major copies are new arrays: a new array costs a page
+        # fault every 4 KiB (see _work_arrays).
         if need_gx:
             _gate_major(W, _LSTM_BACKWARD, W_b)
-        gx, gW = _project_grads(g, x, W_b, self.ids, need_gx, xp)
-        gW = _unit_major(gW, _LSTM_BACKWARD)
-        gb = _unit_major(g.sum(axis=0), _LSTM_BACKWARD)
+        if self.ids is None:
+            gx = G.dot(W_b) if need_gx else None
+            xp.dot(G.T, x, out=gW_g)
+        else:
+            gx, gW_g[...] = _project_grads(G, x, W_b, self.ids, need_gx, xp)
+        gW = _unit_major(gW_g, _LSTM_BACKWARD)
+        gb = _unit_major(G.sum(axis=0), _LSTM_BACKWARD)
         first = 0 if self.has_h0 else 1  # the first step with a lateral term
         gU = None
         if first < T:
-            gU = _unit_major(
-                g[first * B:].T.dot(states[first * B:T * B]), _LSTM_BACKWARD)
+            xp.dot(G[first * B:].T, states[first * B:T * B], out=gU_g)
+            gU = _unit_major(gU_g, _LSTM_BACKWARD)
         grads = [gx, gW, gb, gU]
         if self.has_c0:
             grads.append(gc_next.copy())
