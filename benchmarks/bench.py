@@ -355,7 +355,8 @@ def main():
                         help='skip the 100-epoch memory check (minutes)')
     parser.add_argument('--cases', '-k', default='',
                         help='run only the cases whose name contains this, '
-                        'in any case: lstm picks torch nn.LSTM too')
+                        'in any case (lstm picks torch nn.LSTM too), or one '
+                        'of several, separated by commas')
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.no_memory = 1, True
@@ -364,8 +365,9 @@ def main():
     environment = environment_info()
     cases = build_cases(environment['torch'] is not None,
                         environment['fused'])
+    wanted = args.cases.lower().split(',')
     chosen = [case for case in cases
-              if args.cases.lower() in case.name.lower()]
+              if any(part in case.name.lower() for part in wanted)]
     print_header(args, environment)
     sys.stdout.flush()
     active = [case for case in chosen if not case.skipped]
