@@ -356,7 +356,7 @@ def main():
     parser.add_argument('--cases', '-k', default='',
                         help='run only the cases whose name contains this, '
                         'in any case (lstm picks torch nn.LSTM too), or one '
-                        'of several, separated by commas')
+                        'of several, separated by | (names hold commas)')
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.no_memory = 1, True
@@ -365,7 +365,7 @@ def main():
     environment = environment_info()
     cases = build_cases(environment['torch'] is not None,
                         environment['fused'])
-    wanted = args.cases.lower().split(',')
+    wanted = args.cases.lower().split('|')
     chosen = [case for case in cases
               if any(part in case.name.lower() for part in wanted)]
     print_header(args, environment)
