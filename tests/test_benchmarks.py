@@ -60,3 +60,15 @@ def test_the_bench_asks_update_loops_for_a_steady_state():
             '--steady-epochs', str(bench.STEADY_EPOCHS)]
     for name in ('fused lstm, train_rnn.py', bench.BASELINE):
         assert '--steady-epochs' not in cases[name].command()
+
+
+def test_the_profile_of_an_update_names_its_parts():
+    completed = subprocess.run(
+        [sys.executable, '-m', 'benchmarks.profile_update', '-a', 'lstm',
+         '--fused', '--updates', '2'] + TINY, cwd=ROOT, capture_output=True,
+        text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    assert 'ms an update' in completed.stdout
+    for part in ('recurrent forward', 'recurrent backward',
+                 'optimizer update', 'dropout forward', 'the rest'):
+        assert part in completed.stdout
