@@ -198,7 +198,10 @@ def _kept_array(xp, shape, dtype):
     """An uninitialized array that outlives the call: one handed out before
     that nothing holds any more, as CPython's reference count tells (a view
     holds its base), or a new one. NumPy's own temporaries can then keep
-    reusing the memory they freed instead of faulting in new pages."""
+    reusing the memory they freed instead of faulting in new pages. The
+    list keeps up to _KEPT arrays alive, the most that were ever in use at
+    once. Where the count reads otherwise (another Python), nothing is
+    reused: only speed is lost."""
     if xp is not numpy:
         return xp.empty(shape, dtype)
     kept = _work.__dict__.setdefault('kept', [])
@@ -429,9 +432,8 @@ class LSTMWindow(chainer.FunctionNode):
                 xp.dot(g[t, :, :4].reshape(B, 4 * H), U_b, out=carry)
         # A contiguous copy: BLAS runs faster on it than on the strided g.
         G.reshape(T, B, 4, H)[...] = g[:, :, :4]
-        # The weights' gradients come gate-major into work arrays, and only
-        # their unit-major copies are new arrays: a new array costs a page
-        # fault every 4 KiB (see _work_arrays).
+        # The weights' gradients come gate-major into work arrays, then
+        # unit-major into the arrays that backward returns.
         if need_gx:
             _gate_major(W, _LSTM_BACKWARD, W_b)
         if self.ids is None:
