@@ -26,8 +26,12 @@ more work on the tutorial's 200 words of a vocabulary of 10, both ways.
 """
 import chainer_compat  # noqa: F401  (must precede chainer)
 
+import sys
+import threading
+
 import chainer
 from chainer import backend
+import numpy
 
 # Up to this vocabulary size the embedding's gradient is one product with a
 # one-hot matrix; beyond, a scatter-add. For 200 words of 100 units, on one
@@ -127,18 +131,89 @@ def _project_grads(g, x, W, ids, need_gx, xp):
     return (g.dot(W) if need_gx else None), g.T.dot(x)
 
 
-def _gate_major(w, n_gates):
-    """Rows (unit, gate) of chainer's LSTM -> rows (gate, unit), a copy."""
-    h = len(w) // n_gates
-    return w.reshape((h, n_gates) + w.shape[1:]).swapaxes(0, 1).reshape(
-        w.shape)
+# The order of the gates in LSTMWindow.backward, by chainer's index (a, i,
+# f, o = 0, 1, 2, 3): o first, so that the gradients of the four gates and
+# that of the cell lie in a row.
+_LSTM_BACKWARD = (3, 0, 1, 2)
 
 
-def _unit_major(w, n_gates):
-    """The inverse of _gate_major."""
-    h = len(w) // n_gates
-    return w.reshape((n_gates, h) + w.shape[1:]).swapaxes(0, 1).reshape(
-        w.shape)
+def _gate_major(w, order, out=None):
+    """Rows (unit j, gate k) of chainer's LSTM, 4j + k, -> rows (gate,
+    unit), the gates in the given order: into out, or a new array."""
+    xp = backend.get_array_module(w)
+    h = len(w) // 4
+    out = xp.empty_like(w) if out is None else out
+    by_gate = out.reshape((4, h) + w.shape[1:])
+    by_unit = w.reshape((h, 4) + w.shape[1:])
+    for k, gate in enumerate(order):
+        by_gate[k] = by_unit[:, gate]
+    return out
+
+
+def _unit_major(w, order, out=None):
+    """The inverse of _gate_major: into out, or a new array."""
+    xp = backend.get_array_module(w)
+    h = len(w) // 4
+    out = xp.empty_like(w) if out is None else out
+    by_unit = out.reshape((h, 4) + w.shape[1:])
+    by_gate = w.reshape((4, h) + w.shape[1:])
+    for k, gate in enumerate(order):
+        by_unit[:, gate] = by_gate[k]
+    return out
+
+
+# Work arrays that live for one call of LSTMWindow.forward or backward.
+# NumPy hands large arrays back to the system when they are freed, and a
+# new one costs a page fault every 4 KiB on first use: about 1.5 us each
+# on our CPUs, 200 us for one layer's backward of the tutorial's windows.
+# A buffer kept per thread and cut into views costs none after the first
+# window. CuPy's memory pool already keeps its memory.
+_work = threading.local()
+
+
+def _work_arrays(xp, dtype, *shapes):
+    """Uninitialized arrays of the shapes, valid until the next call."""
+    if xp is not numpy:
+        return [xp.empty(shape, dtype) for shape in shapes]
+    sizes = []
+    for shape in shapes:
+        size = 1
+        for n in (shape if isinstance(shape, tuple) else (shape,)):
+            size *= n
+        sizes.append(size)
+    buffer = getattr(_work, 'buffer', None)
+    if buffer is None or buffer.dtype != dtype or len(buffer) < sum(sizes):
+        buffer = _work.buffer = numpy.empty(sum(sizes), dtype)
+    arrays, start = [], 0
+    for shape, size in zip(shapes, sizes):
+        arrays.append(buffer[start:start + size].reshape(shape))
+        start += size
+    return arrays
+
+
+_KEPT = 24  # arrays: 8 a layer, for 3 layers
+
+
+def _kept_array(xp, shape, dtype):
+    """An uninitialized array that outlives the call: one handed out before
+    that nothing holds any more, as CPython's reference count tells (a view
+    holds its base), or a new one. NumPy's own temporaries can then keep
+    reusing the memory they freed instead of faulting in new pages. The
+    list keeps up to _KEPT arrays alive, the most that were ever in use at
+    once. Where the count reads otherwise (another Python), nothing is
+    reused: only speed is lost."""
+    if xp is not numpy:
+        return xp.empty(shape, dtype)
+    kept = _work.__dict__.setdefault('kept', [])
+    for array in kept:
+        # Held by the list, the loop and getrefcount's argument alone.
+        if sys.getrefcount(array) == 3 and array.shape == shape and \
+                array.dtype == dtype:
+            return array
+    array = numpy.empty(shape, dtype)
+    if len(kept) < _KEPT:
+        kept.append(array)
+    return array
 
 
 class ElmanWindow(chainer.FunctionNode):
@@ -231,6 +306,10 @@ class LSTMWindow(chainer.FunctionNode):
     (4H,), U (4H, H), then c0 (B, H) if has_c0, then h0 (B, H) if has_h0.
     Outputs: hs (T * B, H), h_last and c_last (B, H), for the state that
     carries to the next window.
+
+    The time loop is where the layer spends its time, in NumPy's overhead
+    per call more than in arithmetic on (B, H) arrays: each step makes few
+    calls, on contiguous arrays where it can.
     """
 
     def __init__(self, n_steps, has_c0=False, has_h0=False, ids=None):
@@ -244,34 +323,52 @@ class LSTMWindow(chainer.FunctionNode):
         x, W, b, U = inputs[:4]
         T, H = self.n_steps, U.shape[1]
         B = _n_rows(x, self.ids) // T
-        # Gate-major copies of the weights, so that each gate of a step is a
-        # contiguous (B, H) block: gates[t, :, k] is gate k at step t.
-        W_g, b_g, U_g = (_gate_major(w, 4) for w in (W, b, U))
-        gates = _project(x, W_g, self.ids, None, xp)
-        gates += b_g
-        gates = gates.reshape(T, B, 4, H)
-        states = xp.empty(((T + 1) * B, H), x.dtype)  # h0 or zeros, h_1, ...
-        cells = xp.empty(((T + 1) * B, H), x.dtype)  # c0 or zeros, c_1, ...
+        # Each step's gates are one (4, B, H) block, gates[t, k] gate k: the
+        # element-wise calls run on contiguous (B, H) arrays, which NumPy
+        # does 2 to 4 times faster than on strided ones at this size. The
+        # weights are cut by gate and transposed for it, W_f[k] (in, H) and
+        # U_f[k] (H, H), and the sigmoid gates' halved: sigmoid(z) = 0.5
+        # tanh(z / 2) + 0.5 (chainer.functions.sigmoid's formula), so one
+        # tanh call covers the four gates. Halving is exact in floating
+        # point.
+        W_f, b_f, U_f, lateral, fc = _work_arrays(
+            xp, x.dtype, (4, W.shape[1], H), (4, 1, H), (4, H, H),
+            (4, B, H), (B, H))
+        for w, w_f in ((W, W_f), (b, b_f), (U, U_f)):
+            w_f[...] = w.reshape((H, 4, -1)).transpose(1, 2, 0)
+            w_f[1:] *= 0.5
+        if self.ids is None:
+            gates = xp.matmul(x.reshape(T, 1, B, -1), W_f, out=_kept_array(
+                xp, (T, 4, B, H), x.dtype))
+        else:  # the rows of the projected table
+            table = xp.matmul(x, W_f)
+            gates = xp.ascontiguousarray(
+                table[:, self.ids.reshape(T, B)].transpose(1, 0, 2, 3))
+        gates += b_f
+        # h0 or zeros, h_1, ...; c0 or zeros, c_1, ...
+        states, cells = (_kept_array(xp, ((T + 1) * B, H), x.dtype)
+                         for _ in range(2))
         h = states.reshape(T + 1, B, H)
         c = cells.reshape(T + 1, B, H)
         h[0] = inputs[-1] if self.has_h0 else 0
         c[0] = inputs[4] if self.has_c0 else 0
-        tanh_c = xp.empty((T, B, H), x.dtype)
-        lateral = xp.empty((B, 4, H), x.dtype)
-        fc = xp.empty((B, H), x.dtype)
+        tanh_c = _kept_array(xp, (T, B, H), x.dtype)
         for t in range(T):
             g = gates[t]
             if self.has_h0 or t > 0:
-                xp.dot(h[t], U_g.T, out=lateral.reshape(B, 4 * H))
+                xp.matmul(h[t], U_f, out=lateral)
                 g += lateral
-            xp.tanh(g[:, 0], out=g[:, 0])
-            _sigmoid_in_place(g[:, 1:], xp)
-            xp.multiply(g[:, 0], g[:, 1], out=c[t + 1])
-            xp.multiply(g[:, 2], c[t], out=fc)
-            c[t + 1] += fc
+            xp.tanh(g, out=g)
+            sigmoids = g[1:]
+            sigmoids *= 0.5
+            sigmoids += 0.5
+            xp.multiply(g[0], g[1], out=c[t + 1])
+            if self.has_c0 or t > 0:
+                xp.multiply(g[2], c[t], out=fc)
+                c[t + 1] += fc
             xp.tanh(c[t + 1], out=tanh_c[t])
-            xp.multiply(g[:, 3], tanh_c[t], out=h[t + 1])
-        self._x, self._W_g, self._U_g = x, W_g, U_g
+            xp.multiply(g[3], tanh_c[t], out=h[t + 1])
+        self._x, self._W, self._U = x, W, U
         self._gates, self._states, self._cells = gates, states, cells
         self._tanh_c = tanh_c
         return states[B:], h[T].copy(), c[T].copy()
@@ -279,28 +376,48 @@ class LSTMWindow(chainer.FunctionNode):
     def backward(self, indexes, grad_outputs):
         _refuse_double_backprop()
         ghs, gh_last, gc_last = grad_outputs
-        x, W_g, U_g, gates = self._x, self._W_g, self._U_g, self._gates
+        x, W, U, gates = self._x, self._W, self._U, self._gates
         xp = backend.get_array_module(gates)
-        T, B, _, H = gates.shape
-        states = self._states
+        T, B, H = self._tanh_c.shape
+        states, tanh_c = self._states, self._tanh_c
         c_prev = self._cells[:T * B].reshape(T, B, H)
-        tanh_c = self._tanh_c
-        a, i, f, o = (gates[:, :, k] for k in range(4))
+        a, i, f, o = (gates[:, k] for k in range(4))
         # What does not depend on the recurrence, for the whole window:
-        # gc = gh * dh_dc + gc_next; go = gh * dh_do; and the gradients of
-        # a, i, f (pre-activation) are gc * dc[:, :, k].
-        dh_dc = 1 - tanh_c * tanh_c
+        # sigmoid' = s (1 - s) of i, f, o at once; then, with gh the
+        # gradient of h_t and gc that of c_t (gh dh_dc plus what c_{t+1}
+        # passes back), the gradients of the pre-activations are
+        # go = gh dh_do and those of a, i, f gc d[:, :, :3]; d[:, :, 3],
+        # f, passes gc on to c_{t-1}.
+        need_gx = 0 in indexes
+        d_sigmoid, dh_dc, dh_do, d, gh, g, G, U_b, W_b, gU_g, gW_g = \
+            _work_arrays(xp, x.dtype, (T, 3, B, H), (T, B, H), (T, B, H),
+                         (T, B, 4, H), (T, B, H), (T, B, 5, H),
+                         (T * B, 4 * H), U.shape, W.shape if need_gx else 0,
+                         U.shape, W.shape)
+        sigmoids = gates[:, 1:]
+        xp.subtract(1, sigmoids, out=d_sigmoid)
+        d_sigmoid *= sigmoids
+        xp.multiply(tanh_c, tanh_c, out=dh_dc)
+        xp.subtract(1, dh_dc, out=dh_dc)
         dh_dc *= o
-        dh_do = o * (1 - o)
-        dh_do *= tanh_c
-        dc = xp.empty((T, B, 3, H), x.dtype)
-        xp.multiply(i, 1 - a * a, out=dc[:, :, 0])
-        xp.multiply(a, i * (1 - i), out=dc[:, :, 1])
-        xp.multiply(c_prev, f * (1 - f), out=dc[:, :, 2])
-        gh = _output_grads(ghs, gh_last, (T, B, H), x.dtype, xp)
+        xp.multiply(tanh_c, d_sigmoid[:, 2], out=dh_do)
+        xp.multiply(a, a, out=d[:, :, 0])
+        xp.subtract(1, d[:, :, 0], out=d[:, :, 0])
+        d[:, :, 0] *= i
+        xp.multiply(a, d_sigmoid[:, 0], out=d[:, :, 1])
+        xp.multiply(c_prev, d_sigmoid[:, 1], out=d[:, :, 2])
+        d[:, :, 3] = f
+        if ghs is None:
+            gh[...] = 0
+        else:
+            gh[...] = ghs.array.reshape(T, B, H)
+        if gh_last is not None:
+            gh[-1] += gh_last.array
+        # g[t] holds, for step t, the gradients of the pre-activations of
+        # o, a, i, f (the order of U_b's rows), then that of c_{t-1}.
         gc_next = xp.zeros((B, H), x.dtype) if gc_last is None else \
-            gc_last.array.copy()
-        g_gates = xp.empty((T, B, 4, H), x.dtype)
+            gc_last.array
+        _gate_major(U, _LSTM_BACKWARD, U_b)
         gc = xp.empty((B, H), x.dtype)
         carry = xp.empty((B, H), x.dtype)  # the gradient of h_{t-1}
         for t in range(T - 1, -1, -1):
@@ -308,23 +425,35 @@ class LSTMWindow(chainer.FunctionNode):
                 gh[t] += carry
             xp.multiply(gh[t], dh_dc[t], out=gc)
             gc += gc_next
-            xp.multiply(gh[t], dh_do[t], out=g_gates[t, :, 3])
-            xp.multiply(dc[t], gc[:, None], out=g_gates[t, :, :3])
-            xp.multiply(gc, f[t], out=gc_next)
+            xp.multiply(gh[t], dh_do[t], out=g[t, :, 0])
+            xp.multiply(d[t], gc[:, None], out=g[t, :, 1:])
+            gc_next = g[t, :, 4]
             if self.has_h0 or t > 0:
-                xp.dot(g_gates[t].reshape(B, 4 * H), U_g, out=carry)
-        g = g_gates.reshape(T * B, 4 * H)
-        gx, gW = _project_grads(g, x, W_g, self.ids, 0 in indexes, xp)
-        gW = _unit_major(gW, 4)
-        gb = _unit_major(g.sum(axis=0), 4)
+                xp.dot(g[t, :, :4].reshape(B, 4 * H), U_b, out=carry)
+        # A contiguous copy: BLAS runs faster on it than on the strided g.
+        G.reshape(T, B, 4, H)[...] = g[:, :, :4]
+        # The weights' gradients come gate-major into work arrays, then
+        # unit-major into the arrays that backward returns.
+        if need_gx:
+            _gate_major(W, _LSTM_BACKWARD, W_b)
+        if self.ids is None:
+            gx = xp.dot(G, W_b, out=_kept_array(xp, x.shape, x.dtype)) \
+                if need_gx else None
+            xp.dot(G.T, x, out=gW_g)
+        else:
+            gx, gW_g[...] = _project_grads(G, x, W_b, self.ids, need_gx, xp)
+        gW = _unit_major(gW_g, _LSTM_BACKWARD,
+                         _kept_array(xp, W.shape, x.dtype))
+        gb = _unit_major(G.sum(axis=0), _LSTM_BACKWARD)
         first = 0 if self.has_h0 else 1  # the first step with a lateral term
         gU = None
         if first < T:
-            gU = _unit_major(
-                g[first * B:].T.dot(states[first * B:T * B]), 4)
+            xp.dot(G[first * B:].T, states[first * B:T * B], out=gU_g)
+            gU = _unit_major(gU_g, _LSTM_BACKWARD,
+                             _kept_array(xp, U.shape, x.dtype))
         grads = [gx, gW, gb, gU]
         if self.has_c0:
-            grads.append(gc_next)
+            grads.append(gc_next.copy())
         if self.has_h0:
             grads.append(carry)
         return _variables(grads)

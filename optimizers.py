@@ -22,6 +22,7 @@ class FlatAdam(chainer.optimizers.Adam):
     def __init__(self, alpha=0.001):
         super().__init__(alpha=alpha)
         self._flat = None  # (m, v, [(param, start, end)]) once built
+        self._work = None  # (grad, work): flat arrays, once allocated
 
     def update(self, lossfun=None, *args, **kwds):
         if lossfun is not None:
@@ -42,16 +43,37 @@ class FlatAdam(chainer.optimizers.Adam):
         rule = views[0][0].update_rule
         hp = rule.hyperparam
         xp = backend.get_array_module(m)
-        grad = xp.concatenate([param.grad.ravel() for param, _, _ in views])
+        # Two work arrays the size of all parameters, kept between updates:
+        # NumPy gives large freed arrays back to the system, and a new one
+        # costs a page fault every 4 KiB, which here cost more than the
+        # arithmetic. The operations are Adam's, in its order, in place.
+        if self._work is None or self._work[0].shape != m.shape or \
+                self._work[0].dtype != m.dtype or \
+                backend.get_array_module(self._work[0]) is not xp:
+            self._work = xp.empty_like(m), xp.empty_like(m)
+        grad, work = self._work
+        xp.concatenate([param.grad.ravel() for param, _, _ in views],
+                       out=grad)
         for param, _, _ in views:
             param.update_rule.t += 1
-        # The formulas of chainer.optimizers.adam.AdamRule.update_core_cpu.
-        m += (1 - hp.beta1) * (grad - m)
-        v += (1 - hp.beta2) * (grad * grad - v)
-        step = rule.alpha_t / (xp.sqrt(v) + hp.eps)
-        delta = -hp.eta * (step * m)
+        # The formulas of chainer.optimizers.adam.AdamRule.update_core_cpu:
+        # m += (1 - beta1) * (grad - m)
+        xp.subtract(grad, m, out=work)
+        work *= 1 - hp.beta1
+        m += work
+        # v += (1 - beta2) * (grad * grad - v)
+        xp.multiply(grad, grad, out=work)
+        work -= v
+        work *= 1 - hp.beta2
+        v += work
+        # param -= eta * (alpha_t / (sqrt(v) + eps) * m)
+        xp.sqrt(v, out=work)
+        work += hp.eps
+        xp.divide(rule.alpha_t, work, out=work)
+        work *= m
+        work *= -hp.eta
         for param, start, end in views:
-            param.array += delta[start:end].reshape(param.shape)
+            param.array += work[start:end].reshape(param.shape)
 
     def _flat_state(self):
         """(m, v, views): Adam's state of every parameter, as flat arrays.

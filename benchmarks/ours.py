@@ -2,7 +2,9 @@
 
 The run is built by train_rnn.py's own recipe (setup_training), from the
 same arguments (any of train_rnn.py's, e.g. -a lstm); only the updates are
-timed, without the extensions. Prints one JSON line. Run it from the
+timed, without the extensions. With --steady-epochs N, training goes on for
+N more epochs after that evaluation, timed apart: the steady state, without
+the first updates' warm-up. Prints one JSON line. Run it from the
 repository root: python -m benchmarks.ours -a rnn
 """
 import json
@@ -17,7 +19,10 @@ from updaters import fast_training
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    args = train_rnn.build_parser().parse_args(argv)
+    parser = train_rnn.build_parser()
+    parser.add_argument('--steady-epochs', type=int, default=0,
+                        help='then train this many epochs more, timed apart')
+    args = parser.parse_args(argv)
     try:
         train_rnn.check_arguments(args)
         run = train_rnn.setup_training(args)
@@ -25,21 +30,30 @@ def main(argv=None):
         print(json.dumps({'skipped': 'not supported: {}'.format(error)}))
         return
     updater = run.updater
-    with fast_training():  # as train_rnn.py runs it
-        start = time.perf_counter()
-        while updater.epoch_detail < args.epoch:
-            updater.update()
-        seconds = time.perf_counter() - start
+
+    def train(epochs):
+        """The seconds and tokens of training up to epochs."""
+        iteration = updater.iteration
+        with fast_training():  # as train_rnn.py runs it
+            start = time.perf_counter()
+            while updater.epoch_detail < epochs:
+                updater.update()
+            seconds = time.perf_counter() - start
+        return seconds, (updater.iteration - iteration) * args.bproplen * \
+            args.batchsize
+
+    seconds, tokens = train(args.epoch)
     evaluated = run.model.copy()
     evaluated.predictor.fused = evaluated.predictor.has_fused_mode()
-    result = SequenceEvaluator(run.val_iter, evaluated, args.bproplen,
+    scores = SequenceEvaluator(run.val_iter, evaluated, args.bproplen,
                                run.device)()
-    print(json.dumps({
-        'update_seconds': seconds,
-        'tokens': updater.iteration * args.bproplen * args.batchsize,
-        'accuracy': float(result['main/accuracy']),
-        'boundary_accuracy':
-            float(result['main/boundary_accuracy'])}))
+    result = {'update_seconds': seconds, 'tokens': tokens,
+              'accuracy': float(scores['main/accuracy']),
+              'boundary_accuracy': float(scores['main/boundary_accuracy'])}
+    if args.steady_epochs:
+        result['steady_seconds'], result['steady_tokens'] = train(
+            args.epoch + args.steady_epochs)
+    print(json.dumps(result))
 
 
 if __name__ == '__main__':

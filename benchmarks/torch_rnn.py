@@ -4,8 +4,11 @@ The same streams, windows, loss and optimizer as train_rnn.py: 10 streams of
 the simple sequence, truncated BPTT over windows of 20 steps with the state
 detached between windows, the sum over steps of the mean cross-entropy, Adam
 with lr 0.0005, 10 epochs; then one evaluation pass from a fresh state.
-Prints one JSON line. Run it from the repository root:
-python -m benchmarks.torch_rnn -a rnn
+With --steady-epochs N, training goes on for N more epochs after that
+evaluation, timed apart: the steady state, without the first updates'
+warm-up. Every window's index tensors are built before the clock starts,
+as a PyTorch user would load a small data set. Prints one JSON line. Run it
+from the repository root: python -m benchmarks.torch_rnn -a rnn
 """
 import argparse
 import json
@@ -77,6 +80,8 @@ def main():
     parser.add_argument('--bproplen', '-l', type=int, default=20)
     parser.add_argument('--epoch', '-e', type=int, default=10)
     parser.add_argument('--unit', '-u', type=int, default=100)
+    parser.add_argument('--steady-epochs', type=int, default=0,
+                        help='then train this many epochs more, timed apart')
     args = parser.parse_args()
     try:
         import torch
@@ -102,23 +107,34 @@ def main():
             ys.append(y)
         return torch.cat(ys), state
 
+    def windows(first, last):
+        """(xs, ts, steps) of every update from call first to call last."""
+        return [tuple(map(torch.from_numpy, window(
+                    words, args.batchsize, begin,
+                    min(args.bproplen, last - begin)))) +
+                (min(args.bproplen, last - begin),)
+                for begin in range(first, last, args.bproplen)]
+
+    def train(batches, state):
+        """state after an update for each batch, and the seconds taken."""
+        model.train()
+        start = time.perf_counter()
+        for xs, ts, steps in batches:
+            ys, state = run(xs, state)
+            # models.SequenceClassifier: the per-step mean losses, summed.
+            loss = cross_entropy(ys.reshape(-1, n_vocab),
+                                 ts.reshape(-1)) * steps
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            state = detach(state)
+        return state, time.perf_counter() - start
+
     # Every stream moves bprop_len words per update: 225 updates here.
     calls = args.epoch * len(words) // args.batchsize
-    model.train()
-    state = None
-    start = time.perf_counter()
-    for begin in range(0, calls, args.bproplen):
-        steps = min(args.bproplen, calls - begin)
-        xs, ts = map(torch.from_numpy,
-                     window(words, args.batchsize, begin, steps))
-        ys, state = run(xs, state)
-        # models.SequenceClassifier: the per-step mean losses, summed.
-        loss = cross_entropy(ys.reshape(-1, n_vocab), ts.reshape(-1)) * steps
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        state = detach(state)
-    seconds = time.perf_counter() - start
+    steady_calls = args.steady_epochs * len(words) // args.batchsize
+    first, steady = windows(0, calls), windows(calls, calls + steady_calls)
+    state, seconds = train(first, None)
 
     # One pass over a fresh copy of the sequence, from a fresh state.
     model.eval()
@@ -128,12 +144,16 @@ def main():
         ys, _ = model(xs, None)
     correct = ys.argmax(dim=2) == ts
     boundary = xs != ts
-    print(json.dumps({
+    result = {
         'update_seconds': seconds,
         'tokens': calls * args.batchsize,
         'accuracy': correct.double().mean().item(),
         'boundary_accuracy': (correct & boundary).sum().item() /
-        max(boundary.sum().item(), 1)}))
+        max(boundary.sum().item(), 1)}
+    if steady:
+        _, result['steady_seconds'] = train(steady, state)
+        result['steady_tokens'] = steady_calls * args.batchsize
+    print(json.dumps(result))
 
 
 if __name__ == '__main__':

@@ -33,3 +33,42 @@ def test_the_tutorial_baseline_reports_its_time_and_scores(tmp_path):
     assert result['update_seconds'] > 0
     assert 0 <= result['boundary_accuracy'] <= 1
     assert 0 <= result['accuracy'] <= 1
+
+
+def test_the_update_loop_times_a_steady_state_apart():
+    result = result_of('benchmarks.ours', *(TINY + ['--steady-epochs', '2']))
+    assert result['tokens'] == 4500  # the first epoch's, as without it
+    assert result['steady_tokens'] == 9000  # two epochs more
+    assert result['steady_seconds'] > 0
+
+
+def test_the_torch_peer_reports_a_steady_state_or_is_skipped():
+    result = result_of('benchmarks.torch_rnn', '-a', 'lstm', *(
+        TINY + ['--steady-epochs', '1']))
+    if 'skipped' in result:  # torch is in .venv-bench only
+        return
+    assert result['tokens'] == 4500
+    assert result['steady_tokens'] == 4500
+    assert result['steady_seconds'] > 0 and result['update_seconds'] > 0
+
+
+def test_the_bench_asks_update_loops_for_a_steady_state():
+    from benchmarks import bench
+    cases = {case.name: case for case in bench.build_cases(True, ['lstm'])}
+    for name in ('torch nn.LSTM', 'fused lstm, update loop', bench.LOOP_RUN):
+        assert cases[name].command()[-2:] == [
+            '--steady-epochs', str(bench.STEADY_EPOCHS)]
+    for name in ('fused lstm, train_rnn.py', bench.BASELINE):
+        assert '--steady-epochs' not in cases[name].command()
+
+
+def test_the_profile_of_an_update_names_its_parts():
+    completed = subprocess.run(
+        [sys.executable, '-m', 'benchmarks.profile_update', '-a', 'lstm',
+         '--fused', '--updates', '2'] + TINY, cwd=ROOT, capture_output=True,
+        text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    assert 'ms an update' in completed.stdout
+    for part in ('recurrent forward', 'recurrent backward',
+                 'optimizer update', 'dropout forward', 'the rest'):
+        assert part in completed.stdout

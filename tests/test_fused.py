@@ -391,3 +391,64 @@ def test_a_window_computes_what_chainers_links_do(kind, activation):
 def test_the_elman_node_knows_only_tanh_and_relu():
     with pytest.raises(ValueError, match='relu'):
         fused.ElmanWindow(3, 'sigmoid')
+
+
+# The LSTM node as the models use it: the gradient of hs alone (the carried
+# states' gradients are None), an input that needs no gradient, and two
+# nodes whose forward and backward passes interleave, as two layers do (the
+# node reuses its work arrays between calls).
+
+@pytest.mark.parametrize('has_c0, has_h0', [(False, False), (True, True)])
+@pytest.mark.parametrize('table', [False, True])
+def test_the_lstm_node_has_the_numerical_gradient_of_hs_alone(
+        has_c0, has_h0, table):
+    n_steps = 3
+    x_shape, ids = node_input(n_steps, table)
+    shapes = [x_shape, (4 * H, IN), (4 * H,), (4 * H, H)] + \
+        [(B, H)] * (has_c0 + has_h0)
+    node = fused.LSTMWindow(n_steps, has_c0, has_h0, ids)
+    gradient_check.check_backward(
+        lambda *xs: node.apply(xs)[0], tuple(random_arrays(0, *shapes)),
+        random_arrays(1, (n_steps * B, H))[0], eps=1e-6, atol=1e-7,
+        rtol=1e-6)
+
+
+@pytest.mark.parametrize('has_c0, has_h0', [(False, False), (True, True)])
+def test_the_lstm_node_has_the_numerical_gradient_without_that_of_x(
+        has_c0, has_h0):
+    """x is an array, not a variable: backward is not asked for its
+    gradient."""
+    n_steps = 3
+    x, *params = random_arrays(0, (n_steps * B, IN), (4 * H, IN), (4 * H,),
+                               (4 * H, H), *[(B, H)] * (has_c0 + has_h0))
+    node = fused.LSTMWindow(n_steps, has_c0, has_h0)
+    gradient_check.check_backward(
+        lambda *xs: node.apply((x,) + xs), tuple(params),
+        tuple(random_arrays(1, (n_steps * B, H), (B, H), (B, H))),
+        eps=1e-6, atol=1e-7, rtol=1e-6)
+
+
+def test_interleaved_lstm_nodes_keep_their_gradients_apart():
+    """Two stacked nodes run forward, forward, backward, backward, as two
+    layers do, and each one's forward and backward on its own: the same."""
+    def gradients(arrays, interleaved):
+        variables = [chainer.Variable(a) for a in arrays]
+        x, first, second = variables[0], variables[1:4], variables[4:]
+        h1 = fused.LSTMWindow(4).apply([x] + first)[0]
+        if interleaved:
+            h2 = fused.LSTMWindow(4).apply([h1] + second)[0]
+            F.sum(h2 * gy).backward()
+        else:
+            detached = chainer.Variable(h1.array)
+            h2 = fused.LSTMWindow(4).apply([detached] + second)[0]
+            F.sum(h2 * gy).backward()
+            h1.grad = detached.grad
+            h1.backward()
+        return [v.grad for v in variables]
+
+    gy, *arrays = random_arrays(
+        3, (4 * B, H), (4 * B, IN), (4 * H, IN), (4 * H,), (4 * H, H),
+        (4 * H, H), (4 * H,), (4 * H, H))
+    expected = gradients(arrays, interleaved=False)
+    for actual, wanted in zip(gradients(arrays, interleaved=True), expected):
+        numpy.testing.assert_array_equal(actual, wanted)
