@@ -26,7 +26,6 @@ more work on the tutorial's 200 words of a vocabulary of 10, both ways.
 """
 import chainer_compat  # noqa: F401  (must precede chainer)
 
-import sys
 import threading
 
 import chainer
@@ -150,11 +149,11 @@ def _gate_major(w, order, out=None):
     return out
 
 
-def _unit_major(w, order, out=None):
-    """The inverse of _gate_major: into out, or a new array."""
+def _unit_major(w, order):
+    """The inverse of _gate_major, a new array."""
     xp = backend.get_array_module(w)
     h = len(w) // 4
-    out = xp.empty_like(w) if out is None else out
+    out = xp.empty_like(w)
     by_unit = out.reshape((h, 4) + w.shape[1:])
     by_gate = w.reshape((4, h) + w.shape[1:])
     for k, gate in enumerate(order):
@@ -189,31 +188,6 @@ def _work_arrays(xp, dtype, *shapes):
         arrays.append(buffer[start:start + size].reshape(shape))
         start += size
     return arrays
-
-
-_KEPT = 24  # arrays: 8 a layer, for 3 layers
-
-
-def _kept_array(xp, shape, dtype):
-    """An uninitialized array that outlives the call: one handed out before
-    that nothing holds any more, as CPython's reference count tells (a view
-    holds its base), or a new one. NumPy's own temporaries can then keep
-    reusing the memory they freed instead of faulting in new pages. The
-    list keeps up to _KEPT arrays alive, the most that were ever in use at
-    once. Where the count reads otherwise (another Python), nothing is
-    reused: only speed is lost."""
-    if xp is not numpy:
-        return xp.empty(shape, dtype)
-    kept = _work.__dict__.setdefault('kept', [])
-    for array in kept:
-        # Held by the list, the loop and getrefcount's argument alone.
-        if sys.getrefcount(array) == 3 and array.shape == shape and \
-                array.dtype == dtype:
-            return array
-    array = numpy.empty(shape, dtype)
-    if len(kept) < _KEPT:
-        kept.append(array)
-    return array
 
 
 class ElmanWindow(chainer.FunctionNode):
@@ -338,21 +312,19 @@ class LSTMWindow(chainer.FunctionNode):
             w_f[...] = w.reshape((H, 4, -1)).transpose(1, 2, 0)
             w_f[1:] *= 0.5
         if self.ids is None:
-            gates = xp.matmul(x.reshape(T, 1, B, -1), W_f, out=_kept_array(
-                xp, (T, 4, B, H), x.dtype))
+            gates = xp.matmul(x.reshape(T, 1, B, -1), W_f)
         else:  # the rows of the projected table
             table = xp.matmul(x, W_f)
             gates = xp.ascontiguousarray(
                 table[:, self.ids.reshape(T, B)].transpose(1, 0, 2, 3))
         gates += b_f
-        # h0 or zeros, h_1, ...; c0 or zeros, c_1, ...
-        states, cells = (_kept_array(xp, ((T + 1) * B, H), x.dtype)
-                         for _ in range(2))
+        states = xp.empty(((T + 1) * B, H), x.dtype)  # h0 or zeros, h_1, ...
+        cells = xp.empty(((T + 1) * B, H), x.dtype)  # c0 or zeros, c_1, ...
         h = states.reshape(T + 1, B, H)
         c = cells.reshape(T + 1, B, H)
         h[0] = inputs[-1] if self.has_h0 else 0
         c[0] = inputs[4] if self.has_c0 else 0
-        tanh_c = _kept_array(xp, (T, B, H), x.dtype)
+        tanh_c = xp.empty((T, B, H), x.dtype)
         for t in range(T):
             g = gates[t]
             if self.has_h0 or t > 0:
@@ -432,25 +404,23 @@ class LSTMWindow(chainer.FunctionNode):
                 xp.dot(g[t, :, :4].reshape(B, 4 * H), U_b, out=carry)
         # A contiguous copy: BLAS runs faster on it than on the strided g.
         G.reshape(T, B, 4, H)[...] = g[:, :, :4]
-        # The weights' gradients come gate-major into work arrays, then
-        # unit-major into the arrays that backward returns.
+        # The weights' gradients come gate-major into work arrays, and only
+        # their unit-major copies are new arrays: a new array costs a page
+        # fault every 4 KiB (see _work_arrays).
         if need_gx:
             _gate_major(W, _LSTM_BACKWARD, W_b)
         if self.ids is None:
-            gx = xp.dot(G, W_b, out=_kept_array(xp, x.shape, x.dtype)) \
-                if need_gx else None
+            gx = G.dot(W_b) if need_gx else None
             xp.dot(G.T, x, out=gW_g)
         else:
             gx, gW_g[...] = _project_grads(G, x, W_b, self.ids, need_gx, xp)
-        gW = _unit_major(gW_g, _LSTM_BACKWARD,
-                         _kept_array(xp, W.shape, x.dtype))
+        gW = _unit_major(gW_g, _LSTM_BACKWARD)
         gb = _unit_major(G.sum(axis=0), _LSTM_BACKWARD)
         first = 0 if self.has_h0 else 1  # the first step with a lateral term
         gU = None
         if first < T:
             xp.dot(G[first * B:].T, states[first * B:T * B], out=gU_g)
-            gU = _unit_major(gU_g, _LSTM_BACKWARD,
-                             _kept_array(xp, U.shape, x.dtype))
+            gU = _unit_major(gU_g, _LSTM_BACKWARD)
         grads = [gx, gW, gb, gU]
         if self.has_c0:
             grads.append(gc_next.copy())
