@@ -11,7 +11,6 @@ import collections
 import functools
 import resource
 import sys
-import tempfile
 import time
 
 import chainer.functions.noise.dropout
@@ -61,21 +60,18 @@ def main(argv=None):
                         help='updates timed, after 50 of warm-up')
     seconds, counts = collections.Counter(), collections.Counter()
     instrument(seconds, counts)
-    with tempfile.TemporaryDirectory() as out:
-        args = parser.parse_args(argv + ['-o', out])
-        trainer = train_rnn.build_trainer(
-            args, train_rnn.select_device(args.gpu))
-        updater = trainer.updater
-        with fast_training():  # as train_rnn.py runs it
-            for _ in range(50):
-                updater.update()
-            seconds.clear()
-            counts.clear()
-            before, start = faults(), time.perf_counter()
-            for _ in range(args.updates):
-                updater.update()
-            total = time.perf_counter() - start
-            total_faults = faults() - before
+    args = parser.parse_args(argv)
+    updater = train_rnn.setup_training(args).updater
+    with fast_training():  # as train_rnn.py runs it
+        for _ in range(50):
+            updater.update()
+        seconds.clear()
+        counts.clear()
+        before, start = faults(), time.perf_counter()
+        for _ in range(args.updates):
+            updater.update()
+        total = time.perf_counter() - start
+        total_faults = faults() - before
     n = args.updates
     print('{:.2f} ms an update, {:,.0f} tokens/s, {:.0f} page faults an '
           'update'.format(total / n * 1e3,

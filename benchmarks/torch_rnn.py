@@ -39,7 +39,7 @@ def build_model(torch, arch, n_vocab, n_units):
         def __init__(self):
             super().__init__()
             self.embed = nn.Embedding(n_vocab, n_units)
-            # models.LSTMForSequence: dropout 0.5 around and between layers.
+            # models.RNNForLM: dropout 0.5 around and between layers.
             dropout = 0.5 if arch == 'lstm' else 0.0
             self.drop = nn.Dropout(dropout)
             if arch == 'rnn':
