@@ -71,8 +71,14 @@ endif
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
 
+# The capacity study from nothing, about 40 minutes on 2 cores: the grid,
+# a longer budget where no run of the grid converged, and the counter.
 capacity: setup
-	$(BIN)/python sweep.py
+	rm -f results/capacity.jsonl results/capacity_long/capacity.jsonl
+	$(BIN)/python sweep.py -o results
+	$(BIN)/python sweep.py -o results/capacity_long --arch rnn_relu gru \
+	  --vocab 40 50 --bproplen 60 --tokens 800000 --eval-every 40000
+	$(BIN)/python counter.py -o results
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) result .pytest_cache
