@@ -35,12 +35,12 @@ import numpy
 import threadpoolctl
 
 import capacity
-from iterators import ParallelSequentialIterator
-from models import SequenceClassifier, build_model
-from optimizers import FlatAdam
+import cli
 import simple_sequence
 import snapshots
-from updaters import BPTTUpdater, fast_training
+import sweep
+import train_rnn
+from updaters import fast_training
 
 ARCHS = ('rnn', 'rnn_relu', 'lstm1', 'gru')
 OVERLONG = 3  # the over-long block is this many times its word
@@ -51,7 +51,7 @@ PROBE_COMPONENTS = 40
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog='counter.py', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--arch', '-a', nargs='+', default=list(ARCHS),
@@ -85,18 +85,16 @@ def build_parser():
 
 
 def train(arch, n_vocab, args):
-    """(predictor, updates, exact): a model trained until a whole period of
-    every stream is exact, or for args.updates updates."""
-    numpy.random.seed(args.seed)
-    predictor = build_model(arch, n_vocab, args.unit, fused=True)
-    optimizer = FlatAdam(alpha=0.001)
-    optimizer.setup(SequenceClassifier(predictor))
-    optimizer.add_hook(chainer.optimizer_hooks.GradientClipping(5))
-    iterator = ParallelSequentialIterator(
-        capacity.phase_spread_sequence(n_vocab, args.batchsize),
-        args.batchsize)
-    updater = BPTTUpdater(iterator, optimizer, args.bproplen, capacity.CPU)
-    evaluated = predictor.copy()  # owns its state: training goes on
+    """(predictor, updates, exact): a model trained by train_rnn.py's recipe
+    until a whole period of every stream is exact, or for args.updates."""
+    run = train_rnn.setup_training(
+        sweep.run_arguments(arch, n_vocab, args.bproplen, args.seed, {
+            'unit': args.unit, 'batchsize': args.batchsize,
+            'gradclip': 5.0}),
+        words=capacity.phase_spread_sequence(n_vocab, args.batchsize),
+        alpha=0.001)
+    updater = run.updater
+    evaluated = run.model.predictor.copy()  # owns its state: training goes on
     exact = False
     with fast_training():
         while updater.iteration < args.updates and not exact:
