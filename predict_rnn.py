@@ -240,6 +240,11 @@ def report(prime, generated, vocab):
                      'of {p}s holds {p}: the model settled in late, out of '
                      'phase with every truth that the prime allows.'.format(
                          p=prime, n=first_block))
+    elif right / complete > matches[position] / len(generated) + 0.25:
+        lines.append('It counts blocks better than it places words: from a '
+                     'reset state, which training never shows a model (its '
+                     'state carries on from window to window), it settled '
+                     'into the sequence out of phase.')
     return lines
 
 

@@ -263,3 +263,17 @@ def test_chainer_imports_in_any_script_of_the_environment(tmp_path):
         cwd=str(tmp_path), env=env, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == '7.8.1\n'
+
+
+def test_a_model_that_counts_out_of_phase_is_told_so():
+    # An LSTM's first period from a reset state: blocks too short, then
+    # every block right one word early.
+    generated = numpy.array([4, 4, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 7, 8, 8,
+                             8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 1, 2, 2, 3, 3,
+                             3, 4, 4, 4, 4], numpy.int32)
+    lines = predict_rnn.report(1, generated, 10)
+    assert lines[0].startswith('0 of 37 generated words match')
+    assert lines[1] == ('Block by block, whatever the phase: counted 3 of 9 '
+                        'blocks right.')
+    assert lines[2].startswith('It counts blocks better than it places '
+                               'words: from a reset state')
