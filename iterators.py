@@ -51,7 +51,6 @@ class ParallelSequentialIterator(chainer.dataset.Iterator):
         return list(zip(self._words[positions],
                         self._words[(positions + 1) % length]))
 
-    next = __next__
 
     @property
     def epoch(self):
