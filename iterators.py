@@ -51,7 +51,6 @@ class ParallelSequentialIterator(chainer.dataset.Iterator):
         return list(zip(self._words[positions],
                         self._words[(positions + 1) % length]))
 
-
     @property
     def epoch(self):
         return self.iteration * self.batch_size // len(self._words)
