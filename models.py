@@ -290,14 +290,20 @@ class RNNForLM(RecurrentPredictor):
         else:
             h, ids = _embedded(self.embed.W, xs)
         for lstm in (self.l1, self.l2):
-            h, lstm.h, lstm.c = fused.lstm_window(
-                h, n_steps, lstm.upward.W, lstm.upward.b, lstm.lateral.W,
-                lstm.c, lstm.h, ids)
-            h, ids = F.dropout(h), None
+            h, ids = F.dropout(_lstm_window(lstm, h, n_steps, ids)), None
         return fused.linear(h, self.l3.W, self.l3.b)
 
 
-class LSTM(RecurrentPredictor):
+def _lstm_window(lstm, x, n_steps, ids=None):
+    """hs (T * B, H) of the chainer.links.LSTM lstm over a fused window of
+    x (see fused.lstm_window), its state carried on."""
+    hs, lstm.h, lstm.c = fused.lstm_window(
+        x, n_steps, lstm.upward.W, lstm.upward.b, lstm.lateral.W, lstm.c,
+        lstm.h, ids)
+    return hs
+
+
+class OneLayerLSTM(RecurrentPredictor):
     """One LSTM layer without dropout, in the rnn's pattern: embed, l1, l2.
 
     The fair comparison with the one-layer rnn and gru: Chainer's own
@@ -320,10 +326,7 @@ class LSTM(RecurrentPredictor):
 
     def fused_window(self, xs):
         x, ids = _embedded(self.embed.W, xs)
-        lstm = self.l1
-        hs, lstm.h, lstm.c = fused.lstm_window(
-            x, len(xs), lstm.upward.W, lstm.upward.b, lstm.lateral.W,
-            lstm.c, lstm.h, ids)
+        hs = _lstm_window(self.l1, x, len(xs), ids)
         return fused.linear(hs, self.l2.W, self.l2.b)
 
 
@@ -357,7 +360,7 @@ ARCHITECTURES = {
     'rnn2': RNN2,
     'rnn3': RNN3,
     'lstm': RNNForLM,
-    'lstm1': LSTM,
+    'lstm1': OneLayerLSTM,
     'gru': GRU,
 }
 # The architectures that --fused accepts.
