@@ -47,6 +47,30 @@ class RNN(chainer.Chain):
         return self.out(self.rec_h1)
 
 
+class RNNForLM(chainer.Chain):
+    """Chainer's PTB example network, which the tutorial's lstm runs."""
+
+    def __init__(self, n_vocab, n_units):
+        super().__init__()
+        with self.init_scope():
+            self.embed = L.EmbedID(n_vocab, n_units)
+            self.l1 = L.LSTM(n_units, n_units)
+            self.l2 = L.LSTM(n_units, n_units)
+            self.l3 = L.Linear(n_units, n_vocab)
+        for param in self.params():
+            param.array[...] = numpy.random.uniform(-0.1, 0.1, param.shape)
+
+    def reset_state(self):
+        self.l1.reset_state()
+        self.l2.reset_state()
+
+    def __call__(self, x):
+        h0 = self.embed(x)
+        h1 = self.l1(F.dropout(h0))
+        h2 = self.l2(F.dropout(h1))
+        return self.l3(F.dropout(h2))
+
+
 class ParallelSequentialIterator(chainer.dataset.Iterator):
     """Chainer's PTB example iterator: [(current, next)] * batch_size."""
 
@@ -146,6 +170,8 @@ def evaluate(classifier, sequence, batch_size):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--arch', '-a', choices=('rnn', 'lstm'),
+                        default='rnn')
     parser.add_argument('--batchsize', '-b', type=int, default=10)
     parser.add_argument('--bproplen', '-l', type=int, default=20)
     parser.add_argument('--epoch', '-e', type=int, default=10)
@@ -160,7 +186,7 @@ def main():
     train_iter = ParallelSequentialIterator(train, args.batchsize)
     val_iter = ParallelSequentialIterator(val, args.batchsize, repeat=False)
 
-    model = RNN(n_vocab, args.unit)
+    model = {'rnn': RNN, 'lstm': RNNForLM}[args.arch](n_vocab, args.unit)
     classifier_model = L.Classifier(model)
     optimizer = chainer.optimizers.Adam(alpha=0.0005)
     optimizer.setup(classifier_model)
@@ -185,7 +211,8 @@ def main():
     trainer.extend(extensions.snapshot(), trigger=(1, 'epoch'))
     trainer.extend(extensions.dump_graph('main/loss'))
     trainer.run()
-    chainer.serializers.save_npz(os.path.join(args.out, 'rnn.model'), model)
+    chainer.serializers.save_npz(
+        os.path.join(args.out, '{}.model'.format(args.arch)), model)
 
     accuracy, boundary_accuracy = evaluate(classifier_model, val,
                                            args.batchsize)
