@@ -60,6 +60,7 @@ ADAM_ALPHA = 0.0005  # the tutorial's
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    ranks = None
     with cli.Signals() as signals:
         try:
             ranks = distributed.Ranks(args.communicator)
@@ -78,12 +79,11 @@ def main(argv=None):
                                      snapshot, run_arguments(args, ranks))
         except (UsageError, snapshots.FileError, FolderError,
                 distributed.MPIError) as error:
-            if 'ranks' not in locals() or ranks.root:
+            if ranks is None or ranks.root:
                 parser.error(str(error))
             parser.exit(cli.EXIT_USAGE)
         except KeyboardInterrupt:
-            signals.say('Ctrl-C: stopped before training; nothing was '
-                        'written.')
+            signals.say('Ctrl-C: stopped before training started.')
             return cli.EXIT_INTERRUPTED
         signals.say(replaced, file=sys.stdout)
         try:
