@@ -96,6 +96,12 @@ def command_line(script, *arguments):
                       [str(argument) for argument in arguments])
 
 
+def path_argument(path):
+    """path as an argument of a command: one that begins with - would read
+    as an option."""
+    return os.path.join(os.curdir, path) if path.startswith('-') else path
+
+
 def shortest_path(path, command=False):
     """path relative to the working folder if inside it, else as it is; a
     command in the working folder itself gets ./ (the shell runs it)."""
@@ -146,7 +152,7 @@ class Signals:
     def say(self, message, file=None):
         """Print message, to stderr unless file says otherwise."""
         if message and not self.quiet:
-            print(message, file=file or sys.stderr, flush=True)
+            print_or_drop(message, file or sys.stderr)
 
     def _handle(self, number, frame):
         if self.received is None:
@@ -166,3 +172,20 @@ class Signals:
     @property
     def exit_status(self):
         return 128 + self.received
+
+
+def print_or_drop(text, stream):
+    """Print text to stream; if the reader has gone (a closed pipe, as with
+    `| head`), drop it and all later output, and let the run go on."""
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        stop_writing(stream)
+
+
+def stop_writing(stream):
+    """Point stream's file at /dev/null, so that nothing more it writes,
+    nor its flush at exit, fails."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stream.fileno())
+    os.close(devnull)

@@ -21,6 +21,8 @@ own, side by side), nor any file the record does not name.
 import fcntl
 import json
 import os
+import re
+import stat
 
 import snapshots
 
@@ -30,6 +32,9 @@ RECORD = 'record.json'
 # The names, besides snapshots, that a run writes.
 RUN_FILES = ('args.json', 'log', 'loss.png', 'accuracy.png', 'cg.dot',
              'cg.png')
+MODEL_SUFFIX = '_simple_sequence.model'
+# What snapshots.atomic_file names a temporary.
+TEMPORARY = re.compile(r'\..+\.[0-9a-f]{8}\.tmp')
 
 
 class FolderError(Exception):
@@ -48,10 +53,17 @@ class OutFolder:
 
     def claim(self):
         """Make the folder if need be and lock it; FolderError if in use."""
+        if not self.path:
+            raise FolderError('--out must name a folder')
+        if os.path.basename(os.path.normpath(self.path)) == PRIVATE:
+            raise FolderError('--out cannot be a {} folder, which holds a '
+                              'run\'s lock and record'.format(PRIVATE))
         try:
             self._make_folders()
+            # Not through a link: a lock elsewhere would lock nothing here.
             descriptor = os.open(os.path.join(self.private, LOCK),
-                                 os.O_RDWR | os.O_CREAT, 0o666)
+                                 os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
+                                 0o666)
         except OSError as error:
             self.abandon()
             raise FolderError('cannot write to the out folder {}: {}'.format(
@@ -82,7 +94,7 @@ class OutFolder:
         process created (its folders, if nothing else went in), unlock."""
         for folder in reversed(self._created):
             try:
-                if folder == self.private:
+                if folder == os.path.abspath(self.private):
                     os.unlink(os.path.join(folder, LOCK))
                 os.rmdir(folder)
             except OSError:
@@ -91,14 +103,28 @@ class OutFolder:
         self.release()
 
     def _make_folders(self):
+        """Make the out folder and its private folder, remembering which
+        this process made; FolderError where a path is not a folder."""
         missing = []
         folder = os.path.abspath(self.private)
-        while not os.path.isdir(folder):
+        while not os.path.lexists(folder):
             missing.append(folder)
             folder = os.path.dirname(folder)
         for folder in reversed(missing):
-            os.mkdir(folder)
-            self._created.append(folder)
+            try:
+                os.mkdir(folder)
+                self._created.append(folder)
+            except FileExistsError:  # another process made it just now
+                pass
+        for folder in (os.path.abspath(self.path),
+                       os.path.abspath(self.private)):
+            mode = os.lstat(folder).st_mode
+            # The private folder must be ours, not a link to elsewhere.
+            if not (stat.S_ISDIR(mode) or folder != os.path.abspath(
+                    self.private) and stat.S_ISDIR(os.stat(folder).st_mode)):
+                raise FolderError('{} is not a folder{}'.format(
+                    folder, ' (a link, or a file)' if folder.endswith(
+                        PRIVATE) else ''))
 
     def _read_record(self):
         path = os.path.join(self.private, RECORD)
@@ -109,9 +135,9 @@ class OutFolder:
                                           path)
         run = record.get('run') if isinstance(record, dict) else None
         if not (isinstance(record, dict) and
-                _names(record.get('models')) and
+                _names(record.get('models'), _is_model) and
                 (run is None or isinstance(run, dict) and
-                 _names(run.get('files')) and
+                 _names(run.get('files'), _is_run_file) and
                  isinstance(run.get('finished'), bool) and
                  isinstance(run.get('args'), dict))):
             raise FolderError('{} is damaged: move the out folder {} aside '
@@ -121,12 +147,11 @@ class OutFolder:
 
     def _remove_temporaries(self):
         """Remove what writes cut short by a kill left in the private folder,
-        which holds nothing but this program's lock, record and temporaries.
-        """
+        where nothing but this program writes: its temporaries."""
         for name in os.listdir(self.private):
             path = os.path.join(self.private, name)
-            if name not in (LOCK, RECORD) and os.path.isfile(path) and \
-                    not os.path.islink(path):
+            if TEMPORARY.fullmatch(name) and stat.S_ISREG(
+                    os.lstat(path).st_mode):
                 os.unlink(path)
 
     def _save_record(self):
@@ -204,7 +229,9 @@ class OutFolder:
                 'resume it with -r, pass --overwrite to replace it, or choose '
                 'another --out'.format(self.path, arch, waiting[-1]))
         for name in self.existing(previous['files']):
-            os.unlink(os.path.join(self.path, name))
+            path = os.path.join(self.path, name)
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                os.unlink(path)
         snapshots.sync_folder(self.path)
         if previous['finished']:
             kept = self.existing([model_name_of(arch)])
@@ -245,10 +272,20 @@ class OutFolder:
 
 def model_name_of(arch):
     """The file name of an architecture's model, as the tutorial named it."""
-    return '{}_simple_sequence.model'.format(arch)
+    return arch + MODEL_SUFFIX
 
 
-def _names(value):
+def _names(value, allowed):
+    """Whether value is a list of names of files that a run writes in its
+    folder, each allowed; a record that says otherwise is damaged."""
     return isinstance(value, list) and all(
-        isinstance(name, str) and name == os.path.basename(name) and
-        name not in ('', '.', '..', PRIVATE) for name in value)
+        isinstance(name, str) and allowed(name) for name in value)
+
+
+def _is_run_file(name):
+    return name in RUN_FILES or bool(snapshots.SNAPSHOT_NAME.fullmatch(name))
+
+
+def _is_model(name):
+    return name.endswith(MODEL_SUFFIX) and name == os.path.basename(name) \
+        and not name.startswith('.')

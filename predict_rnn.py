@@ -6,9 +6,15 @@ predict_simple_sequence.py did, and scores them against the true sequence.
 It reads the out folder of a train_rnn.py run (-o), or any model file (-m),
 the tutorial's included.
 """
+import sys
+
+import quiet_start
+
+if __name__ == '__main__':  # before Chainer loads
+    quiet_start.install()
+
 import argparse
 import os
-import sys
 
 import chainer_compat  # noqa: F401  (must precede chainer)
 
@@ -17,7 +23,9 @@ import numpy
 from models import ARCHITECTURES, build_model, generate
 import simple_sequence
 import snapshots
-from cli import ArgumentParser, UsageError, select_device
+from cli import (
+    EXIT_INTERRUPTED, ArgumentParser, UsageError, check_fits_in_memory,
+    select_device)
 from train_rnn import model_path
 
 MAX_LENGTH = 100000
@@ -129,24 +137,17 @@ def file_settings(path, arrays, arch):
 def settings_of(args):
     """(path, arrays, settings): the model file to load and how to build it.
 
-    -m names the file. Else -o names a run's folder: its args.json says
-    which architecture, unless -a picks one of the models the folder may
-    hold side by side, as the tutorial's result/ did.
+    -m names the file. Else -o names a run's folder, which may hold several
+    architectures' models side by side, as the tutorial's result/ did: -a
+    picks one, else args.json names the latest run's. Either way the file's
+    own record of its run, where it has one, says how to build it.
     """
     path = args.modelpath
-    recorded = None
     if path is None:
-        if args.arch is None:
-            recorded = read_run_arguments(args.out)
-        elif os.path.exists(os.path.join(args.out, 'args.json')):
-            recorded = read_run_arguments(args.out)
-            if recorded['arch'] != args.arch:
-                recorded = None  # args.json tells of another model
-        path = model_path(args.out, recorded['arch'] if recorded else
-                          args.arch)
+        arch = args.arch or read_run_arguments(args.out)['arch']
+        path = model_path(args.out, arch)
     arrays = snapshots.read_npz(path)
-    if recorded is None:
-        recorded = file_settings(path, arrays, args.arch)
+    recorded = file_settings(path, arrays, args.arch)
     for flag, name in (('--arch', 'arch'), ('--unit', 'unit'),
                        ('--vocab', 'vocab')):
         value = getattr(args, name)
@@ -154,6 +155,17 @@ def settings_of(args):
             raise UsageError('{} {} contradicts {}, which holds a model of '
                              '{} {}'.format(flag, value, path, name,
                                             recorded[name]))
+    embed = arrays.get('embed/W')
+    if embed is None:
+        raise snapshots.FileError('{} lacks embed/W: it is not a model '
+                                  'file'.format(path))
+    if embed.shape != (recorded['vocab'], recorded['unit']):
+        raise snapshots.FileError(
+            '{} records a model of vocabulary {} and {} units, but its '
+            'embed/W is {}'.format(path, recorded['vocab'], recorded['unit'],
+                                   embed.shape))
+    check_fits_in_memory(recorded['arch'], recorded['unit'],
+                         recorded['vocab'])
     return path, arrays, recorded
 
 
@@ -259,7 +271,7 @@ def main(argv=None):
         device = select_device(args.gpu)
         path, arrays, settings = settings_of(args)
         vocab = settings['vocab']
-        length = (2 * simple_sequence.period_length(vocab)
+        length = (min(2 * simple_sequence.period_length(vocab), MAX_LENGTH)
                   if args.length is None else args.length)
         if not 1 <= length <= MAX_LENGTH:
             raise UsageError('--length must be from 1 to {} (got {})'.format(
@@ -285,4 +297,11 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    quiet_start.started()
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        print('Ctrl-C: stopped.', file=sys.stderr)
+        status = EXIT_INTERRUPTED
+    quiet_start.ignore()
+    sys.exit(status)

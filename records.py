@@ -7,6 +7,7 @@ sweeps are skipped, and anything that is not a record is refused.
 """
 import fcntl
 import json
+import math
 import os
 import stat
 
@@ -24,13 +25,17 @@ class RecordFile:
     def __init__(self, path):
         self.path = path
         try:
-            self.file = open(path, 'a+b')
+            # Neither through a link nor into a FIFO, which would block.
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND |
+                                 os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
         except OSError as error:
             raise UsageError('cannot write to {}: {}'.format(
-                path, error.strerror))
-        if not stat.S_ISREG(os.fstat(self.file.fileno()).st_mode):
-            self.file.close()
+                path, error.strerror or error))
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
             raise UsageError('{} is not a regular file'.format(path))
+        os.set_blocking(descriptor, True)
+        self.file = os.fdopen(descriptor, 'a+b')
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -52,7 +57,9 @@ class RecordFile:
             try:
                 record = check_record(json.loads(line.decode('utf-8')))
             except (ValueError, RecursionError) as error:
-                if number < len(lines) or line.endswith(b'}'):
+                # Only the start of a record can be the torn end of one.
+                if number < len(lines) or not line.startswith(b'{') or \
+                        line.endswith(b'}'):
                     raise UsageError('{} line {} is not a record of sweep.py '
                                      '({})'.format(self.path, number, error))
                 self.file.truncate(kept)  # the torn end of a killed append
@@ -89,8 +96,12 @@ def check_record(record):
             raise ValueError('{} is {!r}'.format(key, value))
     converged = record.get('converged_at', 0)
     if converged is not None and (not isinstance(converged, int) or
-                                  isinstance(converged, bool)):
+                                  isinstance(converged, bool) or
+                                  not 1 <= converged <= record['updates']):
         raise ValueError('converged_at is {!r}'.format(converged))
+    if not (record['updates'] >= 1 and record['tokens'] >= 1 and
+            0 <= record['seconds'] < math.inf):
+        raise ValueError('updates, tokens or seconds out of range')
     check_metrics(record, capacity.METRICS)
     for metrics in record['history']:
         check_metrics(metrics, capacity.TEACHER_FORCED)

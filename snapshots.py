@@ -27,6 +27,7 @@ SNAPSHOT_NAME = re.compile(r'snapshot_iter_(\d+)')
 RUN_ARGS_KEY = 'run_args'
 _ZIP_MAGIC = b'PK\x03\x04'
 _NPY_SUFFIX = '.npy'
+READ_CHUNK = 2 ** 20
 _NPY_VERSIONS = {(1, 0): numpy.lib.format.read_array_header_1_0,
                  (2, 0): numpy.lib.format.read_array_header_2_0}
 
@@ -218,10 +219,18 @@ def _read_array(member, entry, path):
         raise FileError('{} is damaged: {} declares {} bytes of data and '
                         'holds {}'.format(path, entry.filename, n_bytes,
                                           entry.file_size - member.tell()))
-    data = bytearray(member.read(n_bytes))
+    data = bytearray(n_bytes)  # filled in chunks: one copy in memory
+    done = 0
+    while done < n_bytes:
+        chunk = member.read(min(READ_CHUNK, n_bytes - done))
+        if not chunk:
+            raise FileError('{} is truncated: {}'.format(path,
+                                                         entry.filename))
+        data[done:done + len(chunk)] = chunk
+        done += len(chunk)
     # Reading to the end makes zipfile check the entry's CRC.
-    if len(data) != n_bytes or member.read(1):
-        raise FileError('{} is truncated: {}'.format(path, entry.filename))
+    if member.read(1):
+        raise FileError('{} is damaged: {}'.format(path, entry.filename))
     return numpy.frombuffer(data, dtype).reshape(
         shape, order='F' if fortran_order else 'C')
 
@@ -439,12 +448,18 @@ def check_recorded_log(arrays, path):
     if not isinstance(names, list) or not all(
             isinstance(name, str) for name in names):
         raise bad('the summary\'s names')
-    for key, value in arrays.items():
-        if key.startswith(LOG_REPORT + '_summary/_summaries/') and (
-                value.shape != () or value.dtype.kind not in 'iuf' or
-                not numpy.isfinite(value) or
-                (key.endswith('/_n') and value < 0)):
-            raise bad(key)
+    summaries = LOG_REPORT + '_summary/_summaries/'
+    for index in range(len(names)):
+        for part in ('_x', '_x2', '_n'):
+            value = arrays.get('{}{}/{}'.format(summaries, index, part))
+            if value is None or value.shape != () or \
+                    value.dtype.kind not in 'iuf' or \
+                    not numpy.isfinite(value) or part == '_n' and value < 1:
+                raise bad('the summary of {}'.format(names[index]))
+    elapsed = arrays.get('_snapshot_elapsed_time')
+    if elapsed is not None and not (elapsed.shape == () and
+                                    0 <= elapsed < math.inf):
+        raise bad('its elapsed time')
 
 
 class Snapshot(chainer.training.Extension):

@@ -14,13 +14,19 @@ at once (records.py), and a sweep started again skips what is there. At the
 end capacity_report.py writes OUT/capacity.png, capacity_curves.png and
 capacity.md.
 """
+import sys
+
+import quiet_start
+
+if __name__ == '__main__':  # before Chainer loads
+    quiet_start.install()
+
 import argparse
 import concurrent.futures
 import math
 import multiprocessing
 import os
 import shlex
-import sys
 import time
 
 import chainer_compat  # noqa: F401  (must precede chainer)
@@ -263,4 +269,7 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    quiet_start.started()
+    status = main()
+    quiet_start.ignore()
+    sys.exit(status)

@@ -3,24 +3,17 @@
 Truncated backpropagation through time on batch_size parallel streams of the
 sequence, with evaluation, logs, plots and a snapshot every epoch.
 """
-import os
-import signal
 import sys
 
+import quiet_start
 
-def _quit_while_starting(signum, frame):
-    # Not an exception: raised inside an import, it may come out as another.
-    os.write(2, b'Interrupted while starting: nothing was written.\n')
-    os._exit(128 + signum)
-
-
-if __name__ == '__main__':  # Ctrl-C or SIGTERM while Chainer loads
-    for _signal in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(_signal, _quit_while_starting)
+if __name__ == '__main__':  # before Chainer loads
+    quiet_start.install()
 
 import argparse
 import json
 import math
+import os
 import shlex
 import types
 
@@ -254,7 +247,8 @@ def train(trainer, args, signals, ranks, folder):
         save_model(trainer, args, ranks, folder)
         signals.say('Saved the model to {}; try it with: {}'.format(
             model_path(args.out, args.arch), cli.command_line(
-                'predict_rnn.py', '-o', args.out, '-a', args.arch)),
+                'predict_rnn.py', '-o', cli.path_argument(args.out), '-a',
+                args.arch)),
             file=sys.stdout)
     if signals.received is not None:
         signals.say('{} came as the run finished: its model is written.'
@@ -473,7 +467,8 @@ def claim_out_folder(folder, args, snapshot, run_args):
 
 def resume_command(args, ranks):
     """The command line that resumes this run from its out folder."""
-    command = cli.command_line('train_rnn.py', '-r', args.out)
+    command = cli.command_line('train_rnn.py', '-r',
+                               cli.path_argument(args.out))
     if ranks.comm is None:
         return command
     mpiexec = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
@@ -498,4 +493,6 @@ def latest_snapshot_hint(args, ranks):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    status = main()
+    quiet_start.ignore()
+    sys.exit(status)

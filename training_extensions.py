@@ -11,6 +11,7 @@ import chainer
 from chainer.training import extension, extensions
 import numpy
 
+import cli
 from iterators import next_window
 
 
@@ -240,10 +241,16 @@ class WithoutTerminalCodes:
         self.stream = stream
 
     def write(self, text):
-        return self.stream.write(text.replace(self.ERASE_LINE, ''))
+        try:
+            return self.stream.write(text.replace(self.ERASE_LINE, ''))
+        except BrokenPipeError:  # `| head`: the run goes on, unprinted
+            cli.stop_writing(self.stream)
 
     def flush(self):
-        self.stream.flush()
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            cli.stop_writing(self.stream)
 
 
 def write_graph_files(graph, write):

@@ -16,6 +16,7 @@ import pytest
 
 import cli
 import out_folder
+import predict_rnn
 import records as records_module
 import snapshots
 import sweep
@@ -503,3 +504,99 @@ def test_two_sweeps_on_one_file_run_once_and_count_once(tmp_path, capsys):
     records = records_module.RecordFile(str(tmp_path / 'capacity.jsonl')).read(
         settings)
     assert len(records) == 1
+
+
+# What a hostile review found.
+
+def test_a_linked_private_folder_is_refused_and_its_target_kept(tmp_path):
+    victim = tmp_path / 'victim'
+    victim.mkdir()
+    (victim / 'precious.txt').write_text('mine')
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / out_folder.PRIVATE).symlink_to(victim)
+    code, _, stderr = run_cli('-o', str(out), '-e', '1', *TINY)
+    assert code == 2
+    assert_one_line_error(stderr, 'is not a folder')
+    assert (victim / 'precious.txt').read_text() == 'mine'
+
+
+def test_an_out_folder_in_a_private_folder_is_refused(finished, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-o', str(finished / out_folder.PRIVATE), '-e', '1']
+                       + TINY)
+    assert exit_info.value.code == 2
+    assert '--out cannot be a .train_rnn folder' in capsys.readouterr().err
+
+
+def test_a_record_naming_a_model_or_a_user_file_is_refused(finished,
+                                                           tmp_path):
+    out = tmp_path / 'run'
+    os.system('cp -r {} {}'.format(finished, out))
+    (out / 'notes.txt').write_text('mine')
+    path = out / out_folder.PRIVATE / out_folder.RECORD
+    record = json.loads(path.read_text())
+    record['run']['files'] += ['notes.txt', 'rnn_simple_sequence.model']
+    path.write_text(json.dumps(record))
+    before = files_of(out)
+    code, _, stderr = run_cli('-o', str(out), '-a', 'lstm', '-e', '1', *TINY)
+    assert code == 2
+    assert_one_line_error(stderr, 'record.json is damaged')
+    assert files_of(out) == before
+
+
+def test_a_log_summary_without_its_values_is_refused(finished, tmp_path,
+                                                     capsys):
+    def names_without_summaries(arrays):
+        arrays['extensions/LogReport/_summary/_names'] = numpy.array(
+            '["a", "b"]')
+
+    path = rewritten(tmp_path, finished, names_without_summaries)
+    with pytest.raises(SystemExit):
+        train_rnn.main(['-r', path, '-o', str(tmp_path / 'out'), '-e', '3'])
+    assert_one_line_error(capsys.readouterr().err,
+                          'holds a damaged log: the summary of a')
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_small_file_cannot_make_predict_build_a_huge_model(tmp_path,
+                                                             capsys):
+    path = str(tmp_path / 'big.model')
+    snapshots.write_npz(path, {'run_args': numpy.array(json.dumps(
+        {'arch': 'lstm', 'unit': 30000, 'vocab': 3}))})
+    with pytest.raises(SystemExit) as exit_info:
+        predict_rnn.main(['-m', path])
+    assert exit_info.value.code == 2
+    assert 'embed/W' in capsys.readouterr().err
+
+
+def test_a_last_line_that_cannot_start_a_record_is_kept(tmp_path, capsys):
+    path = tmp_path / 'capacity.jsonl'
+    path.write_text('my note: do not delete')
+    with pytest.raises(SystemExit):
+        sweep.main(['-o', str(tmp_path)] + SWEEP)
+    assert 'line 1 is not a record of sweep.py' in capsys.readouterr().err
+    assert path.read_text() == 'my note: do not delete'
+
+
+def test_a_hint_for_a_folder_named_like_an_option_works_as_copied(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'train_rnn.py'), '--out=-dash',
+         '-e', '1'] + TINY, cwd=str(tmp_path), capture_output=True,
+        text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    command = completed.stdout.split('try it with: ')[1].strip()
+    predicted = subprocess.run(command, shell=True, cwd=str(tmp_path),
+                               capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.startswith('Loaded ./-dash/')
+
+
+def test_a_closed_pipe_does_not_stop_the_run(tmp_path):
+    process = launch('-o', str(tmp_path / 'out'), '-e', '2', *TINY)
+    process.stdout.readline()
+    process.stdout.close()  # as `| head -1` does
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert stderr == ''
+    assert (tmp_path / 'out' / 'rnn_simple_sequence.model').exists()
