@@ -277,3 +277,24 @@ def test_a_model_that_counts_out_of_phase_is_told_so():
                         'blocks right.')
     assert lines[2].startswith('It counts blocks better than it places '
                                'words: from a reset state')
+
+
+def test_the_graph_is_readable_and_drawn_where_graphviz_is(tmp_path,
+                                                           monkeypatch):
+    bin_folder = tmp_path / 'bin'
+    bin_folder.mkdir()
+    fake_dot = bin_folder / 'dot'  # Graphviz's dot, as far as we use it
+    fake_dot.write_text('#!/bin/sh\ncat > "$0.input"\n'
+                        'printf "\\211PNG\\r\\n\\032\\n"\n')
+    fake_dot.chmod(0o755)
+    monkeypatch.setenv('PATH', '{}:{}'.format(bin_folder,
+                                              os.environ['PATH']))
+    out = tmp_path / 'out'
+    assert train_rnn.main(['-o', str(out)] + SMALL) == 0
+    dot = (out / 'cg.dot').read_text()
+    assert (bin_folder / 'dot.input').read_text() == dot
+    lines = dot.splitlines()
+    assert lines[0] == 'digraph graphname{' and lines[-1] == '}'
+    assert all(line.endswith(';') for line in lines[1:-1])
+    assert len(lines) > 20
+    assert (out / 'cg.png').read_bytes() == b'\x89PNG\r\n\x1a\n'
