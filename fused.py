@@ -33,11 +33,9 @@ from chainer import backend
 import numpy
 
 # Up to this vocabulary size the embedding's gradient is one product with a
-# one-hot matrix; beyond, a scatter-add. For 200 words of 100 units, on one
-# core of our 2-core CPU: 40 us (vocabulary 10) and 70 us (50) for the
-# product, against 210 us for numpy.add.at, whose cost does not grow with
-# the vocabulary (the product's does); Chainer 7.8.1 loops over the words in
-# Python: 280 to 400 us.
+# one-hot matrix, faster than a scatter-add at the tutorial's sizes; the
+# product's cost grows with the vocabulary, the scatter-add's does not
+# (docs/speed.md).
 ONE_HOT_MAX_VOCAB = 128
 ACTIVATIONS = ('tanh', 'relu')
 # The links of chainer.links.StatefulGRU, in the order of GRUWindow's inputs.
@@ -163,9 +161,8 @@ def _unit_major(w, order):
 
 # Work arrays that live for one call of LSTMWindow.forward or backward.
 # NumPy hands large arrays back to the system when they are freed, and a
-# new one costs a page fault every 4 KiB on first use: about 1.5 us each
-# on our CPUs, 200 us for one layer's backward of the tutorial's windows.
-# A buffer kept per thread and cut into views costs none after the first
+# new one costs a page fault every 4 KiB on first use (docs/speed.md). A
+# buffer kept per thread and cut into views costs none after the first
 # window. CuPy's memory pool already keeps its memory.
 _work = threading.local()
 

@@ -9,8 +9,8 @@ class FlatAdam(chainer.optimizers.Adam):
     """Adam whose update is a few array operations over every parameter.
 
     chainer.optimizers.Adam walks the parameters one by one, with checks and
-    hooks for each: about 60 us a parameter on our CPUs, a quarter of a
-    fused update. FlatAdam keeps every parameter's m and v as views of two
+    hooks for each, a large share of a fused update (docs/speed.md).
+    FlatAdam keeps every parameter's m and v as views of two
     flat arrays and applies the same formulas, in the same order, to all of
     them at once: on the CPU its results are bit for bit Adam's. The state
     lives under the same names, so snapshots move between the two.
