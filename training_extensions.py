@@ -168,7 +168,10 @@ class LogPlotReport(extensions.PlotReport):
         from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
 
-        figure = Figure(figsize=(7, 4.8), layout='constrained')
+        figure = Figure(figsize=(7, 4.8))
+        # Fixed margins: a layout engine would measure the text at every
+        # draw, a second of a default run.
+        figure.subplots_adjust(left=0.1, right=0.97, bottom=0.1, top=0.92)
         axes = figure.add_subplot()
         axes.set_title(self.title, fontsize='medium')
         axes.set_xlabel('epoch')
