@@ -71,11 +71,14 @@ endif
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
 
-# The capacity study from nothing, about 40 minutes on 2 cores: the grid,
-# a longer budget where no run of the grid converged, and the counter.
+# The capacity study from nothing, about 30 minutes on 2 cores: the grid,
+# more seeds at the transition, a longer budget where no run of the grid
+# converged, and the counter.
 capacity: setup
 	rm -f results/capacity.jsonl results/capacity_long/capacity.jsonl
 	$(BIN)/python sweep.py -o results
+	# Five more seeds where the cells sit at the transition.
+	$(BIN)/python sweep.py -o results --vocab 20 30 --seed 5 6 7 8 9
 	$(BIN)/python sweep.py -o results/capacity_long --arch rnn_relu gru \
 	  --vocab 40 50 --bproplen 60 --tokens 800000 --eval-every 40000
 	$(BIN)/python counter.py -o results

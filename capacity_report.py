@@ -265,10 +265,12 @@ def markdown(summary, records, command, wall, interval='bootstrap',
     vocabs = sorted({key[2] for key in summary})
     lines = [
         '# How far can each model count?', '',
-        'Written by `{}` from {} runs, a budget of {} each; {:.1f} min of '
-        'wall time, the runs {:.1f} min together.'.format(
-            command, len(records), budget_text(settings), wall / 60,
-            sum(record['seconds'] for record in records) / 60), '',
+        '{} runs, a budget of {} each, {:.1f} min of run time together. '
+        'Last written by `{}`, whose session took {:.1f} min of wall '
+        'time (`make capacity` makes the whole study).'.format(
+            len(records), budget_text(settings),
+            sum(record['seconds'] for record in records) / 60, command,
+            wall / 60), '',
         'Settings: {}.'.format(', '.join(
             '{} {}'.format(key, value)
             for key, value in sorted(settings.items()))), '',

@@ -250,8 +250,9 @@ def main(argv=None):
             print('Nothing to run: {} is as it was.'.format(args.out))
             return 0
         wall = time.perf_counter() - started
-        shown = [record for record in records if run_key(record) in grid]
-        capacity_report.write_report(shown, args.out, wall=wall)
+        # The whole file: runs added to a grid (more seeds where cells sit
+        # at the transition) belong to the study too.
+        capacity_report.write_report(records, args.out, wall=wall)
     except KeyboardInterrupt:
         print('Interrupted: the finished runs are in {}; the same command '
               'goes on from there.'.format(record_file.path),

@@ -70,7 +70,9 @@ def test_the_markdown_tables_give_mean_interval_and_converged_counts():
         {'CPU': 'a test CPU', 'BLAS': 'none'})
     assert 'lowest to highest over seeds' in text
     assert '- CPU: a test CPU' in text
-    assert 'a budget of 300 updates each; 1.5 min of wall time' in text
+    assert '5 runs, a budget of 300 updates each,' in text
+    assert 'Last written by `python sweep.py`, whose session took 1.5 min ' \
+        'of wall time' in text
     tables = text.split('\n## ')
     overall = next(table for table in tables
                    if table.startswith('Overall accuracy'))
