@@ -187,8 +187,13 @@ def run_tasks(tasks, jobs):
             jobs, mp_context=multiprocessing.get_context('spawn'))
     with executor:
         futures = [executor.submit(run_one, task) for task in tasks]
-        for future in concurrent.futures.as_completed(futures):
-            yield future.result()
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                yield future.result()
+        except BaseException:  # Ctrl-C: no new run; the running ones end
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def check_mpi():

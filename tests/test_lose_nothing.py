@@ -600,3 +600,21 @@ def test_a_closed_pipe_does_not_stop_the_run(tmp_path):
     assert process.returncode == 0, stderr
     assert stderr == ''
     assert (tmp_path / 'out' / 'rnn_simple_sequence.model').exists()
+
+
+def test_ctrl_c_stops_a_sweep_without_running_the_rest(tmp_path):
+    grid = ['--arch', 'rnn', '--vocab', '3', '4', '5', '6', '--bproplen',
+            '2', '4', '--seed', '0', '1', '2', '3', '4', '--tokens', '400',
+            '--eval-every', '200', '--unit', '4', '-j', '2']
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, 'sweep.py'), '-o',
+         str(tmp_path)] + grid, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    while not process.stdout.readline().startswith('[1/40]'):
+        assert process.poll() is None
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == cli.EXIT_INTERRUPTED
+    assert 'the same command goes on from there' in stderr
+    done = (tmp_path / 'capacity.jsonl').read_text().splitlines()
+    assert 1 <= len(done) < 40
