@@ -8,7 +8,7 @@ this module into the environment with a .pth file, so that `import chainer`
 works in any script or REPL of the environment, not only in ours.
 
 With CuPy, Chainer warns that 13.6 is newer than the versions it lists and
-that cuDNN is missing: the README's CuPy is the one that works with
+that cuDNN is missing: docs/gpu.md's CuPy is the one that works with
 Chainer 7.8.1 and numpy < 2, and these models use no cuDNN.
 """
 import importlib.abc

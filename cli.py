@@ -43,7 +43,7 @@ def select_device(gpu):
         raise UsageError(
             '--gpu needs CuPy, which is not installed (or cannot find CUDA): '
             'install cupy-cuda13x==13.6.0 for CUDA 13 or '
-            'cupy-cuda12x==13.6.0 for CUDA 12 (see the README), or leave '
+            'cupy-cuda12x==13.6.0 for CUDA 12 (see docs/gpu.md), or leave '
             '--gpu out to train on the CPU')
     import cupy
     try:
