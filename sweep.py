@@ -257,7 +257,11 @@ def main(argv=None):
         wall = time.perf_counter() - started
         # The whole file: runs added to a grid (more seeds where cells sit
         # at the transition) belong to the study too.
-        capacity_report.write_report(records, args.out, wall=wall)
+        # Lowest to highest over seeds, the spread a rerun's single runs
+        # show (a bootstrap interval of the mean is narrower than what
+        # another CPU's BLAS kernels give: docs/capacity.md).
+        capacity_report.write_report(records, args.out, wall=wall,
+                                     interval='minmax')
     except KeyboardInterrupt:
         print('Interrupted: the finished runs are in {}; the same command '
               'goes on from there.'.format(record_file.path),
