@@ -47,57 +47,6 @@ def world_size():
     return 1
 
 
-def rank(comm):
-    """This process's rank: 0 without a communicator."""
-    return 0 if comm is None else comm.rank
-
-
-def size(comm):
-    """The number of ranks: 1 without a communicator."""
-    return 1 if comm is None else comm.size
-
-
-def on_root(comm, function, *args):
-    """function(*args) on rank 0; its result, or exception, on every rank.
-
-    Without a communicator, just function(*args).
-    """
-    if comm is None:
-        return function(*args)
-    result = error = None
-    if comm.rank == 0:
-        try:
-            result = function(*args)
-        except Exception as caught:
-            error = caught
-    result, error = comm.bcast_obj(
-        (result, error) if comm.rank == 0 else None)
-    if error is not None:
-        raise error
-    return result
-
-
-def agree(comm, errors, function, *args):
-    """function(*args) on every rank, which all raise if any of them does.
-
-    errors: the exception classes that a rank may meet alone (a missing
-    GPU, a snapshot part that does not fit); every rank then raises the
-    lowest failing rank's. Without a communicator, just function(*args).
-    """
-    if comm is None:
-        return function(*args)
-    result = error = None
-    try:
-        result = function(*args)
-    except errors as caught:
-        error = caught
-    failed = [caught for caught in comm.mpi_comm.allgather(error)
-              if caught is not None]
-    if failed:
-        raise failed[0]
-    return result
-
-
 def merge_ranks(parts):
     """One dict of arrays from each rank's: rank r > 0 under 'rank<r>/'."""
     merged = dict(parts[0])
@@ -133,14 +82,47 @@ class Ranks:
     def __init__(self, communicator=None):
         self.comm = None if communicator is None else \
             create_communicator(communicator)
-        self.rank, self.size = rank(self.comm), size(self.comm)
+        self.rank = 0 if self.comm is None else self.comm.rank
+        self.size = 1 if self.comm is None else self.comm.size
         self.root = self.rank == 0
 
     def on_root(self, function, *args):
-        return on_root(self.comm, function, *args)
+        """function(*args) on rank 0; its result, or exception, on every
+        rank."""
+        if self.comm is None:
+            return function(*args)
+        result = error = None
+        if self.root:
+            try:
+                result = function(*args)
+            except Exception as caught:
+                error = caught
+        result, error = self.comm.bcast_obj(
+            (result, error) if self.root else None)
+        if error is not None:
+            raise error
+        return result
 
     def agree(self, errors, function, *args):
-        return agree(self.comm, errors, function, *args)
+        """function(*args) on every rank, which all raise if any of them
+        does.
+
+        errors: the exception classes that a rank may meet alone (a missing
+        GPU, a snapshot part that does not fit); every rank then raises the
+        lowest failing rank's.
+        """
+        if self.comm is None:
+            return function(*args)
+        result = error = None
+        try:
+            result = function(*args)
+        except errors as caught:
+            error = caught
+        failed = [caught for caught in self.comm.mpi_comm.allgather(error)
+                  if caught is not None]
+        if failed:
+            raise failed[0]
+        return result
 
     def streams(self, batch_size):
         """This rank's share of the batch_size streams (None: all)."""
