@@ -357,6 +357,12 @@ def snapshot_arrays(trainer, run_args, comm=None):
         if comm.rank != 0:
             return None
         arrays = distributed.merge_ranks(parts)
+    return with_run_args(arrays, run_args)
+
+
+def with_run_args(arrays, run_args):
+    """arrays, with the run's arguments (a dict) under RUN_ARGS_KEY: what
+    rebuilds the run, read back by read_run_args."""
     arrays[RUN_ARGS_KEY] = numpy.array(json.dumps(run_args))
     return arrays
 

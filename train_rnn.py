@@ -262,9 +262,8 @@ def save_model(trainer, args, ranks, folder):
     the run's arguments, enough to rebuild it."""
     predictor = trainer.updater.get_optimizer('main').target.predictor
     predictor.reset_state()
-    arrays = snapshots.serialized(predictor)
-    arrays[snapshots.RUN_ARGS_KEY] = numpy.array(
-        json.dumps(run_arguments(args, ranks)))
+    arrays = snapshots.with_run_args(snapshots.serialized(predictor),
+                                     run_arguments(args, ranks))
     folder.write_model(model_name_of(args.arch), snapshots.npz_bytes(arrays))
 
 
