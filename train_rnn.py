@@ -163,12 +163,8 @@ def build_trainer(args, ranks, folder=None, snapshot=None):
     trainer = training.Trainer(
         run.updater, StopOnRequest((args.epoch, 'epoch'), ranks.comm),
         out=args.out)
-    # The copy shares the parameters and owns its recurrent state: the
-    # tutorial's hook reset the training model's state instead. It runs
-    # fused where it can: the same function, in fewer nodes.
-    evaluated = run.model.copy()
-    evaluated.predictor.fused = evaluated.predictor.has_fused_mode()
-    trainer.extend(SequenceEvaluator(run.val_iter, evaluated, args.bproplen,
+    # On a copy of the model, with a state of its own (see the class).
+    trainer.extend(SequenceEvaluator(run.val_iter, run.model, args.bproplen,
                                      run.device, ranks.comm))
     trainer.extend(StopOnDivergence())
     trainer.extend(snapshots.Snapshot(

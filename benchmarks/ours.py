@@ -43,9 +43,7 @@ def main(argv=None):
             args.batchsize
 
     seconds, tokens = train(args.epoch)
-    evaluated = run.model.copy()
-    evaluated.predictor.fused = evaluated.predictor.has_fused_mode()
-    scores = SequenceEvaluator(run.val_iter, evaluated, args.bproplen,
+    scores = SequenceEvaluator(run.val_iter, run.model, args.bproplen,
                                run.device)()
     result = {'update_seconds': seconds, 'tokens': tokens,
               'accuracy': float(scores['main/accuracy']),
