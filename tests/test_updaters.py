@@ -1,13 +1,21 @@
+import contextlib
+import os
+import platform
 import re
+import subprocess
+import sys
 
 import chainer
+import chainer.variable
 import numpy
 import pytest
 
 from models import ARCHITECTURES, FUSED_ARCHITECTURES
+from updaters import fast_training
 
 from helpers import Delayed, make_updater, seeded_model
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCHS = sorted(ARCHITECTURES)
 # Every architecture on the per-step path, and every fused one.
 PATHS = [(arch, False) for arch in ARCHS] + [
@@ -94,3 +102,60 @@ def test_the_optimizer_counts_every_epoch():
     while iterator.epoch < 3:  # epochs end inside windows, not at their end
         updater.update()
         assert optimizer.epoch == iterator.epoch
+
+
+def trained_parameters(arch, fused, training):
+    predictor = seeded_model(arch, fused=fused)
+    updater = make_updater(predictor)
+    with training():
+        for _ in range(3):
+            updater.update()
+    return {name: param.array for name, param in predictor.namedparams()}
+
+
+@pytest.mark.parametrize('arch, fused', [('lstm', False), ('lstm', True),
+                                         ('gru', False)])
+def test_fast_training_only_skips_checks(arch, fused):
+    @contextlib.contextmanager
+    def checked_training():
+        with chainer.using_config('type_check', False), \
+                chainer.using_config('lazy_grad_sum', True):
+            yield
+
+    fast = trained_parameters(arch, fused, fast_training)
+    reference = trained_parameters(arch, fused, checked_training)
+    assert fast.keys() == reference.keys()
+    for name in reference:
+        numpy.testing.assert_array_equal(fast[name], reference[name])
+
+
+def test_fast_training_puts_the_checks_back_even_after_an_error():
+    checks = chainer.is_arrays_compatible, chainer.variable._check_grad_type
+    with pytest.raises(KeyError):
+        with fast_training():
+            assert chainer.is_arrays_compatible is not checks[0]
+            raise KeyError
+    assert (chainer.is_arrays_compatible,
+            chainer.variable._check_grad_type) == checks
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != 'glibc', reason='not glibc')
+def test_freed_memory_stays_for_the_next_window():
+    """Windows of twenty 200 KB arrays: glibc gives their memory back to
+    the kernel, and each window faults in fresh pages; kept, it does not."""
+    code = (
+        'import resource, sys, numpy, updaters\n'
+        'if sys.argv[1] == "keep":\n'
+        '    updaters.keep_freed_memory()\n'
+        'def window():\n'
+        '    arrays = [numpy.ones(50_000, numpy.float32) for _ in range(20)]\n'
+        'window()\n'
+        'before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n'
+        'for _ in range(10):\n'
+        '    window()\n'
+        'print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n')
+    faults = {how: int(subprocess.run(
+        [sys.executable, '-c', code, how], cwd=ROOT, check=True,
+        capture_output=True, text=True).stdout) for how in ('keep', 'default')}
+    assert faults['default'] > 2000
+    assert faults['keep'] < 20
