@@ -269,6 +269,18 @@ def print_table(cases):
           'number differs from the current one.'.format(STEADY_EPOCHS))
 
 
+def accuracy_verdict(ours, theirs):
+    """Whether ours ends within 1/45 of the baseline's accuracy, and why
+    not where it ends higher."""
+    if abs(ours - theirs) <= 1 / 45 + 1e-9:
+        return 'within 1/45: yes'
+    if ours > theirs:
+        # tests/test_benchmarks.py: without the reset, the same weights.
+        return ('within 1/45: no, higher: the baseline\'s evaluation hook '
+                'resets its training state every epoch, the tutorial\'s flaw')
+    return 'within 1/45: NO'
+
+
 def print_targets(cases):
     """The issue's targets, met or not, from the medians of the table."""
     by_name = {case.name: case for case in cases if case.runs}
@@ -282,15 +294,13 @@ def print_targets(cases):
                           (LSTM_BASELINE, LSTM_RUN)):
         base_wall, wall = median(baseline, 'wall'), median(run, 'wall')
         if base_wall and wall:
-            accuracies = [median(name, 'accuracy')
-                          for name in (baseline, run)]
+            ours, theirs = (median(name, 'accuracy')
+                            for name in (run, baseline))
             print('  {}, whole process: {:.2f}x faster than the baseline '
-                  '(target 2x: {}); accuracy {:.4f} against {:.4f} (within '
-                  '1/45: {})'.format(
-                      run, base_wall / wall, 'met' if base_wall / wall >= 2
-                      else 'NOT met', accuracies[1], accuracies[0],
-                      'yes' if abs(accuracies[1] - accuracies[0]) <= 1 / 45 +
-                      1e-9 else 'NO'))
+                  '(target 2x: {}); accuracy {:.4f} against {:.4f} ({})'
+                  .format(run, base_wall / wall, 'met' if base_wall / wall
+                          >= 2 else 'NOT met', ours, theirs,
+                          accuracy_verdict(ours, theirs)))
     # Steady states: the first 10 epochs' figure would let whichever side
     # warms up slower look worse than it trains; shown beside, not judged.
     for arch, peer, target in (('rnn', 'torch nn.RNN', 1),
