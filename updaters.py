@@ -73,7 +73,7 @@ class BPTTUpdater(chainer.training.updaters.StandardUpdater):
 
 @contextlib.contextmanager
 def fast_training():
-    """Chainer's configuration for training runs, about a third faster.
+    """Chainer's configuration for training runs, faster (docs/speed.md).
 
     Chainer checks the types of every function's inputs, and sums the
     gradients of a parameter used at every step one node at a time; it also
@@ -92,7 +92,7 @@ def fast_training():
 
 @contextlib.contextmanager
 def _without_array_checks():
-    # The two checks that no configuration turns off: a quarter of the
+    # The two checks that no configuration turns off: a fifth of the
     # per-step LSTM's backward (docs/speed.md).
     checks = chainer.is_arrays_compatible, chainer.variable._check_grad_type
     chainer.is_arrays_compatible = _compatible
@@ -129,8 +129,8 @@ def keep_freed_memory():
     """
     try:
         glibc = os.confstr('CS_GNU_LIBC_VERSION')
-    except (ValueError, OSError):
-        glibc = None
+    except (AttributeError, ValueError, OSError):  # no confstr, or no glibc
+        return
     if glibc is None:
         return
     libc = ctypes.CDLL(None)
