@@ -1,2 +1,16 @@
 # Before any test module imports chainer: Python 3.12 needs the shim.
 import chainer_compat  # noqa: F401
+
+import chainer  # noqa: E402
+import pytest  # noqa: E402
+
+# Chainer's own, before any test could replace it (updaters.fast_training
+# does while it lasts).
+CHAINER_IS_ARRAYS_COMPATIBLE = chainer.is_arrays_compatible
+
+
+@pytest.fixture(autouse=True)
+def chainers_device_check_stays():
+    """No test may leave the tests after it without Chainer's check."""
+    yield
+    assert chainer.is_arrays_compatible is CHAINER_IS_ARRAYS_COMPATIBLE

@@ -7,6 +7,7 @@ import sys
 import numpy
 import pytest
 
+import models
 import snapshots
 import train_rnn
 
@@ -104,9 +105,23 @@ def test_train_rnn_trains_the_tutorials_network_but_its_reset(
     ours = snapshots.read_npz(train_rnn.model_path(str(tmp_path / 'ours'),
                                                    arch))
     names = weights['tutorial'].files
-    assert names and set(names) <= set(ours)
+    assert sorted(names) == sorted(
+        name for name in ours if name != snapshots.RUN_ARGS_KEY and
+        not name.startswith(models.STATE_PREFIX))
     for name in names:
         numpy.testing.assert_array_equal(weights['tutorial'][name],
                                          ours[name])
     assert any(not numpy.array_equal(weights['flawed'][name], ours[name])
                for name in names)
+
+
+@pytest.mark.parametrize('ours, theirs, verdict', [
+    (0.9289, 0.9289, 'within 1/45: yes'),
+    (0.9289 + 1 / 45, 0.9289, 'within 1/45: yes'),
+    (0.9289, 0.8489, 'within 1/45: no, higher, as expected'),
+    (0.8489, 0.9289, 'within 1/45: NO'),
+])
+def test_the_bench_judges_the_accuracies_within_one_word_in_45(
+        ours, theirs, verdict):
+    from benchmarks import bench
+    assert bench.accuracy_verdict(ours, theirs).startswith(verdict)

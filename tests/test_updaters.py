@@ -6,13 +6,13 @@ import subprocess
 import sys
 
 import chainer
-import chainer.variable
 import numpy
 import pytest
 
 from models import ARCHITECTURES, FUSED_ARCHITECTURES
 from updaters import fast_training
 
+from conftest import CHAINER_IS_ARRAYS_COMPATIBLE
 from helpers import Delayed, make_updater, seeded_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,11 +115,12 @@ def trained_parameters(arch, fused, training):
 
 @pytest.mark.parametrize('arch, fused', [('lstm', False), ('lstm', True),
                                          ('gru', False)])
-def test_fast_training_only_skips_checks(arch, fused):
+def test_fast_training_changes_no_bit_of_training(arch, fused):
     @contextlib.contextmanager
     def checked_training():
         with chainer.using_config('type_check', False), \
                 chainer.using_config('lazy_grad_sum', True):
+            assert chainer.is_arrays_compatible is CHAINER_IS_ARRAYS_COMPATIBLE
             yield
 
     fast = trained_parameters(arch, fused, fast_training)
@@ -129,24 +130,49 @@ def test_fast_training_only_skips_checks(arch, fused):
         numpy.testing.assert_array_equal(fast[name], reference[name])
 
 
-def test_fast_training_puts_the_checks_back_even_after_an_error():
-    checks = chainer.is_arrays_compatible, chainer.variable._check_grad_type
+class WrongGradient(chainer.FunctionNode):
+    """Returns a float64 gradient of another shape for its float32 input."""
+
+    def forward(self, inputs):
+        return inputs[0].sum(keepdims=True).reshape(()),
+
+    def backward(self, indexes, grad_outputs):
+        return chainer.Variable(numpy.ones((1, 3))),
+
+
+def test_fast_training_skips_the_device_check_and_no_other():
+    x = chainer.Variable(numpy.ones((4, 3), numpy.float32))
+    with fast_training():
+        assert chainer.is_arrays_compatible is not \
+            CHAINER_IS_ARRAYS_COMPATIBLE
+        y, = WrongGradient().apply((x,))
+        with pytest.raises(TypeError, match='Dtype of data and grad'):
+            y.backward()
+
+
+def test_fast_training_puts_chainers_check_back_however_it_ends():
     with pytest.raises(KeyError):
         with fast_training():
-            assert chainer.is_arrays_compatible is not checks[0]
             raise KeyError
-    assert (chainer.is_arrays_compatible,
-            chainer.variable._check_grad_type) == checks
+    assert chainer.is_arrays_compatible is CHAINER_IS_ARRAYS_COMPATIBLE
+    first, second = fast_training(), fast_training()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # out of order: second still runs
+    assert chainer.is_arrays_compatible is not CHAINER_IS_ARRAYS_COMPATIBLE
+    second.__exit__(None, None, None)
+    assert chainer.is_arrays_compatible is CHAINER_IS_ARRAYS_COMPATIBLE
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != 'glibc', reason='not glibc')
-def test_freed_memory_stays_for_the_next_window():
+def test_training_keeps_freed_memory_for_the_next_window():
     """Windows of twenty 200 KB arrays: glibc gives their memory back to
     the kernel, and each window faults in fresh pages; kept, it does not."""
     code = (
         'import resource, sys, numpy, updaters\n'
-        'if sys.argv[1] == "keep":\n'
-        '    updaters.keep_freed_memory()\n'
+        'if sys.argv[1] == "training":\n'
+        '    with updaters.fast_training():\n'
+        '        pass\n'
         'def window():\n'
         '    arrays = [numpy.ones(50_000, numpy.float32) for _ in range(20)]\n'
         'window()\n'
@@ -154,8 +180,12 @@ def test_freed_memory_stays_for_the_next_window():
         'for _ in range(10):\n'
         '    window()\n'
         'print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n')
+    # glibc's defaults, whatever this environment tunes.
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith('MALLOC_') and key != 'GLIBC_TUNABLES'}
     faults = {how: int(subprocess.run(
-        [sys.executable, '-c', code, how], cwd=ROOT, check=True,
-        capture_output=True, text=True).stdout) for how in ('keep', 'default')}
+        [sys.executable, '-c', code, how], cwd=ROOT, env=env, check=True,
+        capture_output=True, text=True).stdout)
+        for how in ('training', 'default')}
     assert faults['default'] > 2000
-    assert faults['keep'] < 20
+    assert faults['training'] < 20
