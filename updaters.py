@@ -97,7 +97,7 @@ _runs_without_device_check = 0
 
 @contextlib.contextmanager
 def _devices_taken_as_compatible():
-    # A check that no configuration turns off, and a sixth of the per-step
+    # A check that no configuration turns off, and a tenth of the per-step
     # LSTM's update (docs/speed.md). Counted, so that overlapping uses put
     # Chainer's own back when the last one ends, in whatever order.
     global _runs_without_device_check
@@ -125,8 +125,8 @@ def keep_freed_memory():
 
     Each window allocates and frees the same arrays again; by default glibc
     hands freed memory back to the kernel, and the next array then costs a
-    page fault every 4 KiB: some 1,300 to 2,100 faults an update of the
-    per-step LSTM, a sixth of its time (docs/speed.md). Here arrays up to
+    page fault every 4 KiB: 750 to 2,850 faults an update of the per-step
+    LSTM, a fifth of its time (docs/speed.md). Here arrays up to
     32 MiB come from the heap, and up to 64 MiB of free heap stays with the
     process. Process-wide and lasting; nothing happens outside glibc.
     """
