@@ -140,7 +140,7 @@ class WrongGradient(chainer.FunctionNode):
         return chainer.Variable(numpy.ones((1, 3))),
 
 
-def test_fast_training_skips_the_device_check_and_no_other():
+def test_fast_training_skips_the_device_check_but_checks_gradients():
     x = chainer.Variable(numpy.ones((4, 3), numpy.float32))
     with fast_training():
         assert chainer.is_arrays_compatible is not \
