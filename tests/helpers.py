@@ -14,6 +14,8 @@ import simple_sequence
 from updaters import BPTTUpdater
 
 CPU = chainer.get_device('@numpy')
+# The repository's root, where the scripts run from.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class RuleOracle(RecurrentPredictor):

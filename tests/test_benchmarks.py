@@ -1,6 +1,5 @@
 """The benchmark's own pieces still run (tiny runs, no timing asserted)."""
 import json
-import os
 import subprocess
 import sys
 
@@ -11,7 +10,8 @@ import models
 import snapshots
 import train_rnn
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 TINY = ['-e', '1', '-u', '5', '-b', '5', '-l', '5']
 
 

@@ -13,9 +13,8 @@ import distributed
 import snapshots
 import train_rnn
 
-from helpers import wait_for
+from helpers import ROOT, wait_for
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MPIEXEC = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
 TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5']
 SWEEP = ['--arch', 'rnn', 'lstm', '--vocab', '3', '4', '--bproplen', '2',

@@ -13,7 +13,8 @@ import predict_rnn
 import snapshots
 import train_rnn
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
+
 TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5', '-e', '2']
 
 

@@ -22,9 +22,8 @@ import snapshots
 import sweep
 import train_rnn
 
-from helpers import wait_for
+from helpers import ROOT, wait_for
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 300 words / 4 streams / 5 steps = 15 updates per epoch.
 TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5']
 

@@ -16,9 +16,8 @@ import snapshots
 import train_rnn
 import training_extensions
 
-from helpers import Counter, RuleOracle
+from helpers import ROOT, Counter, RuleOracle
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ['-e', '1', '-u', '8', '--vocab', '5', '-b', '2', '-l', '5']
 LOG_KEYS = {'epoch', 'iteration', 'elapsed_time', 'main/loss',
             'main/accuracy', 'main/boundary_accuracy', 'validation/main/loss',

@@ -13,9 +13,8 @@ from models import ARCHITECTURES, FUSED_ARCHITECTURES
 from updaters import fast_training
 
 from conftest import CHAINER_IS_ARRAYS_COMPATIBLE
-from helpers import Delayed, make_updater, seeded_model
+from helpers import ROOT, Delayed, make_updater, seeded_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCHS = sorted(ARCHITECTURES)
 # Every architecture on the per-step path, and every fused one.
 PATHS = [(arch, False) for arch in ARCHS] + [
