@@ -76,12 +76,12 @@ bench: $(BENCH_STAMP)
 # converged, and the counter.
 capacity: setup
 	rm -f results/capacity.jsonl results/capacity_long/capacity.jsonl
-	$(BIN)/python sweep.py -o results
+	$(BIN)/python -m study.sweep -o results
 	# Five more seeds where the cells sit at the transition.
-	$(BIN)/python sweep.py -o results --vocab 20 30 --seed 5 6 7 8 9
-	$(BIN)/python sweep.py -o results/capacity_long --arch rnn_relu gru \
+	$(BIN)/python -m study.sweep -o results --vocab 20 30 --seed 5 6 7 8 9
+	$(BIN)/python -m study.sweep -o results/capacity_long --arch rnn_relu gru \
 	  --vocab 40 50 --bproplen 60 --tokens 800000 --eval-every 40000
-	$(BIN)/python counter.py -o results
+	$(BIN)/python -m study.counter -o results
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) result .pytest_cache

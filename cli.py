@@ -1,4 +1,4 @@
-"""The command-line kit of train_rnn.py, predict_rnn.py and sweep.py.
+"""The command-line kit of train_rnn.py, predict_rnn.py and study.sweep.
 
 One-line errors with exit status 2, the device for --gpu, what fits in
 memory, commands to copy as printed, and what Ctrl-C and SIGTERM do.

@@ -99,7 +99,7 @@ def setup_training(args, words=None, ranks=None, alpha=ADAM_ALPHA,
                    write_graph=None):
     """Steps 1 to 5 of the tutorial, for args (those of build_parser).
 
-    The recipe of a run that train_rnn.py, sweep.py and benchmarks/ours.py
+    The recipe of a run that train_rnn.py, study.sweep and benchmarks/ours.py
     share. words: the training sequence (default: the tutorial's). ranks:
     a distributed.Ranks, for this rank's share of a data-parallel run.
     Returns a namespace of model, optimizer, train_iter, val_iter, updater.

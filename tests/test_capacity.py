@@ -2,7 +2,7 @@ import chainer
 import numpy
 import pytest
 
-import capacity
+from study import capacity
 from iterators import ParallelSequentialIterator
 from models import RecurrentPredictor
 

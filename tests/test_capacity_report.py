@@ -1,7 +1,7 @@
 import pytest
 
-import capacity_report
-from capacity import METRICS
+from study import capacity_report
+from study.capacity import METRICS
 
 SETTINGS = {'updates': 300, 'unit': 8, 'batchsize': 10}
 

@@ -1,7 +1,7 @@
 import numpy
 import pytest
 
-import counter
+from study import counter
 import simple_sequence
 
 from helpers import seeded_model

@@ -23,12 +23,13 @@ SWEEP = ['--arch', 'rnn', 'lstm', '--vocab', '3', '4', '--bproplen', '2',
 
 
 def run(argv, processes=None):
-    """Run a script of ours, under mpiexec with that many processes."""
-    command = [sys.executable] + [os.path.join(ROOT, argv[0])] + argv[1:]
+    """Run a script of ours (or a module, as ['-m', name, ...]), under
+    mpiexec with that many processes."""
+    command = [sys.executable] + argv
     if processes is not None:
         command = [MPIEXEC, '-n', str(processes)] + command
     return subprocess.run(command, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, cwd=ROOT)
 
 
 def train(out, *args, processes=2):
@@ -187,25 +188,25 @@ def records(out):
 
 def test_a_sweep_over_mpi_workers_finds_what_one_process_finds(tmp_path):
     futures = [MPIEXEC, '-n', '3', sys.executable, '-m', 'mpi4py.futures',
-               os.path.join(ROOT, 'sweep.py'), '-o', str(tmp_path / 'mpi')]
+               '-m', 'study.sweep', '-o', str(tmp_path / 'mpi')]
     completed = subprocess.run(futures + SWEEP, capture_output=True,
-                               text=True, timeout=300)
+                               text=True, timeout=300, cwd=ROOT)
     assert completed.returncode == 0, completed.stderr
     assert '8 runs, 0 done already' in completed.stdout
     assert completed.stdout.count('[8/8]') == 1
-    single = run(['sweep.py', '-o', str(tmp_path / 'one'), '-j', '1'] +
-                 SWEEP)
+    single = run(['-m', 'study.sweep', '-o', str(tmp_path / 'one'), '-j',
+                  '1'] + SWEEP)
     assert single.returncode == 0, single.stderr
     assert len(records(tmp_path / 'one')) == 8
     assert records(tmp_path / 'mpi') == records(tmp_path / 'one')
     again = subprocess.run(futures + SWEEP, capture_output=True, text=True,
-                           timeout=300)
+                           timeout=300, cwd=ROOT)
     assert '8 runs, 8 done already' in again.stdout
 
 
 def test_a_sweep_under_mpiexec_without_mpi4py_futures_is_refused(tmp_path):
-    completed = run(['sweep.py', '-o', str(tmp_path / 'out')] + SWEEP,
-                    processes=2)
+    completed = run(['-m', 'study.sweep', '-o', str(tmp_path / 'out')] +
+                    SWEEP, processes=2)
     assert completed.returncode == cli.EXIT_USAGE
     assert completed.stderr.count('\n') == 1
-    assert '-m mpi4py.futures sweep.py' in completed.stderr
+    assert '-m mpi4py.futures -m study.sweep' in completed.stderr

@@ -17,9 +17,9 @@ import pytest
 import cli
 import out_folder
 import predict_rnn
-import records as records_module
+from study import records as records_module
 import snapshots
-import sweep
+from study import sweep
 import train_rnn
 
 from helpers import ROOT, wait_for
@@ -466,11 +466,11 @@ SWEEP = ['--arch', 'rnn', '--vocab', '3', '--bproplen', '2', '--seed', '0',
 
 
 @pytest.mark.parametrize('line, message', [
-    ('5', 'line 1 is not a record of sweep.py'),
-    ('null', 'line 1 is not a record of sweep.py'),
-    ('{"vocab": 3}', 'line 1 is not a record of sweep.py'),
+    ('5', 'line 1 is not a record of study.sweep'),
+    ('null', 'line 1 is not a record of study.sweep'),
+    ('{"vocab": 3}', 'line 1 is not a record of study.sweep'),
     ('{"arch": "rnn", "boundary_accuracy": "high"}',
-     'line 1 is not a record of sweep.py'),
+     'line 1 is not a record of study.sweep'),
 ])
 def test_a_line_that_is_no_record_is_refused_and_kept(line, message,
                                                       tmp_path, capsys):
@@ -574,7 +574,7 @@ def test_a_last_line_that_cannot_start_a_record_is_kept(tmp_path, capsys):
     path.write_text('my note: do not delete')
     with pytest.raises(SystemExit):
         sweep.main(['-o', str(tmp_path)] + SWEEP)
-    assert 'line 1 is not a record of sweep.py' in capsys.readouterr().err
+    assert 'line 1 is not a record of study.sweep' in capsys.readouterr().err
     assert path.read_text() == 'my note: do not delete'
 
 
@@ -606,8 +606,8 @@ def test_ctrl_c_stops_a_sweep_without_running_the_rest(tmp_path):
             '2', '4', '--seed', '0', '1', '2', '3', '4', '--tokens', '400',
             '--eval-every', '200', '--unit', '4', '-j', '2']
     process = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, 'sweep.py'), '-o',
-         str(tmp_path)] + grid, stdout=subprocess.PIPE,
+        [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path)] + grid,
+        cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     while not process.stdout.readline().startswith('[1/40]'):
         assert process.poll() is None

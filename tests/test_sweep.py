@@ -3,9 +3,9 @@ import os
 
 import pytest
 
-import capacity
-import records as records_module
-import sweep
+from study import capacity
+from study import records as records_module
+from study import sweep
 
 # bproplen 2 and 4 with 10 streams: 4 and 2 updates for the same 80 tokens.
 TINY = ['--arch', 'rnn', 'lstm', '--vocab', '3', '4', '--bproplen', '2',

@@ -8,11 +8,11 @@ period of every stream comes out right. Every few thousand tokens
 capacity.py measures what the model does; each evaluation is kept.
 
 Runs go to parallel processes (concurrent.futures), or under MPI to the
-workers of `mpiexec -n K python -m mpi4py.futures sweep.py`, which hand out
-runs as workers free up. Each finished run is appended to OUT/capacity.jsonl
-at once (records.py), and a sweep started again skips what is there. At the
-end capacity_report.py writes OUT/capacity.png, capacity_curves.png and
-capacity.md.
+workers of `mpiexec -n K python -m mpi4py.futures -m study.sweep`, which
+hand out runs as workers free up. Each finished run is appended to
+OUT/capacity.jsonl at once (records.py), and a sweep started again skips
+what is there. At the end capacity_report.py writes OUT/capacity.png,
+capacity_curves.png and capacity.md.
 """
 import sys
 
@@ -33,13 +33,13 @@ import chainer_compat  # noqa: F401  (must precede chainer)
 
 import threadpoolctl
 
-import capacity
-import capacity_report
+from study import capacity
+from study import capacity_report
 import cli
 from cli import EXIT_USAGE, ArgumentParser, UsageError
 import distributed
 from models import FUSED_ARCHITECTURES
-from records import RecordFile, run_key
+from study.records import RecordFile, run_key
 import train_rnn
 from updaters import fast_training
 
@@ -52,7 +52,7 @@ TOKENS = 200000  # 1,000 updates of bproplen 20 and 10 streams
 
 def build_parser():
     parser = ArgumentParser(
-        prog='sweep.py', description=__doc__,
+        prog='python -m study.sweep', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', '-o', default='results',
                         help='folder for capacity.jsonl, capacity.png, '
@@ -207,7 +207,7 @@ def check_mpi():
         sys.exit(EXIT_USAGE)  # rank 0 says why
     if _core.SharedPool is None:
         raise UsageError('under mpiexec, run it as: mpiexec -n K {} -m '
-                         'mpi4py.futures sweep.py ...'.format(
+                         'mpi4py.futures -m study.sweep ...'.format(
                              shlex.quote(cli.shortest_path(
                                  sys.executable, command=True))))
 

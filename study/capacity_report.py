@@ -18,7 +18,7 @@ import chainer
 import numpy
 import threadpoolctl
 
-from capacity import METRICS
+from study.capacity import METRICS
 import snapshots
 
 METRIC_NAMES = {

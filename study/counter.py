@@ -34,11 +34,11 @@ import chainer
 import numpy
 import threadpoolctl
 
-import capacity
+from study import capacity
 import cli
 import simple_sequence
 import snapshots
-import sweep
+from study import sweep
 import train_rnn
 from updaters import fast_training
 
@@ -52,7 +52,7 @@ PROBE_COMPONENTS = 40
 
 def build_parser():
     parser = cli.ArgumentParser(
-        prog='counter.py', description=__doc__,
+        prog='python -m study.counter', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--arch', '-a', nargs='+', default=list(ARCHS),
                         choices=ARCHS,

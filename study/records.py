@@ -12,7 +12,7 @@ import os
 import stat
 
 from cli import UsageError
-import capacity
+from study import capacity
 
 
 def run_key(record):
@@ -60,8 +60,9 @@ class RecordFile:
                 # Only the start of a record can be the torn end of one.
                 if number < len(lines) or not line.startswith(b'{') or \
                         line.endswith(b'}'):
-                    raise UsageError('{} line {} is not a record of sweep.py '
-                                     '({})'.format(self.path, number, error))
+                    raise UsageError(
+                        '{} line {} is not a record of study.sweep ({})'
+                        .format(self.path, number, error))
                 self.file.truncate(kept)  # the torn end of a killed append
                 break
             kept += len(line) + 1
