@@ -255,42 +255,62 @@ class RNN3(RecurrentPredictor):
 
 
 class RNNForLM(RecurrentPredictor):
-    """Two LSTM layers with dropout: Chainer's PTB example."""
+    """Two LSTM layers with dropout: Chainer's PTB example.
 
-    state_names = ('l1/c', 'l1/h', 'l2/c', 'l2/h')
+    The options undo one of its choices at a time, for the capacity study:
+    n_layers=1, dropout=0 (none), uniform_init=False (Chainer's own
+    initialisation, whose forget-gate bias is 1, instead of U(-0.1, 0.1)).
+    """
 
-    def __init__(self, n_vocab, n_units, fused=False):
+    def __init__(self, n_vocab, n_units, fused=False, n_layers=2,
+                 dropout=0.5, uniform_init=True):
         super().__init__(fused)
+        if n_layers not in (1, 2):
+            raise ValueError('n_layers must be 1 or 2 (got {})'.format(
+                n_layers))
+        self.dropout = dropout
+        self.layer_names = ('l1', 'l2')[:n_layers]
+        self.state_names = tuple('{}/{}'.format(layer, state)
+                                 for layer in self.layer_names
+                                 for state in ('c', 'h'))
         with self.init_scope():
             self.embed = L.EmbedID(n_vocab, n_units)
-            self.l1 = L.LSTM(n_units, n_units)
-            self.l2 = L.LSTM(n_units, n_units)
+            for name in self.layer_names:
+                setattr(self, name, L.LSTM(n_units, n_units))
             self.l3 = L.Linear(n_units, n_vocab)
-        for param in self.params():
-            param.array[...] = numpy.random.uniform(-0.1, 0.1, param.shape)
+        if uniform_init:
+            for param in self.params():
+                param.array[...] = numpy.random.uniform(-0.1, 0.1,
+                                                        param.shape)
+
+    def layers(self):
+        return [getattr(self, name) for name in self.layer_names]
+
+    def drop(self, h):
+        return F.dropout(h, self.dropout) if self.dropout else h
 
     def forward(self, x):
-        h0 = self.embed(x)
-        h1 = self.l1(F.dropout(h0))
-        h2 = self.l2(F.dropout(h1))
-        return self.l3(F.dropout(h2))
+        h = self.embed(x)
+        for lstm in self.layers():
+            h = lstm(self.drop(h))
+        return self.l3(self.drop(h))
 
     def fused_window(self, xs):
         """Dropout applies to the window's (T * B, H) arrays at once.
 
         The same distribution as the per-step path's, but the masks come
         from the random stream in another order, so training runs differ.
-        Without dropout (in test mode) the first layer reads the embedding's
-        matrix as the other models do.
+        Without dropout the first layer reads the embedding's matrix as the
+        other models do.
         """
         n_steps = len(xs)
-        if chainer.config.train:
+        if chainer.config.train and self.dropout:
             ids = getattr(xs, 'array', xs).ravel()
-            h, ids = F.dropout(fused.embed_id(ids, self.embed.W)), None
+            h, ids = self.drop(fused.embed_id(ids, self.embed.W)), None
         else:
             h, ids = _embedded(self.embed.W, xs)
-        for lstm in (self.l1, self.l2):
-            h, ids = F.dropout(_lstm_window(lstm, h, n_steps, ids)), None
+        for lstm in self.layers():
+            h, ids = self.drop(_lstm_window(lstm, h, n_steps, ids)), None
         return fused.linear(h, self.l3.W, self.l3.b)
 
 
@@ -368,9 +388,10 @@ FUSED_ARCHITECTURES = {name: cls for name, cls in ARCHITECTURES.items()
                        if cls.has_fused_mode()}
 
 
-def build_model(arch, n_vocab, n_units, fused=False):
-    """The predictor named arch; with fused, in its fused mode."""
-    return ARCHITECTURES[arch](n_vocab, n_units, fused)
+def build_model(arch, n_vocab, n_units, fused=False, **options):
+    """The predictor named arch; with fused, in its fused mode; options go
+    to its class."""
+    return ARCHITECTURES[arch](n_vocab, n_units, fused, **options)
 
 
 class SequenceClassifier(chainer.Chain):

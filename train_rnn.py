@@ -96,12 +96,13 @@ def main(argv=None):
 
 
 def setup_training(args, words=None, ranks=None, alpha=ADAM_ALPHA,
-                   write_graph=None):
+                   write_graph=None, model_options=None):
     """Steps 1 to 5 of the tutorial, for args (those of build_parser).
 
     The recipe of a run that train_rnn.py, study.sweep and benchmarks/ours.py
     share. words: the training sequence (default: the tutorial's). ranks:
     a distributed.Ranks, for this rank's share of a data-parallel run.
+    model_options: keyword arguments of the architecture's class.
     Returns a namespace of model, optimizer, train_iter, val_iter, updater.
     """
     ranks = ranks or distributed.Ranks()
@@ -114,7 +115,8 @@ def setup_training(args, words=None, ranks=None, alpha=ADAM_ALPHA,
 
     # 1. Setup model
     model = SequenceClassifier(
-        build_model(args.arch, args.vocab, args.unit, args.fused))
+        build_model(args.arch, args.vocab, args.unit, args.fused,
+                    **(model_options or {})))
     model.to_device(device)
     if not ranks.root:  # the same model everywhere, other dropout masks
         numpy.random.seed([args.seed, ranks.rank])

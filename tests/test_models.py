@@ -114,3 +114,38 @@ def test_the_one_layer_lstm_starts_with_forget_gate_bias_one():
     numpy.testing.assert_array_equal(gates[:, 2], 1)
     numpy.testing.assert_array_equal(gates[:, [0, 1, 3]], 0)
     assert lstm.lateral.b is None
+
+
+def lstm_variant(**options):
+    numpy.random.seed(0)
+    return ARCHITECTURES['lstm'](5, 4, fused=True, **options)
+
+
+def test_each_lstm_option_undoes_one_choice_of_the_ptb_network():
+    default, one_layer, chainer_init = (
+        lstm_variant(), lstm_variant(n_layers=1),
+        lstm_variant(uniform_init=False))
+    assert default.state_names == ('l1/c', 'l1/h', 'l2/c', 'l2/h')
+    assert one_layer.state_names == ('l1/c', 'l1/h')
+    assert sorted(name for name, _ in one_layer.namedparams()) == [
+        '/embed/W', '/l1/lateral/W', '/l1/upward/W', '/l1/upward/b',
+        '/l3/W', '/l3/b']
+    assert all(abs(param.array).max() <= 0.1 for param in default.params())
+    # Chainer's LSTM: per unit, gates a, i, f, o; the forget gate's bias
+    # is 1.
+    bias = chainer_init.l1.upward.b.array.reshape(4, 4)
+    numpy.testing.assert_array_equal(bias[:, 2], 1)
+    numpy.testing.assert_array_equal(bias[:, [0, 1, 3]], 0)
+
+
+def test_an_lstm_without_dropout_draws_no_masks_and_trains_as_in_test_mode():
+    model = lstm_variant(dropout=0)
+    xs = numpy.array(WORDS, numpy.int32)
+    state = numpy.random.get_state()
+    trained = model.forward_window(xs).array
+    assert numpy.random.get_state()[2] == state[2]
+    assert (numpy.random.get_state()[1] == state[1]).all()
+    model.reset_state()
+    with chainer.using_config('train', False):
+        numpy.testing.assert_array_equal(model.forward_window(xs).array,
+                                         trained)
