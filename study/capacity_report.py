@@ -1,12 +1,22 @@
-"""The capacity study's report: summaries, plots and markdown of run records.
+"""The capacity study's report: how far each model counts, from the records.
 
 A record is one run of the sweep, one JSON line: arch, vocab, bproplen,
-seed, tokens, updates, converged_at (the first evaluation with a whole
-period exact, where the run stopped; null if the budget ran out first),
-history (a list of {updates, tokens, <capacity.METRICS>}), the final
-capacity.METRICS at the top level, seconds and settings. write_report
-turns a list of them into capacity.png, capacity_curves.png and capacity.md.
+seed, tokens (trained), learned_tokens (the tokens at the first of the two
+exact evaluations in a row that stopped it; null if it reached the cap
+first: censored), history (a list of {updates, tokens, <teacher-forced
+metrics>}), the final capacity.METRICS at the top level, seconds and
+settings. write_report turns a list of them into
+
+- capacity_share.png: the share of runs that learned against N, with
+  Wilson 95% bands, a panel per bproplen;
+- capacity_tokens.png: the median tokens to learn against N (log scale),
+  with distribution-free 95% intervals and every run that learned;
+- capacity_frontier.png: per architecture and bproplen, the largest N at
+  which at least half the runs learned, with its interval;
+- capacity.md: the same as tables, the counting-past-the-window table and
+  the tests behind each ranking.
 """
+import math
 import os
 import platform
 import shlex
@@ -18,211 +28,243 @@ import chainer
 import numpy
 import threadpoolctl
 
-from study.capacity import METRICS
 import snapshots
+from study import statistics
 
-METRIC_NAMES = {
-    'accuracy': 'overall accuracy',
-    'boundary_accuracy': 'boundary accuracy',
-    'non_boundary_accuracy': 'accuracy inside blocks',
-    'counting_horizon': 'counting horizon',
-    'exact_period': 'share with a whole period exact',
-    'generation_cold': 'generation from a reset (by position)',
-    'generation_warm': 'generation after a warm-up (by block)',
-}
-INTERVALS = {
-    'bootstrap': 'bootstrap 95% interval of the mean over seeds '
-                 '({} resamples, seed {})',
-    'minmax': 'lowest to highest over seeds',
-}
-RESAMPLES = 2000
-BOOTSTRAP_SEED = 0  # the same records give the same report
-# What the history holds: the teacher-forced metrics (capacity.py)
-CURVE_METRICS = ('boundary_accuracy', 'non_boundary_accuracy',
-                 'counting_horizon')
+FIGURES = ('capacity_share.png', 'capacity_tokens.png',
+           'capacity_frontier.png')
 
 
 def cell_of(record):
     return record['arch'], record['bproplen'], record['vocab']
 
 
-def summarize(records, interval='bootstrap'):
-    """{(arch, bproplen, vocab): {metric: (mean, low, high), 'converged':
-    runs that reached a whole period exact, 'runs': runs}}.
+def has_learned(record):
+    return record['learned_tokens'] is not None
 
-    exact_period averages to the share of runs with it. interval is a key
-    of INTERVALS.
-    """
+
+def late_boundary_accuracy(record):
+    """The mean boundary accuracy over the last quarter of a run's
+    evaluations: one evaluation of a curve that swings says little."""
+    history = record['history']
+    last = history[-max(1, len(history) // 4):]
+    return sum(point['boundary_accuracy'] for point in last) / len(last)
+
+
+def summarize(records):
+    """{(arch, bproplen, vocab): entry}, entry holding runs, learned, share,
+    wilson (low, high), median (tokens to learn, Kaplan-Meier; math.inf
+    where fewer than half learned), median_interval (low, high) and
+    boundary (mean, lowest, highest of late_boundary_accuracy)."""
     groups = {}
     for record in records:
         groups.setdefault(cell_of(record), []).append(record)
     summary = {}
     for key in sorted(groups):
         group = groups[key]
-        entry = {metric: spread([float(record[metric]) for record in group],
-                                interval) for metric in METRICS}
-        entry['converged'] = sum(record['converged_at'] is not None
-                                 for record in group)
-        entry['runs'] = len(group)
-        summary[key] = entry
+        times = [record['learned_tokens'] if has_learned(record)
+                 else record['tokens'] for record in group]
+        events = [has_learned(record) for record in group]
+        boundary = [late_boundary_accuracy(record) for record in group]
+        summary[key] = {
+            'runs': len(group), 'learned': sum(events),
+            'share': sum(events) / len(group),
+            'wilson': statistics.wilson(sum(events), len(group)),
+            'median': statistics.km_median(times, events),
+            'median_interval': statistics.median_interval(times, events),
+            'boundary': (sum(boundary) / len(boundary), min(boundary),
+                         max(boundary)),
+        }
     return summary
 
 
-def spread(values, interval):
-    """(mean, low, high) of values by the interval INTERVALS names."""
-    values = numpy.asarray(values, numpy.float64)
-    mean = float(values.mean())
-    if interval == 'minmax':
-        return mean, float(values.min()), float(values.max())
-    if interval != 'bootstrap':
-        raise ValueError('interval must be one of {} (got {!r})'.format(
-            sorted(INTERVALS), interval))
-    # The seed is fixed per call, so that a cell's interval depends on its
-    # values alone, not on the cells summarized before it.
-    random = numpy.random.RandomState(BOOTSTRAP_SEED)
-    picks = random.randint(0, len(values), (RESAMPLES, len(values)))
-    means = values[picks].mean(axis=1)
-    low, high = numpy.percentile(means, [2.5, 97.5])
-    return mean, float(low), float(high)
+def lines_of(summary):
+    """{(arch, bproplen): [(vocab, entry)] in increasing N}."""
+    lines = {}
+    for (arch, bproplen, vocab), entry in sorted(summary.items()):
+        lines.setdefault((arch, bproplen), []).append((vocab, entry))
+    return lines
 
 
-def interval_text(interval):
-    return INTERVALS[interval].format(RESAMPLES, BOOTSTRAP_SEED)
+def frontiers(summary):
+    """{(arch, bproplen): frontier}, a frontier holding
 
-
-def budget_text(settings):
-    """The budget of every run, from the sweep's settings."""
-    if 'tokens' in settings:
-        return '{:,} tokens'.format(settings['tokens'])
-    return '{:,} updates'.format(settings['updates'])
-
-
-def plot(summary, records, path, interval='bootstrap'):
-    """capacity.png: rows of metrics, columns of bproplen, x = N.
-
-    A line per architecture, the mean with its interval shaded; each run a
-    dot, filled if it converged, a cross if its budget ran out.
+    - n: the largest N at which at least half the runs learned (None if
+      none did), with low and high: the largest N whose Wilson interval
+      lies at or above one half, and the largest whose interval reaches
+      it (None where no N qualifies);
+    - open: whether the largest N run still had half learn, so that the
+      frontier may lie beyond the grid;
+    - longest: (N, learned, runs) of the largest N at which any run
+      learned, or None.
     """
+    found = {}
+    for line, cells in lines_of(summary).items():
+        def largest(test):
+            return max((vocab for vocab, entry in cells if test(entry)),
+                       default=None)
+        found[line] = {
+            'n': largest(lambda entry: entry['share'] >= 0.5),
+            'low': largest(lambda entry: entry['wilson'][0] >= 0.5),
+            'high': largest(lambda entry: entry['wilson'][1] >= 0.5),
+            'open': cells[-1][1]['share'] >= 0.5,
+            'longest': max(((vocab, entry['learned'], entry['runs'])
+                            for vocab, entry in cells if entry['learned']),
+                           default=None),
+        }
+    return found
+
+
+def rankings(summary, found):
+    """[(bproplen, better, worse, vocab, p)]: per bproplen, each
+    architecture against the next by frontier, at the smallest N where the
+    lower one has fewer than half learn and both ran; p of Fisher's exact
+    test of the two shares there."""
+    tests = []
+    for bproplen in sorted({line[1] for line in found}):
+        archs = sorted((arch for arch, b in found if b == bproplen),
+                       key=lambda arch: -(found[arch, bproplen]['n'] or 0))
+        for better, worse in zip(archs, archs[1:]):
+            vocab = next((vocab for vocab, entry in
+                          lines_of(summary)[worse, bproplen]
+                          if entry['share'] < 0.5 and
+                          (better, bproplen, vocab) in summary), None)
+            if vocab is None:
+                continue
+            high, low = (summary[arch, bproplen, vocab]
+                         for arch in (better, worse))
+            tests.append((bproplen, better, worse, vocab,
+                          statistics.fisher_exact(
+                              high['learned'], high['runs'],
+                              low['learned'], low['runs'])))
+    return tests
+
+
+def colors(summary):
+    return {arch: 'C{}'.format(number) for number, arch in
+            enumerate(dict.fromkeys(key[0] for key in summary))}
+
+
+def panels(summary, height=3.2):
+    """A figure with a panel per bproplen, sharing N, and the bproplens."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend
 
-    archs = list(dict.fromkeys(key[0] for key in summary))
     bproplens = sorted({key[1] for key in summary})
-    vocabs = sorted({key[2] for key in summary})
-    figure = Figure(figsize=(4 * len(bproplens) + 1, 2.4 * len(METRICS)),
-                    layout='constrained')
-    axes = figure.subplots(len(METRICS), len(bproplens), squeeze=False,
-                           sharex=True)
-    colors = {arch: 'C{}'.format(number) for number, arch in
-              enumerate(archs)}
-    for column, bproplen in enumerate(bproplens):
-        for row, metric in enumerate(METRICS):
-            ax = axes[row][column]
-            for arch in archs:
-                keys = [key for key in summary
-                        if key[:2] == (arch, bproplen)]
-                if not keys:
-                    continue
-                x = [key[2] for key in keys]
-                mean, low, high = zip(*(summary[key][metric]
-                                        for key in keys))
-                ax.plot(x, mean, marker='', color=colors[arch], label=arch)
-                ax.fill_between(x, low, high, alpha=0.2, color=colors[arch])
-            for record in records:
-                if record['bproplen'] != bproplen:
-                    continue
-                converged = record['converged_at'] is not None
-                ax.plot(record['vocab'], float(record[metric]),
-                        linestyle='', color=colors[record['arch']],
-                        marker='o' if converged else 'x',
-                        markersize=4, alpha=0.6)
-            decorate(ax, metric, vocabs)
-            if row == 0:
-                ax.set_title('bproplen {}'.format(bproplen))
-            if column == 0:
-                ax.set_ylabel(METRIC_NAMES[metric], fontsize='small')
-            if row == len(METRICS) - 1:
-                ax.set_xlabel('vocabulary N (counts to N-1)')
-    axes[0][-1].legend(loc='lower left', fontsize='small')
-    settings = records[0]['settings']
-    figure.suptitle(
-        'A budget of {} a run. Lines: the mean; shaded: the {};\n'
-        'dots: runs that converged (a whole period exact), crosses: runs '
-        'that ran out of budget'.format(
-            budget_text(settings), interval_text(interval)),
-        fontsize='medium')
+    figure = Figure(figsize=(4.2 * len(bproplens), height + 1.2))
+    figure.subplots_adjust(left=0.08, right=0.98, top=0.86, bottom=0.3,
+                           wspace=0.25)
+    axes = figure.subplots(1, len(bproplens), squeeze=False, sharex=True)[0]
+    for ax, bproplen in zip(axes, bproplens):
+        ax.set_title('bproplen {}'.format(bproplen), fontsize='medium')
+        ax.set_xlabel('vocabulary N (blocks up to N-1)')
+        ax.grid(True, alpha=0.4)
+    return figure, axes, bproplens
+
+
+def legend_below(figure, axes):
+    """The architectures' legend under the panels, off the data."""
+    entries = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        figure.legend(list(entries.values()), list(entries), ncol=len(entries),
+                      loc='lower center', fontsize='small', frameon=False)
+
+
+def plot_share(summary, path):
+    """capacity_share.png: share learned against N, Wilson 95% bands."""
+    figure, axes, bproplens = panels(summary)
+    color = colors(summary)
+    for ax, bproplen in zip(axes, bproplens):
+        for (arch, b), cells in lines_of(summary).items():
+            if b != bproplen:
+                continue
+            x = [vocab for vocab, _ in cells]
+            ax.plot(x, [entry['share'] for _, entry in cells], marker='o',
+                    markersize=3, color=color[arch], label=arch)
+            ax.fill_between(x, *zip(*(entry['wilson'] for _, entry in cells)),
+                            color=color[arch], alpha=0.15, linewidth=0)
+        ax.axhline(0.5, color='gray', linestyle='--', linewidth=1)
+        ax.set_ylim(-0.03, 1.03)
+    axes[0].set_ylabel('share of runs that learned')
+    legend_below(figure, axes)
+    figure.suptitle('Which runs learned within the cap (a whole period '
+                    'exact at two evaluations in a row); bands: Wilson 95%',
+                    fontsize='medium')
     save(figure, path)
 
 
-def decorate(ax, metric, vocabs):
-    """Scales and reference lines of one metric's panel."""
-    ax.grid(True)
-    x = numpy.linspace(min(vocabs), max(vocabs), 100)
-    if metric == 'accuracy':
-        # Copying the input is wrong at the N-1 boundaries of a period of
-        # N(N-1)/2 words alone; zoomed, since every model gets near 1.
-        ax.plot(x, 1 - 2 / x, color='gray', linestyle='--', linewidth=1,
-                label='copy the input')
-        ax.set_ylim(max(0.0, 1 - 2 / min(vocabs) - 0.05), 1.005)
-        ax.legend(loc='lower right', fontsize='x-small')
-    elif metric == 'counting_horizon':
-        ax.plot(x, x - 1, color='gray', linestyle='--', linewidth=1,
-                label='N-1: all of it')
-        ax.set_ylim(-0.5, max(vocabs))
-        ax.legend(loc='upper left', fontsize='x-small')
-    else:
-        ax.set_ylim(-0.02, 1.02)
+def plot_tokens(summary, records, path):
+    """capacity_tokens.png: median tokens to learn against N, log scale."""
+    figure, axes, bproplens = panels(summary)
+    color = colors(summary)
+    cap = max(record['settings']['tokens'] for record in records)
+    for ax, bproplen in zip(axes, bproplens):
+        for (arch, b), cells in lines_of(summary).items():
+            if b != bproplen:
+                continue
+            cells = [(vocab, entry) for vocab, entry in cells
+                     if entry['median'] < math.inf]
+            if not cells:
+                continue
+            x = [vocab for vocab, _ in cells]
+            median = numpy.array([entry['median'] for _, entry in cells])
+            low, high = (numpy.minimum([entry['median_interval'][side]
+                                        for _, entry in cells], cap)
+                         for side in (0, 1))
+            ax.errorbar(x, median, yerr=[median - low, high - median],
+                        marker='o', markersize=3, capsize=2,
+                        color=color[arch], label=arch)
+        for record in records:
+            if record['bproplen'] == bproplen and has_learned(record):
+                ax.plot(record['vocab'], record['learned_tokens'],
+                        linestyle='', marker='.', markersize=2, alpha=0.4,
+                        color=color[record['arch']])
+        ax.axhline(cap, color='gray', linestyle='--', linewidth=1)
+        ax.set_yscale('log')
+    axes[0].set_ylabel('tokens to learn')
+    legend_below(figure, axes)
+    figure.suptitle('Median tokens to learn (Kaplan-Meier), with 95% '
+                    'intervals; dots: single runs; dashed: the cap',
+                    fontsize='medium')
+    save(figure, path)
 
 
-def representative_cells(summary):
-    """Per architecture, its longest bproplen at the middle of its N."""
-    cells = []
-    for arch in dict.fromkeys(key[0] for key in summary):
-        bproplen = max(key[1] for key in summary if key[0] == arch)
-        vocabs = sorted(key[2] for key in summary
-                        if key[:2] == (arch, bproplen))
-        cells.append((arch, bproplen, vocabs[len(vocabs) // 2]))
-    return cells
-
-
-def plot_curves(records, cells, path):
-    """capacity_curves.png: learning curves of the cells (arch, bproplen,
-    vocab), a column each; each metric of CURVE_METRICS against tokens, a
-    line per seed, ending in a dot where the run converged."""
+def plot_frontier(found, path):
+    """capacity_frontier.png: the frontier per architecture, a marker per
+    bproplen, its interval as a bar; an arrow where it may lie beyond."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(3.6 * len(cells) + 1,
-                             2.4 * len(CURVE_METRICS)), layout='constrained')
-    axes = figure.subplots(len(CURVE_METRICS), len(cells), squeeze=False)
-    for column, cell in enumerate(cells):
-        runs = sorted((record for record in records
-                       if cell_of(record) == cell),
-                      key=lambda record: record['seed'])
-        for row, metric in enumerate(CURVE_METRICS):
-            ax = axes[row][column]
-            for record in runs:
-                tokens = [point['tokens'] for point in record['history']]
-                values = [float(point[metric])
-                          for point in record['history']]
-                line, = ax.plot(tokens, values, linewidth=1,
-                                label='seed {}'.format(record['seed']))
-                if record['converged_at'] is not None and tokens:
-                    ax.plot(tokens[-1], values[-1], marker='o',
-                            color=line.get_color())
-            ax.grid(True)
-            if metric == 'counting_horizon':
-                ax.set_ylim(-0.5, cell[2] - 0.5)
-            else:
-                ax.set_ylim(-0.02, 1.02)
-            if row == 0:
-                ax.set_title('{} N={} bproplen {}'.format(
-                    cell[0], cell[2], cell[1]), fontsize='medium')
-            if column == 0:
-                ax.set_ylabel(METRIC_NAMES[metric], fontsize='small')
-            if row == len(CURVE_METRICS) - 1:
-                ax.set_xlabel('tokens trained on')
-    axes[0][0].legend(loc='lower right', fontsize='x-small')
-    figure.suptitle('Learning curves (a dot: converged, a whole period '
-                    'exact)', fontsize='medium')
+    archs = list(dict.fromkeys(arch for arch, _ in found))
+    bproplens = sorted({bproplen for _, bproplen in found})
+    figure = Figure(figsize=(1.3 * len(archs) + 2, 4.4))
+    figure.subplots_adjust(left=0.12, right=0.98, top=0.88, bottom=0.26)
+    ax = figure.subplots()
+    width = 0.8 / len(bproplens)
+    for number, bproplen in enumerate(bproplens):
+        offset = (number - (len(bproplens) - 1) / 2) * width
+        for position, arch in enumerate(archs):
+            frontier = found.get((arch, bproplen))
+            if frontier is None or frontier['n'] is None:
+                continue
+            x = position + offset
+            low = frontier['low'] or frontier['n']
+            high = frontier['high'] or frontier['n']
+            ax.plot([x, x], [low, high], color='C{}'.format(number),
+                    linewidth=2, alpha=0.5)
+            ax.plot(x, frontier['n'], marker='^' if frontier['open'] else
+                    'o', color='C{}'.format(number),
+                    label='bproplen {}'.format(bproplen)
+                    if position == 0 else None)
+    ax.set_xticks(range(len(archs)), archs)
+    ax.set_ylabel('largest N at which half learn')
+    ax.grid(True, axis='y', alpha=0.4)
+    figure.legend(*ax.get_legend_handles_labels(), loc='lower center',
+                  ncol=len(bproplens), fontsize='small', frameon=False)
+    figure.suptitle('The frontier; bars: N whose Wilson interval reaches '
+                    'one half; a triangle: the largest N tried',
+                    fontsize='medium')
     save(figure, path)
 
 
@@ -254,21 +296,40 @@ def machine():
     }
 
 
-def markdown(summary, records, command, wall, interval='bootstrap',
-             machine_info=None):
-    """capacity.md's text: how the runs were made, then a table per metric
-    of mean [low, high] per cell, and the converged counts."""
+def tokens_text(value):
+    return '-' if value == math.inf else '{:,}'.format(int(value))
+
+
+def frontier_text(frontier):
+    if frontier['n'] is None:
+        return 'none'
+    return '{}{} [{}, {}]'.format(
+        '>= ' if frontier['open'] else '', frontier['n'],
+        frontier['low'] or 'below', frontier['high'])
+
+
+def past_window_text(frontier, bproplen):
+    """The longest block any run learned, and whether it is longer than the
+    window."""
+    if frontier['longest'] is None:
+        return 'none', 'no'
+    vocab, learned, runs = frontier['longest']
+    return ('{} (N={}, {}/{})'.format(vocab - 1, vocab, learned, runs),
+            'yes' if vocab - 1 > bproplen else 'no')
+
+
+def markdown(summary, records, command, wall, machine_info=None):
+    """capacity.md's text: the runs, the frontiers, counting past the
+    window, the rankings' tests, then every cell."""
     machine_info = machine() if machine_info is None else machine_info
     settings = records[0]['settings']
-    archs = list(dict.fromkeys(key[0] for key in summary))
-    bproplens = sorted({key[1] for key in summary})
-    vocabs = sorted({key[2] for key in summary})
+    found = frontiers(summary)
     lines = [
         '# How far can each model count?', '',
-        '{} runs, a budget of {} each, {:.1f} min of run time together. '
-        'Last written by `{}`, whose session took {:.1f} min of wall '
-        'time (`make capacity` makes the whole study).'.format(
-            len(records), budget_text(settings),
+        '{} runs, a cap of {:,} tokens each, {:.1f} min of run time '
+        'together. Last written by `{}`, whose session took {:.1f} min of '
+        'wall time (`make capacity` makes the whole study).'.format(
+            len(records), settings['tokens'],
             sum(record['seconds'] for record in records) / 60, command,
             wall / 60), '',
         'Settings: {}.'.format(', '.join(
@@ -277,46 +338,85 @@ def markdown(summary, records, command, wall, interval='bootstrap',
     ] + ['- {}: {}'.format(what, text)
          for what, text in machine_info.items()] + [
         '',
-        'Each cell: the mean over seeds and, in brackets, the {}. The '
-        'copy-the-input baseline of overall accuracy is 1 - 2/N.'.format(
-            interval_text(interval)),
+        'A run has learned when a whole period of every stream comes out '
+        'exact, teacher-forced, at two evaluations in a row; the tokens to '
+        'learn are those of the first. A run that reaches the cap first is '
+        'censored there.', '',
+        '## The frontier', '',
+        'The largest N at which at least half the runs learned, and in '
+        'brackets the largest N whose Wilson 95% interval lies at or above '
+        'one half and the largest whose interval reaches it; ">=" where '
+        'the largest N run still had half learn.', '',
+        '| arch | ' + ' | '.join(
+            'bproplen {}'.format(bproplen)
+            for bproplen in bproplens_of(found)) + ' |',
+        '|---|' + '---|' * len(bproplens_of(found)),
     ]
-    header = ['', '| arch | bproplen | ' + ' | '.join(
-        'N={}'.format(vocab) for vocab in vocabs) + ' |',
-        '|---|---|' + '---|' * len(vocabs)]
-    for metric in METRICS + ('converged',):
-        title = METRIC_NAMES.get(
-            metric, 'Runs that converged (a whole period exact)')
-        lines += ['', '## ' + title[0].upper() + title[1:]] + header
-        for arch in archs:
-            for bproplen in bproplens:
-                cells = [cell_text(summary.get((arch, bproplen, vocab)),
-                                   metric) for vocab in vocabs]
-                lines.append('| {} | {} | {} |'.format(
-                    arch, bproplen, ' | '.join(cells)))
+    for arch in dict.fromkeys(arch for arch, _ in found):
+        lines.append('| {} | {} |'.format(arch, ' | '.join(
+            frontier_text(found[arch, bproplen])
+            if (arch, bproplen) in found else ''
+            for bproplen in bproplens_of(found))))
+    lines += [
+        '', '## Counting past the window', '',
+        'The longest block any run learned (its N, and how many of its runs '
+        'learned), and whether it is longer than the BPTT window.', '',
+        '| arch | bproplen | longest block learned | longer than the '
+        'window |', '|---|---|---|---|',
+    ]
+    for (arch, bproplen), frontier in found.items():
+        lines.append('| {} | {} | {} | {} |'.format(
+            arch, bproplen, *past_window_text(frontier, bproplen)))
+    lines += [
+        '', '## Rankings and their tests', '',
+        'Each architecture against the next lower frontier, at the '
+        'smallest N where the lower one has fewer than half learn: '
+        'Fisher\'s exact test, two-sided.', '',
+        '| bproplen | higher | lower | N | learned | p |',
+        '|---|---|---|---|---|---|',
+    ]
+    for bproplen, better, worse, vocab, p in rankings(summary, found):
+        lines.append('| {} | {} | {} | {} | {} against {} | {:.2g} |'.format(
+            bproplen, better, worse, vocab, *(
+                '{learned}/{runs}'.format(**summary[arch, bproplen, vocab])
+                for arch in (better, worse)), p))
+    lines += [
+        '', '## Every cell', '',
+        'Share learned with its Wilson 95% interval; median tokens to learn '
+        '(Kaplan-Meier) with a distribution-free 95% interval, "-" where '
+        'fewer than half learned or the bound is past the cap; boundary '
+        'accuracy averaged over the last quarter of each run\'s '
+        'evaluations, mean [lowest, highest] over runs (copying the input '
+        'scores 0 there).', '',
+        '| arch | bproplen | N | learned | share [95%] | median tokens '
+        '[95%] | boundary accuracy |', '|---|---|---|---|---|---|---|',
+    ]
+    for (arch, bproplen, vocab), entry in summary.items():
+        lines.append(
+            '| {} | {} | {} | {}/{} | {:.2f} [{:.2f}, {:.2f}] | {} [{}, {}] '
+            '| {:.2f} [{:.2f}, {:.2f}] |'.format(
+                arch, bproplen, vocab, entry['learned'], entry['runs'],
+                entry['share'], *entry['wilson'],
+                tokens_text(entry['median']),
+                *map(tokens_text, entry['median_interval']),
+                *entry['boundary']))
     return '\n'.join(lines) + '\n'
 
 
-def cell_text(entry, metric):
-    if entry is None:
-        return ''
-    if metric == 'converged':
-        return '{}/{}'.format(entry['converged'], entry['runs'])
-    digits = 1 if metric == 'counting_horizon' else 2
-    mean, low, high = entry[metric]
-    return '{0:.{3}f} [{1:.{3}f}, {2:.{3}f}]'.format(mean, low, high, digits)
+def bproplens_of(found):
+    return sorted({bproplen for _, bproplen in found})
 
 
-def write_report(records, out, command=None, wall=0.0,
-                 interval='bootstrap'):
-    """Write capacity.png, capacity_curves.png and capacity.md to out; the
-    summary."""
+def write_report(records, out, command=None, wall=0.0):
+    """Write FIGURES and capacity.md to out; the summary."""
+    spec = getattr(sys.modules['__main__'], '__spec__', None)
+    argv = ['-m', spec.name] + sys.argv[1:] if spec else sys.argv
     command = command or ' '.join(
-        ['python'] + [shlex.quote(arg) for arg in sys.argv])
-    summary = summarize(records, interval)
-    plot(summary, records, os.path.join(out, 'capacity.png'), interval)
-    plot_curves(records, representative_cells(summary),
-                os.path.join(out, 'capacity_curves.png'))
+        ['python'] + [shlex.quote(arg) for arg in argv])
+    summary = summarize(records)
+    plot_share(summary, os.path.join(out, FIGURES[0]))
+    plot_tokens(summary, records, os.path.join(out, FIGURES[1]))
+    plot_frontier(frontiers(summary), os.path.join(out, FIGURES[2]))
     with snapshots.atomic_file(os.path.join(out, 'capacity.md'), 'w') as f:
-        f.write(markdown(summary, records, command, wall, interval))
+        f.write(markdown(summary, records, command, wall))
     return summary

@@ -2,8 +2,9 @@
 
 A sweep holds a lock on the file while it lives, so that a second sweep on
 the same file is refused instead of running (and recording) the same runs;
-a line cut short by a kill is dropped, duplicates left by older, unlocked
-sweeps are skipped, and anything that is not a record is refused.
+a last line cut short by a kill is dropped whatever its last character, a
+last record that lost its newline gets it back, duplicates left by older,
+unlocked sweeps are skipped, and anything that is not a record is refused.
 """
 import fcntl
 import json
@@ -45,27 +46,33 @@ class RecordFile:
 
     def read(self, settings):
         """The distinct finished runs; a last line cut short by a kill is
-        dropped. Refuses records made with other settings (they would not
-        compare) and lines that are not records."""
+        dropped, and a last record that lost its newline gets it back, so
+        that the next append starts a line of its own. Refuses records made
+        with other settings (they would not compare) and lines that are not
+        records."""
         self.file.seek(0)
-        lines = self.file.read().split(b'\n')
+        data = self.file.read()
+        lines = data.split(b'\n')
         records, seen, kept = [], set(), 0
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 kept += len(line) + 1
                 continue
             try:
-                record = check_record(json.loads(line.decode('utf-8')))
+                record = json.loads(line.decode('utf-8'))
             except (ValueError, RecursionError) as error:
                 # Only the start of a record can be the torn end of one.
-                if number < len(lines) or not line.startswith(b'{') or \
-                        line.endswith(b'}'):
-                    raise UsageError(
-                        '{} line {} is not a record of study.sweep ({})'
-                        .format(self.path, number, error))
+                if number < len(lines) or not line.startswith(b'{'):
+                    raise self.not_a_record(number, error)
                 self.file.truncate(kept)  # the torn end of a killed append
                 break
+            try:
+                check_record(record)
+            except ValueError as error:
+                raise self.not_a_record(number, error)
             kept += len(line) + 1
+            if number == len(lines):
+                self.file.write(b'\n')
             if record['settings'] != settings:
                 raise UsageError(
                     '{} holds runs made with other settings ({}): choose '
@@ -75,6 +82,14 @@ class RecordFile:
                 seen.add(run_key(record))
                 records.append(record)
         return records
+
+    def not_a_record(self, number, error):
+        return UsageError('{} line {} is not a record of study.sweep ({})'
+                          .format(self.path, number, error))
+
+    def close(self):
+        """Let another sweep have the file."""
+        self.file.close()
 
     def append(self, record):
         self.file.write((json.dumps(record, sort_keys=True) + '\n').encode())
@@ -95,11 +110,11 @@ def check_record(record):
         value = record.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ValueError('{} is {!r}'.format(key, value))
-    converged = record.get('converged_at', 0)
-    if converged is not None and (not isinstance(converged, int) or
-                                  isinstance(converged, bool) or
-                                  not 1 <= converged <= record['updates']):
-        raise ValueError('converged_at is {!r}'.format(converged))
+    learned = record.get('learned_tokens', 0)
+    if learned is not None and (not isinstance(learned, int) or
+                                isinstance(learned, bool) or
+                                not 1 <= learned <= record['tokens']):
+        raise ValueError('learned_tokens is {!r}'.format(learned))
     if not (record['updates'] >= 1 and record['tokens'] >= 1 and
             0 <= record['seconds'] < math.inf):
         raise ValueError('updates, tokens or seconds out of range')

@@ -1,18 +1,24 @@
-"""How far can each recurrent model count? Train a grid of runs and plot it.
+"""How far can each recurrent model count? Train until each run has learned.
 
-Every combination of architecture, vocabulary N (the model must count to
-N-1), bprop_len and seed trains on the fused path, by train_rnn.py's recipe,
-on a sequence whose streams start at evenly spread phases, for a budget of
-training tokens that is the same whatever the bprop_len, or until a whole
-period of every stream comes out right. Every few thousand tokens
-capacity.py measures what the model does; each evaluation is kept.
+A run trains one architecture, vocabulary N (the model must count to N-1),
+bprop_len and seed on the fused path, by train_rnn.py's recipe, on a
+sequence whose streams start at evenly spread phases, until it has learned
+(a whole period of every stream exact, teacher-forced, at two evaluations
+in a row) or has trained on the cap of tokens; capacity.py measures it at
+every evaluation, and each evaluation is kept.
+
+By default the sweep searches each frontier: for every architecture and
+bprop_len it climbs the given N in order, running the given seeds at each,
+until a cell where no run learned; then it runs the more seeds at the cells
+that decide the frontier (the largest N where at least half learned, and
+the next). --grid runs every cell instead.
 
 Runs go to parallel processes (concurrent.futures), or under MPI to the
 workers of `mpiexec -n K python -m mpi4py.futures -m study.sweep`, which
 hand out runs as workers free up. Each finished run is appended to
-OUT/capacity.jsonl at once (records.py), and a sweep started again skips
-what is there. At the end capacity_report.py writes OUT/capacity.png,
-capacity_curves.png and capacity.md.
+OUT/capacity.jsonl at once (records.py), and a sweep started again goes on
+from what is there. At the end capacity_report.py writes the figures and
+OUT/capacity.md.
 """
 import sys
 
@@ -40,14 +46,23 @@ from cli import EXIT_USAGE, ArgumentParser, UsageError
 import distributed
 from models import FUSED_ARCHITECTURES
 from study.records import RecordFile, run_key
+import simple_sequence
 import train_rnn
 from updaters import fast_training
 
 ARCHS = ('rnn', 'rnn_relu', 'lstm', 'lstm1', 'gru')
-VOCABS = (5, 10, 20, 30, 40, 50)
+# The tutorial's lstm with one of its choices undone, for the study alone.
+VARIANTS = {
+    'lstm_nodropout': ('lstm', {'dropout': 0}),
+    'lstm_onelayer': ('lstm', {'n_layers': 1}),
+    'lstm_chainerinit': ('lstm', {'uniform_init': False}),
+}
+VOCABS = (5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100)
 BPROPLENS = (5, 20, 60)
-SEEDS = (0, 1, 2, 3, 4)
-TOKENS = 200000  # 1,000 updates of bproplen 20 and 10 streams
+SEEDS = tuple(range(10))
+MORE_SEEDS = tuple(range(10, 20))  # where a cell decides a frontier
+TOKENS = 2000000
+EVAL_EVERY = 10000
 
 
 def build_parser():
@@ -55,11 +70,11 @@ def build_parser():
         prog='python -m study.sweep', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', '-o', default='results',
-                        help='folder for capacity.jsonl, capacity.png, '
-                        'capacity_curves.png and capacity.md (default: '
-                        '%(default)s)')
+                        help='folder for capacity.jsonl, the figures and '
+                        'capacity.md (default: %(default)s)')
     parser.add_argument('--arch', nargs='+', default=list(ARCHS),
-                        choices=sorted(FUSED_ARCHITECTURES),
+                        choices=sorted(set(FUSED_ARCHITECTURES) |
+                                       set(VARIANTS)),
                         help='architectures (default: %(default)s)')
     parser.add_argument('--vocab', nargs='+', type=int, default=list(VOCABS),
                         help='vocabulary sizes N (default: %(default)s)')
@@ -67,13 +82,21 @@ def build_parser():
                         default=list(BPROPLENS),
                         help='BPTT lengths (default: %(default)s)')
     parser.add_argument('--seed', nargs='+', type=int, default=list(SEEDS),
-                        help='seeds (default: %(default)s)')
+                        help='seeds of every cell (default: %(default)s)')
+    parser.add_argument('--more-seeds', nargs='*', type=int,
+                        default=list(MORE_SEEDS),
+                        help='seeds added where a cell decides a frontier '
+                        '(default: %(default)s)')
+    parser.add_argument('--grid', action='store_true',
+                        help='run every cell of the grid, --seed only, '
+                        'instead of searching the frontiers')
     parser.add_argument('--tokens', type=int, default=TOKENS,
-                        help='the budget of a run in training tokens, '
-                        'whatever its bproplen (default: %(default)s)')
-    parser.add_argument('--eval-every', type=int, default=20000,
-                        help='training tokens between evaluations, which '
-                        'decide convergence (default: %(default)s)')
+                        help='the cap of a run in training tokens, whatever '
+                        'its bproplen (default: %(default)s)')
+    parser.add_argument('--eval-every', type=int, default=EVAL_EVERY,
+                        help='training tokens between evaluations, or a '
+                        'period of every stream where that is longer '
+                        '(default: %(default)s)')
     parser.add_argument('--unit', type=int, default=100,
                         help='units in each layer (default: %(default)s)')
     parser.add_argument('--batchsize', type=int, default=10,
@@ -97,11 +120,13 @@ def settings_of(args):
 
 
 def run_arguments(arch, n_vocab, bproplen, seed, settings):
-    """The arguments of train_rnn.py that make one run of the grid."""
+    """The arguments of train_rnn.py that make one run (arch may be a
+    variant: its base architecture)."""
     return argparse.Namespace(
-        arch=arch, vocab=n_vocab, bproplen=bproplen, seed=seed,
-        unit=settings['unit'], batchsize=settings['batchsize'],
-        gradclip=settings['gradclip'], fused=True, gpu=-1, epoch=1)
+        arch=VARIANTS.get(arch, (arch,))[0], vocab=n_vocab,
+        bproplen=bproplen, seed=seed, unit=settings['unit'],
+        batchsize=settings['batchsize'], gradclip=settings['gradclip'],
+        fused=True, gpu=-1, epoch=1)
 
 
 def check_arguments(args):
@@ -114,8 +139,11 @@ def check_arguments(args):
     if not 0 < args.alpha < math.inf:
         raise UsageError('--alpha must be a positive number (got {})'.format(
             args.alpha))
+    if set(args.seed) & set(args.more_seeds):
+        raise UsageError('--more-seeds must not repeat a seed of --seed')
+    seeds = args.seed + args.more_seeds
     for arch in args.arch:
-        for seed in (min(args.seed), max(args.seed)):
+        for seed in (min(seeds), max(seeds)):
             run = run_arguments(arch, max(args.vocab), max(args.bproplen),
                                 seed, settings_of(args))
             train_rnn.check_arguments(run)
@@ -124,12 +152,22 @@ def check_arguments(args):
 
 
 def run_one(task):
-    """Train one run of the grid; its record.
+    """Train one run; its record.
 
     On one BLAS thread: the runs themselves are the parallelism.
     """
     with threadpoolctl.threadpool_limits(1), fast_training():
         return _run_one(*task)
+
+
+def evaluation_interval(n_vocab, bproplen, settings):
+    """Updates between evaluations: eval_every tokens, or a period of every
+    stream where that is longer, so that evaluating costs a small share of
+    training at any N."""
+    per_update = bproplen * settings['batchsize']
+    tokens = max(settings['eval_every'], settings['batchsize'] *
+                 simple_sequence.period_length(n_vocab))
+    return max(1, round(tokens / per_update))
 
 
 def _run_one(arch, n_vocab, bproplen, seed, settings):
@@ -138,39 +176,100 @@ def _run_one(arch, n_vocab, bproplen, seed, settings):
     run = train_rnn.setup_training(
         run_arguments(arch, n_vocab, bproplen, seed, settings),
         words=capacity.phase_spread_sequence(n_vocab, batch_size),
-        alpha=settings['alpha'])
+        alpha=settings['alpha'],
+        model_options=VARIANTS.get(arch, (arch, {}))[1])
     updater = run.updater
     # Evaluation runs on a copy that shares the parameters and owns its
     # state, so that training goes on from where it was.
     evaluated = run.model.predictor.copy()
     per_update = bproplen * batch_size
     updates = math.ceil(settings['tokens'] / per_update)
-    eval_every = max(1, round(settings['eval_every'] / per_update))
-    history, converged_at = [], None
+    interval = evaluation_interval(n_vocab, bproplen, settings)
+    history, learned_tokens = [], None
     while updater.iteration < updates:
         updater.update()
-        if updater.iteration % eval_every and updater.iteration < updates:
+        if updater.iteration % interval and updater.iteration < updates:
             continue
         # Teacher-forced along the way; generation, ten times the cost,
         # once at the end.
         metrics = capacity.teacher_forced(evaluated, n_vocab, batch_size)
         history.append(dict(metrics, updates=updater.iteration,
                             tokens=updater.iteration * per_update))
-        if metrics['exact_period']:
-            converged_at = updater.iteration
+        if learned(history):
+            learned_tokens = history[-2]['tokens']
             break
     return dict(
         capacity.measure(evaluated, n_vocab, batch_size), arch=arch,
         vocab=n_vocab, bproplen=bproplen, seed=seed,
         updates=updater.iteration, tokens=updater.iteration * per_update,
-        converged_at=converged_at, history=history,
+        learned_tokens=learned_tokens, history=history,
         seconds=round(time.perf_counter() - started, 2), settings=settings)
+
+
+def learned(history):
+    """Whether the last two evaluations each found a whole period exact: one
+    could be luck on a curve that swings."""
+    return len(history) >= 2 and all(
+        metrics['exact_period'] for metrics in history[-2:])
+
+
+def plan(records, args):
+    """The keys (arch, vocab, bproplen, seed) of the runs to make next,
+    given the records so far: the whole grid with --grid, else what each
+    frontier's search needs now (see the module doc)."""
+    done = {run_key(record): record['learned_tokens'] is not None
+            for record in records}
+    if args.grid:
+        return [key for key in grid_keys(args, args.seed) if key not in done]
+    keys = []
+    for arch in args.arch:
+        for bproplen in args.bproplen:
+            keys += frontier_search(done, arch, bproplen, sorted(args.vocab),
+                                    args.seed, args.more_seeds)
+    return keys
+
+
+def grid_keys(args, seeds):
+    return [(arch, vocab, bproplen, seed) for arch in args.arch
+            for vocab in args.vocab for bproplen in args.bproplen
+            for seed in seeds]
+
+
+def frontier_search(done, arch, bproplen, vocabs, seeds, more_seeds):
+    """The next runs of one architecture and bproplen; done maps a run's key
+    to whether it learned."""
+    def missing(vocab, wanted):
+        return [(arch, vocab, bproplen, seed) for seed in wanted
+                if (arch, vocab, bproplen, seed) not in done]
+
+    def cell(vocab):
+        return [learned for (a, v, b, _), learned in done.items()
+                if (a, v, b) == (arch, vocab, bproplen)]
+
+    climbed = []
+    for vocab in vocabs:
+        if missing(vocab, seeds):
+            return missing(vocab, seeds)
+        climbed.append(vocab)
+        if not any(cell(vocab)):  # beyond its reach: no N above is run
+            break
+    frontier = frontier_index(
+        [sum(cell(vocab)) / len(cell(vocab)) for vocab in climbed])
+    deciding = climbed[max(frontier, 0):frontier + 2]
+    return [key for vocab in deciding for key in missing(vocab, more_seeds)]
+
+
+def frontier_index(shares):
+    """The index of the last share of at least one half, -1 if none."""
+    return max((i for i, share in enumerate(shares) if share >= 0.5),
+               default=-1)
 
 
 def expected_cost(task):
     """A rough relative cost, to start the longest runs first."""
     arch, n_vocab, _, _, _ = task
-    return {'lstm': 5, 'lstm1': 3, 'gru': 2}.get(arch, 1) * (1 + n_vocab / 10)
+    return {'lstm': 5, 'lstm1': 3, 'gru': 2}.get(
+        VARIANTS.get(arch, (arch,))[0], 1) * (1 + n_vocab / 10)
 
 
 def run_tasks(tasks, jobs):
@@ -212,6 +311,12 @@ def check_mpi():
                                  sys.executable, command=True))))
 
 
+def outcome(record):
+    if record['learned_tokens'] is None:
+        return 'not learned in {:,} tokens'.format(record['tokens'])
+    return 'learned after {:,} tokens'.format(record['learned_tokens'])
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -227,41 +332,42 @@ def main(argv=None):
                                                      error.strerror))
     except UsageError as error:
         parser.error(str(error))
-    # A list: every MPI rank must order the tasks alike.
-    grid = [(arch, vocab, bproplen, seed) for arch in args.arch
-            for vocab in args.vocab for bproplen in args.bproplen
-            for seed in args.seed]
-    done = {run_key(record) for record in records}
-    tasks = sorted((key + (settings,) for key in grid if key not in done),
-                   key=expected_cost, reverse=True)
-    workers = 'mpi4py.futures workers' if distributed.world_size() > 1 \
-        else min(args.jobs, max(len(tasks), 1))
-    print('{} runs, {} done already; up to {:,} tokens each, {} at a time'
-          .format(len(tasks) + len(done), len(done), args.tokens, workers),
-          flush=True)
-    started = time.perf_counter()
     try:
-        for count, record in enumerate(run_tasks(tasks, args.jobs), 1):
-            record_file.append(record)
-            records.append(record)
-            elapsed = time.perf_counter() - started
-            print('[{}/{}] {arch} N={vocab} bproplen={bproplen} seed={seed}:'
-                  ' boundary {boundary_accuracy:.3f}, horizon '
-                  '{counting_horizon}, exact period {exact_period} after '
-                  '{tokens:,} tokens ({seconds:.0f} s); {eta:.0f} min to go'
-                  .format(count, len(tasks), eta=elapsed / count *
-                          (len(tasks) - count) / 60, **record), flush=True)
-        if not tasks:  # the report of the session that ran them stands
+        return sweep(args, settings, record_file, records, parser.prog)
+    finally:
+        record_file.close()
+
+
+def sweep(args, settings, record_file, records, prog):
+    """Run what the records still lack, record it and write the report;
+    the exit status."""
+    workers = 'mpi4py.futures workers' if distributed.world_size() > 1 \
+        else '{} at a time'.format(args.jobs)
+    print('{} runs done already; up to {:,} tokens each, {}'.format(
+        len(records), args.tokens, workers), flush=True)
+    started, ran = time.perf_counter(), 0
+    try:
+        # A list in a fixed order: every MPI rank must order the tasks
+        # alike. Each round plans from the records so far.
+        tasks = plan(records, args)
+        while tasks:
+            tasks = sorted((key + (settings,) for key in tasks),
+                           key=expected_cost, reverse=True)
+            print('Round of {} runs'.format(len(tasks)), flush=True)
+            for count, record in enumerate(run_tasks(tasks, args.jobs), 1):
+                record_file.append(record)
+                records.append(record)
+                print('[{}/{}] {arch} N={vocab} bproplen={bproplen} '
+                      'seed={seed}: {outcome} ({seconds:.0f} s)'.format(
+                          count, len(tasks), outcome=outcome(record),
+                          **record), flush=True)
+            ran += len(tasks)
+            tasks = plan(records, args)
+        if not ran:  # the report of the session that ran them stands
             print('Nothing to run: {} is as it was.'.format(args.out))
             return 0
         wall = time.perf_counter() - started
-        # The whole file: runs added to a grid (more seeds where cells sit
-        # at the transition) belong to the study too.
-        # Lowest to highest over seeds, the spread a rerun's single runs
-        # show (a bootstrap interval of the mean is narrower than what
-        # another CPU's BLAS kernels give: docs/capacity.md).
-        capacity_report.write_report(records, args.out, wall=wall,
-                                     interval='minmax')
+        capacity_report.write_report(records, args.out, wall=wall)
     except KeyboardInterrupt:
         print('Interrupted: the finished runs are in {}; the same command '
               'goes on from there.'.format(record_file.path),
@@ -269,12 +375,11 @@ def main(argv=None):
         return cli.EXIT_INTERRUPTED
     except OSError as error:
         print('{}: error: writing to {} failed: {} (the records written so '
-              'far are kept)'.format(parser.prog, args.out, error),
+              'far are kept)'.format(prog, args.out, error),
               file=sys.stderr)
         return cli.EXIT_FAILED
-    print('Wrote capacity.png, capacity_curves.png and capacity.md to {}: '
-          '{} runs in this session took {:.1f} min.'.format(
-              args.out, len(tasks), wall / 60))
+    print('Wrote the report to {}: {} runs in this session took {:.1f} min.'
+          .format(args.out, ran, wall / 60))
     return 0
 
 

@@ -19,7 +19,7 @@ MPIEXEC = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
 TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5']
 SWEEP = ['--arch', 'rnn', 'lstm', '--vocab', '3', '4', '--bproplen', '2',
          '--seed', '0', '1', '--tokens', '80', '--eval-every', '40',
-         '--unit', '4']
+         '--unit', '4', '--grid']
 
 
 def run(argv, processes=None):
@@ -192,7 +192,7 @@ def test_a_sweep_over_mpi_workers_finds_what_one_process_finds(tmp_path):
     completed = subprocess.run(futures + SWEEP, capture_output=True,
                                text=True, timeout=300, cwd=ROOT)
     assert completed.returncode == 0, completed.stderr
-    assert '8 runs, 0 done already' in completed.stdout
+    assert '0 runs done already' in completed.stdout
     assert completed.stdout.count('[8/8]') == 1
     single = run(['-m', 'study.sweep', '-o', str(tmp_path / 'one'), '-j',
                   '1'] + SWEEP)
@@ -201,7 +201,7 @@ def test_a_sweep_over_mpi_workers_finds_what_one_process_finds(tmp_path):
     assert records(tmp_path / 'mpi') == records(tmp_path / 'one')
     again = subprocess.run(futures + SWEEP, capture_output=True, text=True,
                            timeout=300, cwd=ROOT)
-    assert '8 runs, 8 done already' in again.stdout
+    assert '8 runs done already' in again.stdout
 
 
 def test_a_sweep_under_mpiexec_without_mpi4py_futures_is_refused(tmp_path):

@@ -462,7 +462,7 @@ def test_a_newline_in_a_path_keeps_the_error_on_one_line(tmp_path, capsys):
 # The sweep's record file.
 
 SWEEP = ['--arch', 'rnn', '--vocab', '3', '--bproplen', '2', '--seed', '0',
-         '--tokens', '40', '--eval-every', '20', '--unit', '4']
+         '--tokens', '40', '--eval-every', '20', '--unit', '4', '--grid']
 
 
 @pytest.mark.parametrize('line, message', [
@@ -481,6 +481,41 @@ def test_a_line_that_is_no_record_is_refused_and_kept(line, message,
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert path.read_text() == line + '\n{"torn'
+
+
+def one_record_file(tmp_path):
+    """The lines of a sweep's file after its one run."""
+    assert sweep.main(['-o', str(tmp_path), '-j', '1'] + SWEEP) == 0
+    return (tmp_path / 'capacity.jsonl').read_text().splitlines()
+
+
+@pytest.mark.parametrize('closing', [False, True])
+def test_a_torn_last_line_is_dropped_whatever_its_last_character(closing,
+                                                                 tmp_path):
+    (line,) = one_record_file(tmp_path)
+    # Torn just after an evaluation's closing brace, or inside a number.
+    torn = line[:line.index('}') + 1] if closing else line[:-1]
+    assert torn.endswith('}') == closing
+    path = tmp_path / 'capacity.jsonl'
+    path.write_text(line + '\n' + torn)
+    records = records_module.RecordFile(str(path)).read(
+        sweep.settings_of(sweep.build_parser().parse_args(SWEEP)))
+    assert len(records) == 1
+    assert path.read_text() == line + '\n'
+
+
+def test_a_last_record_without_its_newline_is_kept_apart_from_the_next(
+        tmp_path):
+    (line,) = one_record_file(tmp_path)
+    path = tmp_path / 'capacity.jsonl'
+    path.write_text(line)
+    argv = SWEEP[:SWEEP.index('--seed') + 1] + ['0', '1'] + \
+        SWEEP[SWEEP.index('--seed') + 2:]
+    assert sweep.main(['-o', str(tmp_path), '-j', '1'] + argv) == 0
+    lines = path.read_text().splitlines()
+    assert lines[0] == line
+    assert [json.loads(text)['seed'] for text in lines] == [0, 1]
+    assert path.read_text().endswith('}\n')
 
 
 def test_the_record_file_must_be_a_file(tmp_path, capsys):
@@ -604,7 +639,7 @@ def test_a_closed_pipe_does_not_stop_the_run(tmp_path):
 def test_ctrl_c_stops_a_sweep_without_running_the_rest(tmp_path):
     grid = ['--arch', 'rnn', '--vocab', '3', '4', '5', '6', '--bproplen',
             '2', '4', '--seed', '0', '1', '2', '3', '4', '--tokens', '400',
-            '--eval-every', '200', '--unit', '4', '-j', '2']
+            '--eval-every', '200', '--unit', '4', '-j', '2', '--grid']
     process = subprocess.Popen(
         [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path)] + grid,
         cwd=ROOT, stdout=subprocess.PIPE,

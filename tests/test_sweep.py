@@ -4,13 +4,14 @@ import os
 import pytest
 
 from study import capacity
+from study import capacity_report
 from study import records as records_module
 from study import sweep
 
 # bproplen 2 and 4 with 10 streams: 4 and 2 updates for the same 80 tokens.
 TINY = ['--arch', 'rnn', 'lstm', '--vocab', '3', '4', '--bproplen', '2',
         '4', '--seed', '0', '--tokens', '80', '--eval-every', '40',
-        '--unit', '4']
+        '--unit', '4', '--grid']
 
 
 def records(out):
@@ -25,8 +26,7 @@ def tiny_sweep(tmp_path_factory):
     return out
 
 
-def test_a_tiny_grid_records_every_run_with_the_same_token_budget(
-        tiny_sweep):
+def test_a_tiny_grid_records_every_run_with_the_same_token_cap(tiny_sweep):
     done = records(tiny_sweep)
     assert sorted(records_module.run_key(record) for record in done) == [
         (arch, vocab, bproplen, 0) for arch in ('lstm', 'rnn')
@@ -34,31 +34,110 @@ def test_a_tiny_grid_records_every_run_with_the_same_token_budget(
     for record in done:
         records_module.check_record(record)
         per_update = record['bproplen'] * 10
-        # An evaluation every 40 tokens, until 80 or a whole exact period.
+        # An evaluation every 40 tokens, or a period of every stream where
+        # longer (30 tokens at N=3, 60 at N=4), in whole updates (20 or 40
+        # tokens), until 80 or learned.
+        evaluations = {(3, 2): [40, 80], (3, 4): [40, 80], (4, 2): [60, 80],
+                       (4, 4): [80]}[record['vocab'], record['bproplen']]
         assert [entry['tokens'] for entry in record['history']] == \
-            [40, 80][:len(record['history'])]
+            evaluations[:len(record['history'])]
         assert [entry['updates'] * per_update
                 for entry in record['history']] == \
             [entry['tokens'] for entry in record['history']]
         last = record['history'][-1]
         assert record['tokens'] == last['tokens']
-        assert record['converged_at'] == (last['updates'] if
-                                          last['exact_period'] else None)
-        assert record['converged_at'] is not None or record['tokens'] == 80
+        if record['learned_tokens'] is None:
+            assert record['tokens'] == 80
+        else:
+            assert record['learned_tokens'] == evaluations[0]
         for metric in capacity.TEACHER_FORCED:
             assert record[metric] == last[metric]
         assert record['settings']['tokens'] == 80
-    for name in ('capacity.png', 'capacity_curves.png'):
+    for name in capacity_report.FIGURES:
         with open(str(tiny_sweep / name), 'rb') as f:
             assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-    assert '| rnn | 2 |' in (tiny_sweep / 'capacity.md').read_text()
+    assert '| rnn | 2 | 3 |' in (tiny_sweep / 'capacity.md').read_text()
+
+
+@pytest.mark.parametrize('exact, learned', [
+    ([True], False), ([False, True], False), ([True, False], False),
+    ([False, True, True], True), ([True, True], True)])
+def test_a_run_has_learned_at_two_exact_evaluations_in_a_row(exact,
+                                                             learned):
+    history = [{'exact_period': value} for value in exact]
+    assert sweep.learned(history) is learned
+
+
+def search(done, **flags):
+    argv = ['--arch', 'rnn', '--bproplen', '5', '--vocab', '5', '10', '20',
+            '30', '--seed', '0', '1', '--more-seeds', '2', '3']
+    for name, value in flags.items():
+        argv += ['--' + name] + [str(v) for v in value]
+    args = sweep.build_parser().parse_args(argv)
+    records = [{'arch': arch, 'vocab': vocab, 'bproplen': bproplen,
+                'seed': seed, 'learned_tokens': 100 if learned else None}
+               for (arch, vocab, bproplen, seed), learned in done.items()]
+    return sweep.plan(records, args)
+
+
+def cell(vocab, *learned, seeds=(0, 1)):
+    return {('rnn', vocab, 5, seed): value
+            for seed, value in zip(seeds, learned)}
+
+
+def test_the_search_climbs_n_a_cell_at_a_time():
+    assert search({}) == [('rnn', 5, 5, 0), ('rnn', 5, 5, 1)]
+    assert search({**cell(5, True, True), **cell(10, False)}) == [
+        ('rnn', 10, 5, 1)]
+
+
+def test_the_search_stops_above_a_cell_where_no_run_learned():
+    done = {**cell(5, True, True), **cell(10, True, False),
+            **cell(20, False, False)}
+    # Not N=30; more seeds where the frontier is decided: 10 (half
+    # learned) and 20 above it.
+    assert search(done) == [('rnn', vocab, 5, seed) for vocab in (10, 20)
+                            for seed in (2, 3)]
+
+
+def test_more_seeds_that_move_the_frontier_move_the_cells_that_decide_it():
+    done = {**cell(5, True, True), **cell(10, True, False),
+            **cell(20, False, False), **cell(10, False, False, seeds=(2, 3)),
+            **cell(20, False, False, seeds=(2, 3))}
+    # N=10 fell to 1/4: the frontier is 5, decided by 5 and 10.
+    assert search(done) == [('rnn', 5, 5, 2), ('rnn', 5, 5, 3)]
+    done.update(cell(5, True, True, seeds=(2, 3)))
+    assert search(done) == []
+
+
+def test_the_grid_runs_every_cell_with_the_seeds_given():
+    assert len(search({}, grid=[])) == 4 * 2
+    assert search(cell(5, True, True), grid=[])[0] == ('rnn', 10, 5, 0)
+
+
+def test_a_variant_trains_the_lstm_with_one_choice_undone(monkeypatch):
+    built = []
+    setup_training = sweep.train_rnn.setup_training
+
+    def setting_up(*args, **kwargs):
+        run = setup_training(*args, **kwargs)
+        built.append(run.model.predictor)
+        return run
+
+    monkeypatch.setattr(sweep.train_rnn, 'setup_training', setting_up)
+    settings = sweep.settings_of(sweep.build_parser().parse_args(
+        ['--tokens', '30', '--eval-every', '30', '--unit', '4']))
+    record = sweep.run_one(('lstm_onelayer', 3, 3, 0, settings))
+    assert record['arch'] == 'lstm_onelayer'
+    assert built[0].state_names == ('l1/c', 'l1/h')
+    assert built[0].dropout == 0.5
 
 
 def test_a_sweep_started_again_redoes_nothing(tiny_sweep, capsys):
     before = {name: (tiny_sweep / name).read_bytes() for name in (
-        'capacity.jsonl', 'capacity.md', 'capacity.png')}
+        'capacity.jsonl', 'capacity.md') + capacity_report.FIGURES}
     assert sweep.main(['-o', str(tiny_sweep), '-j', '1'] + TINY) == 0
-    assert '8 runs, 8 done already' in capsys.readouterr().out
+    assert '8 runs done already' in capsys.readouterr().out
     assert {name: (tiny_sweep / name).read_bytes()
             for name in before} == before
 
@@ -99,8 +178,8 @@ def test_evaluation_runs_on_a_copy_that_shares_the_parameters(monkeypatch):
     monkeypatch.setattr(sweep.train_rnn, 'setup_training', setting_up)
     monkeypatch.setattr(capacity, 'measure', measuring)
     settings = sweep.settings_of(sweep.build_parser().parse_args(
-        ['--tokens', '120', '--eval-every', '60', '--unit', '8']))
-    sweep.run_one(('rnn', 5, 3, 0, settings))
+        ['--tokens', '240', '--eval-every', '60', '--unit', '8']))
+    sweep.run_one(('rnn', 3, 3, 0, settings))
     assert len(built) == 1 and len(measured) in (1, 2)
     assert all(predictor is measured[0] for predictor in measured)
     assert measured[0] is not built[0]
@@ -111,7 +190,7 @@ def test_a_grid_that_cannot_run_is_refused_before_anything(tmp_path,
                                                            capsys):
     with pytest.raises(SystemExit) as exit_info:
         sweep.main(['-o', str(tmp_path / 'out'), '--unit', str(10 ** 9)] +
-                   TINY[:-2])
+                   TINY[:-3])
     assert exit_info.value.code == 2
     assert 'needs about' in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
