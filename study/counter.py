@@ -1,28 +1,27 @@
-"""Show the counter: what a model that counts holds in its state.
+"""Show the counter: what models that learned to count hold in their state.
 
-For each architecture, train a model on the simple sequence until a whole
-period comes out exact (or the budget runs out), then
+For each architecture, train runs by the sweep's recipe (seeds 0, 1, ...)
+until SEEDS of them have learned (a whole period exact at two evaluations
+in a row) or MAX_SEEDS were tried; then, for every run that learned,
 
-1. collect its state (the recurrent layer's h; the LSTM's c and h) over a
-   period of teacher-forced input after a warm-up, and draw its top two
-   principal components, coloured by the count within the block;
-2. fit a linear probe from the state to that count on every other step of
-   the period, and score it (R^2) on the steps between; and again, fitted on
-   the blocks of odd words and scored on those of even words;
+1. collect its state (the recurrent layers' h; the LSTM's c and h) after
+   each word of a period of teacher-forced input that follows a warm-up;
+2. fit a linear probe from the state to the count within the block, held
+   out by whole blocks: for each block, fitted on every other block of the
+   period and scored on that one (R^2 over all held-out steps), so that no
+   held-out step has a fitted neighbour in the same block;
 3. feed one word v for OVERLONG times its block length after a warm-up that
-   ends where v's block begins, and see what the probe decodes and what the
-   model predicts: does the count keep rising, saturate, or reset?
+   ends where v's block begins, and record what the model predicts at each
+   step, and what the probe decodes.
 
-Writes OUT/counter.png and prints a table. What to expect: Weiss, Goldberg
-and Yahav (2018) show that with finite precision the LSTM and the ReLU
-Elman network can count without bound (a cell or unit that adds one a step)
-and the tanh network and the GRU cannot (their states are squashed into a
-bounded range, so a count must saturate); El-Naggar, Madhyastha and Weyde
-(2022) find that trained models, LSTMs included, still do not count exactly
-far beyond their training lengths, for the weights that would (saturated
-gates, exact ReLU weights) are not what backpropagation finds.
+Writes OUT/counter.png, OUT/counter.json (every number the doc quotes) and
+prints a table, a line per run. Finite-precision ReLU RNNs and GRUs are
+finite automata (Korsky and Berwick, 2019): every model here can represent
+this periodic task; what the counter asks is how trained ones hold the
+count, and what they do past the longest block they saw.
 """
 import argparse
+import json
 import math
 import os
 import sys
@@ -39,14 +38,13 @@ import cli
 import simple_sequence
 import snapshots
 from study import sweep
-import train_rnn
+from models import FUSED_ARCHITECTURES
 from updaters import fast_training
 
-ARCHS = ('rnn', 'rnn_relu', 'lstm1', 'gru')
+ARCHS = ('rnn', 'rnn_relu', 'lstm', 'lstm1', 'gru')
+SEEDS = 5  # runs that learned, per architecture
+MAX_SEEDS = 10
 OVERLONG = 3  # the over-long block is this many times its word
-# The rule that names the over-long behaviour, from the decoded counts.
-RESET_BELOW = 0.5  # of the count decoded at the block's true end
-RISE_SLOPE = 0.5  # counts per step: half the true count's
 PROBE_COMPONENTS = 40
 
 
@@ -55,7 +53,7 @@ def build_parser():
         prog='python -m study.counter', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--arch', '-a', nargs='+', default=list(ARCHS),
-                        choices=ARCHS,
+                        choices=sorted(FUSED_ARCHITECTURES),
                         help='architectures (default: %(default)s)')
     parser.add_argument('--vocab', '-n', type=int, default=20,
                         help='vocabulary size N (default: %(default)s)')
@@ -66,44 +64,27 @@ def build_parser():
                         help='BPTT length (default: %(default)s)')
     parser.add_argument('--batchsize', '-b', type=int, default=10,
                         help='parallel streams (default: %(default)s)')
-    parser.add_argument('--updates', type=int, default=4000,
-                        help='the budget of updates (default: %(default)s)')
-    parser.add_argument('--eval-every', type=int, default=200,
-                        help='updates between checks for a whole period '
-                        'exact (default: %(default)s)')
+    parser.add_argument('--tokens', type=int, default=sweep.TOKENS,
+                        help='the cap of a run in training tokens (default: '
+                        '%(default)s)')
+    parser.add_argument('--eval-every', type=int, default=sweep.EVAL_EVERY,
+                        help='training tokens between evaluations (default: '
+                        '%(default)s)')
+    parser.add_argument('--seeds', type=int, default=SEEDS,
+                        help='runs that learned wanted per architecture '
+                        '(default: %(default)s)')
+    parser.add_argument('--max-seeds', type=int, default=MAX_SEEDS,
+                        help='runs tried at most per architecture (default: '
+                        '%(default)s)')
     parser.add_argument('--block', type=int, default=None,
                         help='the word v of the over-long block (default: '
                         'N // 2)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='random seed (default: %(default)s)')
     parser.add_argument('--out', '-o', default='results',
-                        help='folder for counter.png (default: '
-                        '%(default)s)')
+                        help='folder for counter.png and counter.json '
+                        '(default: %(default)s)')
     parser.add_argument('--quick', action='store_true',
-                        help='a seconds-long run: N=5, 16 units, 40 updates')
+                        help='a seconds-long run: N=5, 16 units, 2 seeds')
     return parser
-
-
-def train(arch, n_vocab, args):
-    """(predictor, updates, exact): a model trained by train_rnn.py's recipe
-    until a whole period of every stream is exact, or for args.updates."""
-    run = train_rnn.setup_training(
-        sweep.run_arguments(arch, n_vocab, args.bproplen, args.seed, {
-            'unit': args.unit, 'batchsize': args.batchsize,
-            'gradclip': 5.0}),
-        words=capacity.phase_spread_sequence(n_vocab, args.batchsize),
-        alpha=0.001)
-    updater = run.updater
-    evaluated = run.model.predictor.copy()  # owns its state: training goes on
-    exact = False
-    with fast_training():
-        while updater.iteration < args.updates and not exact:
-            updater.update()
-            if (updater.iteration % args.eval_every == 0 or
-                    updater.iteration == args.updates):
-                exact = capacity.teacher_forced(
-                    evaluated, n_vocab, args.batchsize)['exact_period']
-    return evaluated, updater.iteration, exact
 
 
 def counts_in_blocks(words):
@@ -148,14 +129,6 @@ def period_states(predictor, n_vocab):
     return states[-period:], sequence[-period:]
 
 
-def principal_components(states, k=2):
-    """float (steps, k): states (steps, size) on their top k principal axes.
-    """
-    centred = states - states.mean(axis=0)
-    _, _, axes = numpy.linalg.svd(centred, full_matrices=False)
-    return centred @ axes[:k].T
-
-
 class Probe:
     """A linear map, with a bias, from states (steps, size) to counts, read
     from the states' top PROBE_COMPONENTS principal components (fewer where
@@ -176,26 +149,19 @@ class Probe:
     def __call__(self, states):
         return self.inputs(states) @ self.weights
 
-    def r2(self, states, counts):
-        """The share of the counts' variance that the probe explains."""
-        residual = ((counts - self(states)) ** 2).sum()
-        return 1 - residual / ((counts - counts.mean()) ** 2).sum()
 
-
-def fit_probe(states, words, fit):
-    """(probe, R^2): fitted on the steps where fit (bool, (steps,)) holds,
-    scored on the others, for states (steps, size) after words (steps,)."""
+def held_out_by_blocks(states, words):
+    """(decoded, r2): for each block of words (steps,), the counts a probe
+    fitted on every other block decodes from its states (steps, size), and
+    the share of the counts' variance those held-out decodings explain."""
     counts = counts_in_blocks(words)
-    probe = Probe(states[fit], counts[fit])
-    return probe, float(probe.r2(states[~fit], counts[~fit]))
-
-
-def probe_splits(words):
-    """{name: fit mask}: every other step (the others held out), and the
-    blocks of odd words (those of even words held out: does one linear
-    read-out of the count serve every word?)."""
-    return {'steps': numpy.arange(len(words)) % 2 == 0,
-            'blocks': words % 2 == 1}
+    decoded = numpy.empty(len(words))
+    for value in numpy.unique(words):
+        block = words == value
+        decoded[block] = Probe(states[~block], counts[~block])(states[block])
+    residual = ((counts - decoded) ** 2).sum()
+    return decoded, float(1 - residual / ((counts - counts.mean()) ** 2)
+                          .sum())
 
 
 def overlong(predictor, n_vocab, value):
@@ -211,50 +177,6 @@ def overlong(predictor, n_vocab, value):
     return states[-steps:], predicted[-steps:]
 
 
-def behaviour(decoded, value):
-    """'resets', 'keeps rising' or 'saturates': the decoded counts (steps,)
-    of an over-long block of value.
-
-    Resets: past the block's end (step value), the count falls below
-    RESET_BELOW of the count there. Keeps rising: past the end, its
-    least-squares slope is at least RISE_SLOPE counts a step (the true
-    count's is 1). Else: saturates.
-    """
-    end, past = decoded[value - 1], decoded[value:]
-    if past.min() < RESET_BELOW * end:
-        return 'resets'
-    if slope(past) >= RISE_SLOPE:
-        return 'keeps rising'
-    return 'saturates'
-
-
-def slope(values):
-    if len(values) < 2:
-        return 0.0
-    return float(numpy.polyfit(numpy.arange(len(values)), values, 1)[0])
-
-
-def study(arch, n_vocab, value, args):
-    """What the plot and the table show of one architecture."""
-    started = time.perf_counter()
-    predictor, updates, exact = train(arch, n_vocab, args)
-    states, words = period_states(predictor, n_vocab)
-    splits = probe_splits(words)
-    probe, r2 = fit_probe(states, words, splits['steps'])
-    r2_blocks = fit_probe(states, words, splits['blocks'])[1]
-    long_states, predicted = overlong(predictor, n_vocab, value)
-    decoded = probe(long_states)
-    return {
-        'arch': arch, 'updates': updates, 'exact': exact,
-        'components': principal_components(states),
-        'counts': counts_in_blocks(words), 'r2': r2, 'r2_blocks': r2_blocks,
-        'decoded': decoded, 'predicted': predicted,
-        'switch': first_switch(predicted, value),
-        'behaviour': behaviour(decoded, value),
-        'seconds': time.perf_counter() - started,
-    }
-
-
 def first_switch(predicted, value):
     """The step (1-based) of the over-long block at which the model first
     predicts another word than value; None if it never does."""
@@ -262,93 +184,145 @@ def first_switch(predicted, value):
     return int(other[0]) + 1 if len(other) else None
 
 
+def look(predictor, n_vocab, value):
+    """What counter.json keeps of one learned run."""
+    states, words = period_states(predictor, n_vocab)
+    decoded, r2 = held_out_by_blocks(states, words)
+    long_states, predicted = overlong(predictor, n_vocab, value)
+    probe = Probe(states, counts_in_blocks(words))
+    return {
+        'r2_held_out_blocks': r2,
+        'held_out': {'counts': counts_in_blocks(words).tolist(),
+                     'decoded': decoded.tolist()},
+        'overlong': {'predicted': predicted.tolist(),
+                     'decoded': probe(long_states).tolist(),
+                     'switch': first_switch(predicted, value)},
+    }
+
+
+def study(arch, args, value):
+    """{arch, tried, runs}: each run tried until args.seeds learned, those
+    that learned looked at."""
+    settings = {'tokens': args.tokens, 'eval_every': args.eval_every,
+                'unit': args.unit, 'batchsize': args.batchsize,
+                'alpha': 0.001, 'gradclip': 5.0}
+    runs, tried = [], 0
+    while sum(run['learned_tokens'] is not None for run in runs) < \
+            args.seeds and tried < args.max_seeds:
+        predictor, trained = sweep.train_until_learned(
+            arch, args.vocab, args.bproplen, tried, settings)
+        run = {'seed': tried, 'learned_tokens': trained['learned_tokens'],
+               'tokens': trained['tokens']}
+        if run['learned_tokens'] is not None:
+            run.update(look(predictor, args.vocab, value))
+        runs.append(run)
+        tried += 1
+    return {'arch': arch, 'runs': runs}
+
+
 def plot(results, n_vocab, value, path):
-    """One row per architecture: the state's principal components, and the
-    over-long block."""
+    """A row per architecture: the held-out decoded count against the true
+    one; the word predicted over the over-long block; the count decoded
+    there. A line per run that learned."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend
 
-    figure = Figure(figsize=(10, 3.2 * len(results)), layout='constrained')
-    axes = figure.subplots(len(results), 2, squeeze=False)
+    figure = Figure(figsize=(13, 3.0 * len(results) + 0.6))
+    figure.subplots_adjust(left=0.06, right=0.98, top=1 - 0.5 / (
+        3.0 * len(results) + 0.6), bottom=0.05, hspace=0.55, wspace=0.25)
+    axes = figure.subplots(len(results), 3, squeeze=False)
     steps = numpy.arange(1, OVERLONG * value + 1)
     for row, result in enumerate(results):
-        pcs, counts = result['components'], result['counts']
-        ax = axes[row][0]
-        ax.plot(pcs[:, 0], pcs[:, 1], color='lightgray', linewidth=0.5)
-        dots = ax.scatter(pcs[:, 0], pcs[:, 1], c=counts, cmap='viridis',
-                          s=12)
-        figure.colorbar(dots, ax=ax, label='count within the block')
-        ax.set_title('{}: state over a period, top 2 principal '
-                     'components\n({} updates{})'.format(
-                         result['arch'], result['updates'],
-                         ', period exact' if result['exact'] else ''),
-                     fontsize='small')
-        ax.set_xlabel('PC 1')
-        ax.set_ylabel('PC 2')
-        ax = axes[row][1]
-        ax.plot(steps, result['decoded'], marker='.',
-                label='count the probe decodes')
-        ax.plot(steps, steps, color='gray', linestyle='--',
-                label='words {} seen in a row'.format(value))
-        ax.axvline(value, color='gray', linewidth=0.5)
-        ax.set_ylabel('count')
-        ax.set_xlabel('step in a block of {} {}s'.format(
-            OVERLONG * value, value))
-        words = ax.twinx()
-        words.plot(steps, result['predicted'], color='C3', marker='x',
-                   linestyle='', label='predicted word')
-        words.set_ylabel('predicted word', color='C3')
+        learned = [run for run in result['runs'] if 'overlong' in run]
+        fit, words, decoded = axes[row]
+        for number, run in enumerate(learned):
+            color = 'C{}'.format(number)
+            label = 'seed {} (R^2 {:.2f})'.format(
+                run['seed'], run['r2_held_out_blocks'])
+            held_out = run['held_out']
+            fit.plot(held_out['counts'], held_out['decoded'], linestyle='',
+                     marker='.', alpha=0.5, color=color, label=label)
+            words.plot(steps, run['overlong']['predicted'], marker='.',
+                       color=color)
+            decoded.plot(steps, run['overlong']['decoded'], marker='.',
+                         color=color)
+        fit.plot([1, n_vocab - 1], [1, n_vocab - 1], color='gray',
+                 linestyle='--', linewidth=1)
+        fit.set_title('{}: {} of {} runs learned; count decoded on held-out '
+                      'blocks'.format(result['arch'], len(learned),
+                                      len(result['runs'])),
+                      fontsize='small')
+        fit.set_xlabel('true count within the block')
+        fit.set_ylabel('decoded count')
+        if learned:
+            fit.legend(fontsize='x-small', loc='upper left')
+        words.axvline(value, color='gray', linewidth=0.5)
         words.set_ylim(0, n_vocab)
-        ax.set_title('{}: over-long block (probe R^2 {:.2f} on held-out '
-                     'steps)\ndecoded count: {}'.format(
-                         result['arch'], result['r2'], result['behaviour']),
-                     fontsize='small')
-        ax.legend(loc='upper left', fontsize='x-small')
-        words.legend(loc='lower right', fontsize='x-small')
+        words.set_title('word predicted in a block of {} {}s'.format(
+            OVERLONG * value, value), fontsize='small')
+        words.set_xlabel('step in the block')
+        decoded.plot(steps, steps, color='gray', linestyle='--',
+                     linewidth=1)
+        decoded.axvline(value, color='gray', linewidth=0.5)
+        decoded.set_title('count decoded there (trust it as far as R^2 '
+                          'goes)', fontsize='small')
+        decoded.set_xlabel('step in the block')
+        for ax in axes[row]:
+            ax.grid(True, alpha=0.4)
     figure.suptitle('What the counter holds, N={}'.format(n_vocab))
     with snapshots.atomic_file(path) as f:
         figure.savefig(f, format='png', dpi=80)
 
 
 def table(results, value):
-    """The printed summary, one line per architecture."""
-    row = '{:9} {:>7} {:>6} {:>9} {:>10} {:>9}  {}'
-    lines = [row.format('arch', 'updates', 'exact', 'R2 steps', 'R2 blocks',
-                        'switch@{}'.format(value), 'over-long block')]
+    """The printed summary, one line per run."""
+    row = '{:9} {:>4} {:>10} {:>9} {:>9}  {}'
+    lines = [row.format('arch', 'seed', 'learned at', 'R2 blocks',
+                        'switch@{}'.format(value),
+                        'words predicted past the switch')]
     for result in results:
-        lines.append(row.format(
-            result['arch'], result['updates'], str(result['exact']),
-            '{:.3f}'.format(result['r2']),
-            '{:.3f}'.format(result['r2_blocks']), str(result['switch']),
-            result['behaviour']))
+        for run in result['runs']:
+            if 'overlong' not in run:
+                lines.append(row.format(result['arch'], run['seed'],
+                                        'not', '', '', ''))
+                continue
+            overlong = run['overlong']
+            past = overlong['predicted'][(overlong['switch'] or 0):]
+            lines.append(row.format(
+                result['arch'], run['seed'],
+                '{:,}'.format(run['learned_tokens']),
+                '{:.3f}'.format(run['r2_held_out_blocks']),
+                str(overlong['switch']),
+                ' '.join(map(str, past))))
     return '\n'.join(lines)
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.quick:
-        args.vocab, args.unit, args.updates = 5, 16, 40
-        args.eval_every, args.bproplen = 20, 5
+        args.vocab, args.unit, args.tokens, args.bproplen = 5, 16, 4000, 5
+        args.seeds, args.max_seeds, args.eval_every = 2, 2, 200
     value = args.block or args.vocab // 2
     if not 1 <= value < args.vocab:
-        build_parser().error('--block must be a word, 1 .. N-1')
+        parser.error('--block must be a word, 1 .. N-1')
     os.makedirs(args.out, exist_ok=True)
     started = time.perf_counter()
     # 1. Train and look at each architecture, on one BLAS thread.
-    with threadpoolctl.threadpool_limits(1):
-        results = [study(arch, args.vocab, value, args)
-                   for arch in args.arch]
-    # 2. Draw and tell.
+    with threadpoolctl.threadpool_limits(1), fast_training():
+        results = [study(arch, args, value) for arch in args.arch]
+    # 2. Keep, draw and tell.
+    with snapshots.atomic_file(os.path.join(args.out, 'counter.json'),
+                               'w') as f:
+        json.dump({'vocab': args.vocab, 'bproplen': args.bproplen,
+                   'block': value, 'overlong': OVERLONG, 'results': results},
+                  f, indent=1)
     path = os.path.join(args.out, 'counter.png')
     plot(results, args.vocab, value, path)
     print(table(results, value))
-    print('R2: the linear probe of the count on held-out steps, and on the '
-          'blocks of even words when fitted on those of odd words.')
-    print('Rule: resets if the decoded count falls below {} of its value at '
-          'step {}; keeps rising if it grows by at least {} a step after '
-          'step {}; else saturates.'.format(
-              RESET_BELOW, value, RISE_SLOPE, value))
-    print('Wrote {} in {:.0f} s.'.format(path,
-                                         time.perf_counter() - started))
+    print('R2: a linear probe of the count within the block, fitted on the '
+          'other blocks of a period and scored on each block in turn.')
+    print('Wrote {} and counter.json in {:.0f} s.'.format(
+        path, time.perf_counter() - started))
     return 0
 
 

@@ -172,6 +172,17 @@ def evaluation_interval(n_vocab, bproplen, settings):
 
 def _run_one(arch, n_vocab, bproplen, seed, settings):
     started = time.perf_counter()
+    evaluated, run = train_until_learned(arch, n_vocab, bproplen, seed,
+                                         settings)
+    return dict(
+        capacity.measure(evaluated, n_vocab, settings['batchsize']),
+        arch=arch, vocab=n_vocab, bproplen=bproplen, seed=seed, **run,
+        seconds=round(time.perf_counter() - started, 2), settings=settings)
+
+
+def train_until_learned(arch, n_vocab, bproplen, seed, settings):
+    """(predictor, run): a copy of the trained predictor that owns its state,
+    and {updates, tokens, learned_tokens, history} of the run."""
     batch_size = settings['batchsize']
     run = train_rnn.setup_training(
         run_arguments(arch, n_vocab, bproplen, seed, settings),
@@ -198,12 +209,10 @@ def _run_one(arch, n_vocab, bproplen, seed, settings):
         if learned(history):
             learned_tokens = history[-2]['tokens']
             break
-    return dict(
-        capacity.measure(evaluated, n_vocab, batch_size), arch=arch,
-        vocab=n_vocab, bproplen=bproplen, seed=seed,
-        updates=updater.iteration, tokens=updater.iteration * per_update,
-        learned_tokens=learned_tokens, history=history,
-        seconds=round(time.perf_counter() - started, 2), settings=settings)
+    return evaluated, {
+        'updates': updater.iteration,
+        'tokens': updater.iteration * per_update,
+        'learned_tokens': learned_tokens, 'history': history}
 
 
 def learned(history):
