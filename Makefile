@@ -21,7 +21,7 @@ TORCH_WHEELS ?= /opt/wheels
 TORCH_WHEEL := $(firstword $(wildcard $(TORCH_WHEELS)/torch-$(TORCH_VERSION)+cpu-cp$(subst .,,$(PYTHON_VERSION))-*.whl))
 BENCH_STAMP := $(BENCH_VENV)/.installed-python$(PYTHON_VERSION)
 
-.PHONY: setup run test lint results bench capacity clean
+.PHONY: setup run test lint results bench capacity capacity-from-nothing clean
 
 setup: $(STAMP)
 
@@ -71,17 +71,27 @@ endif
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
 
-# The capacity study from nothing, about 30 minutes on 2 cores: the grid,
-# more seeds at the transition, a longer budget where no run of the grid
-# converged, and the counter.
+# The capacity study (docs/capacity.md): each frontier searched, the LSTM's
+# choices undone one at a time, two more learning rates, the counter. The
+# record files resume: `make capacity` goes on from what they hold, and
+# `make capacity-from-nothing` first removes them.
+CAPACITY_ALPHAS := 0.0003 0.003
 capacity: setup
-	rm -f results/capacity.jsonl results/capacity_long/capacity.jsonl
-	$(BIN)/python -m study.sweep -o results
-	# Five more seeds where the cells sit at the transition.
-	$(BIN)/python -m study.sweep -o results --vocab 20 30 --seed 5 6 7 8 9
-	$(BIN)/python -m study.sweep -o results/capacity_long --arch rnn_relu gru \
-	  --vocab 40 50 --bproplen 60 --tokens 800000 --eval-every 40000
-	$(BIN)/python -m study.counter -o results
+	@started=$$(date +%s) && \
+	$(BIN)/python -m study.sweep -o results/capacity && \
+	$(BIN)/python -m study.sweep -o results/capacity --bproplen 20 \
+	  --arch lstm_nodropout lstm_onelayer lstm_chainerinit && \
+	for alpha in $(CAPACITY_ALPHAS); do \
+	  $(BIN)/python -m study.sweep -o results/capacity_alpha/$$alpha \
+	    --alpha $$alpha --bproplen 20 --seed 0 1 2 3 4 --more-seeds || exit; \
+	done && \
+	$(BIN)/python -m study.counter -o results && \
+	echo "make capacity took $$(( ($$(date +%s) - started) / 60 )) min"
+
+capacity-from-nothing:
+	rm -f results/capacity/capacity.jsonl \
+	  $(foreach alpha,$(CAPACITY_ALPHAS),results/capacity_alpha/$(alpha)/capacity.jsonl)
+	$(MAKE) capacity
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) result .pytest_cache

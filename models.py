@@ -151,10 +151,12 @@ class RNN(RecurrentPredictor):
 
 
 class ReLURNN(RNN):
-    """The Elman network with ReLU: the kind that can count without bound.
+    """The Elman network with ReLU: a unit can count, adding one a step.
 
-    With finite precision, ReLU networks and LSTMs can count arbitrarily
-    far, tanh networks and GRUs cannot (Weiss, Goldberg and Yahav, 2018).
+    In Weiss, Goldberg and Yahav's (2018) model of finite precision, ReLU
+    networks and LSTMs can count where tanh networks and GRUs saturate; with
+    every state finite, though, a one-layer ReLU network is a finite
+    automaton (Korsky and Berwick, 2019) and counts only so far.
     """
 
     activation = 'relu'

@@ -28,8 +28,11 @@ import chainer
 import numpy
 import threadpoolctl
 
+import cli
+from cli import UsageError
 import snapshots
 from study import statistics
+from study.records import read_records
 
 FIGURES = ('capacity_share.png', 'capacity_tokens.png',
            'capacity_frontier.png')
@@ -150,8 +153,8 @@ def panels(summary, height=3.2):
     from matplotlib.figure import Figure  # no pyplot: no GUI backend
 
     bproplens = sorted({key[1] for key in summary})
-    figure = Figure(figsize=(4.2 * len(bproplens), height + 1.2))
-    figure.subplots_adjust(left=0.08, right=0.98, top=0.86, bottom=0.3,
+    figure = Figure(figsize=(max(4.2 * len(bproplens), 8), height + 1.2))
+    figure.subplots_adjust(left=0.08, right=0.98, top=0.8, bottom=0.3,
                            wspace=0.25)
     axes = figure.subplots(1, len(bproplens), squeeze=False, sharex=True)[0]
     for ax, bproplen in zip(axes, bproplens):
@@ -190,7 +193,7 @@ def plot_share(summary, path):
     axes[0].set_ylabel('share of runs that learned')
     legend_below(figure, axes)
     figure.suptitle('Which runs learned within the cap (a whole period '
-                    'exact at two evaluations in a row); bands: Wilson 95%',
+                    'exact at two evaluations in a row)\nbands: Wilson 95%',
                     fontsize='medium')
     save(figure, path)
 
@@ -226,7 +229,7 @@ def plot_tokens(summary, records, path):
     axes[0].set_ylabel('tokens to learn')
     legend_below(figure, axes)
     figure.suptitle('Median tokens to learn (Kaplan-Meier), with 95% '
-                    'intervals; dots: single runs; dashed: the cap',
+                    'intervals\ndots: single runs; dashed: the cap',
                     fontsize='medium')
     save(figure, path)
 
@@ -238,8 +241,8 @@ def plot_frontier(found, path):
 
     archs = list(dict.fromkeys(arch for arch, _ in found))
     bproplens = sorted({bproplen for _, bproplen in found})
-    figure = Figure(figsize=(1.3 * len(archs) + 2, 4.4))
-    figure.subplots_adjust(left=0.12, right=0.98, top=0.88, bottom=0.26)
+    figure = Figure(figsize=(max(1.3 * len(archs) + 2, 7), 4.4))
+    figure.subplots_adjust(left=0.12, right=0.98, top=0.84, bottom=0.26)
     ax = figure.subplots()
     width = 0.8 / len(bproplens)
     for number, bproplen in enumerate(bproplens):
@@ -262,8 +265,9 @@ def plot_frontier(found, path):
     ax.grid(True, axis='y', alpha=0.4)
     figure.legend(*ax.get_legend_handles_labels(), loc='lower center',
                   ncol=len(bproplens), fontsize='small', frameon=False)
-    figure.suptitle('The frontier; bars: N whose Wilson interval reaches '
-                    'one half; a triangle: the largest N tried',
+    figure.suptitle('The frontier; bars: from the largest N whose Wilson '
+                    'interval lies above\none half to the largest it '
+                    'reaches; a triangle: the largest N tried',
                     fontsize='medium')
     save(figure, path)
 
@@ -318,7 +322,7 @@ def past_window_text(frontier, bproplen):
             'yes' if vocab - 1 > bproplen else 'no')
 
 
-def markdown(summary, records, command, wall, machine_info=None):
+def markdown(summary, records, command, wall=None, machine_info=None):
     """capacity.md's text: the runs, the frontiers, counting past the
     window, the rankings' tests, then every cell."""
     machine_info = machine() if machine_info is None else machine_info
@@ -327,11 +331,13 @@ def markdown(summary, records, command, wall, machine_info=None):
     lines = [
         '# How far can each model count?', '',
         '{} runs, a cap of {:,} tokens each, {:.1f} min of run time '
-        'together. Last written by `{}`, whose session took {:.1f} min of '
-        'wall time (`make capacity` makes the whole study).'.format(
+        'together. Last written by `{}`{} (`make capacity` makes the whole '
+        'study).'.format(
             len(records), settings['tokens'],
             sum(record['seconds'] for record in records) / 60, command,
-            wall / 60), '',
+            '' if wall is None else
+            ', whose session took {:.1f} min of wall time'.format(
+                wall / 60)), '',
         'Settings: {}.'.format(', '.join(
             '{} {}'.format(key, value)
             for key, value in sorted(settings.items()))), '',
@@ -407,8 +413,9 @@ def bproplens_of(found):
     return sorted({bproplen for _, bproplen in found})
 
 
-def write_report(records, out, command=None, wall=0.0):
-    """Write FIGURES and capacity.md to out; the summary."""
+def write_report(records, out, command=None, wall=None):
+    """Write FIGURES and capacity.md to out; the summary. wall: the seconds
+    of the session that ran them, None if none did."""
     spec = getattr(sys.modules['__main__'], '__spec__', None)
     argv = ['-m', spec.name] + sys.argv[1:] if spec else sys.argv
     command = command or ' '.join(
@@ -420,3 +427,29 @@ def write_report(records, out, command=None, wall=0.0):
     with snapshots.atomic_file(os.path.join(out, 'capacity.md'), 'w') as f:
         f.write(markdown(summary, records, command, wall))
     return summary
+
+
+def main(argv=None):
+    parser = cli.ArgumentParser(
+        prog='python -m study.capacity_report',
+        description='Write the report of each folder from its '
+        'capacity.jsonl, running nothing: every figure and table of the '
+        'study comes from the records. A sweep may be writing the file.')
+    parser.add_argument('folders', nargs='+', metavar='FOLDER',
+                        help='a folder holding capacity.jsonl')
+    args = parser.parse_args(argv)
+    for folder in args.folders:
+        try:
+            records = read_records(os.path.join(folder, 'capacity.jsonl'))
+        except UsageError as error:
+            parser.error(str(error))
+        if not records:
+            parser.error('{} holds no records yet'.format(folder))
+        write_report(records, folder)
+        print('Wrote the report of {} runs to {}'.format(
+            len(records), folder))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -52,40 +52,18 @@ class RecordFile:
         records."""
         self.file.seek(0)
         data = self.file.read()
-        lines = data.split(b'\n')
-        records, seen, kept = [], set(), 0
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                kept += len(line) + 1
-                continue
-            try:
-                record = json.loads(line.decode('utf-8'))
-            except (ValueError, RecursionError) as error:
-                # Only the start of a record can be the torn end of one.
-                if number < len(lines) or not line.startswith(b'{'):
-                    raise self.not_a_record(number, error)
-                self.file.truncate(kept)  # the torn end of a killed append
-                break
-            try:
-                check_record(record)
-            except ValueError as error:
-                raise self.not_a_record(number, error)
-            kept += len(line) + 1
-            if number == len(lines):
-                self.file.write(b'\n')
+        records, kept = parse(data, self.path)
+        if kept < len(data):
+            self.file.truncate(kept)  # the torn end of a killed append
+        elif data and not data.endswith(b'\n'):
+            self.file.write(b'\n')
+        for record in records:
             if record['settings'] != settings:
                 raise UsageError(
                     '{} holds runs made with other settings ({}): choose '
                     'another --out, or the same settings'.format(
                         self.path, record['settings']))
-            if run_key(record) not in seen:  # two sweeps of old, unlocked
-                seen.add(run_key(record))
-                records.append(record)
         return records
-
-    def not_a_record(self, number, error):
-        return UsageError('{} line {} is not a record of study.sweep ({})'
-                          .format(self.path, number, error))
 
     def close(self):
         """Let another sweep have the file."""
@@ -95,6 +73,50 @@ class RecordFile:
         self.file.write((json.dumps(record, sort_keys=True) + '\n').encode())
         self.file.flush()
         os.fsync(self.file.fileno())
+
+
+def parse(data, path):
+    """(records, kept): the distinct records of a record file's bytes, and
+    how many bytes hold them (less than all where the last line is the torn
+    end of a killed append). UsageError for a line that is not a record."""
+    lines = data.split(b'\n')
+    records, seen, kept = [], set(), 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            kept += len(line) + 1
+            continue
+        try:
+            record = json.loads(line.decode('utf-8'))
+        except (ValueError, RecursionError) as error:
+            # Only the start of a record can be the torn end of one.
+            if number < len(lines) or not line.startswith(b'{'):
+                raise not_a_record(path, number, error)
+            break
+        try:
+            check_record(record)
+        except ValueError as error:
+            raise not_a_record(path, number, error)
+        kept += len(line) + 1
+        if run_key(record) not in seen:  # two sweeps of old, unlocked
+            seen.add(run_key(record))
+            records.append(record)
+    return records, min(kept, len(data))
+
+
+def read_records(path):
+    """The records of a file that a sweep may be writing now, read without
+    its lock and changing nothing."""
+    try:
+        with open(path, 'rb') as f:
+            return parse(f.read(), path)[0]
+    except OSError as error:
+        raise UsageError('cannot read {}: {}'.format(
+            path, error.strerror or error))
+
+
+def not_a_record(path, number, error):
+    return UsageError('{} line {} is not a record of study.sweep ({})'
+                      .format(path, number, error))
 
 
 RECORD_TYPES = {'arch': str, 'vocab': int, 'bproplen': int, 'seed': int,

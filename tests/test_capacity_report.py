@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -82,3 +83,22 @@ def test_the_machine_names_its_cpu_and_blas():
     info = capacity_report.machine()
     assert set(info) == {'CPU', 'BLAS', 'versions'}
     assert 'Chainer 7.8.1' in info['versions']
+
+
+def test_the_report_command_rewrites_a_folders_report_from_its_records(
+        tmp_path, capsys):
+    path = tmp_path / 'capacity.jsonl'
+    path.write_text(''.join(json.dumps(run) + '\n' for run in RECORDS) +
+                    '{"torn')
+    assert capacity_report.main([str(tmp_path)]) == 0
+    assert 'report of 24 runs' in capsys.readouterr().out
+    text = (tmp_path / 'capacity.md').read_text()
+    assert '| rnn | 10 [5, 15] |' in text
+    assert path.read_text().endswith('{"torn')  # read only
+
+
+def test_the_report_command_says_what_is_missing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        capacity_report.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert 'cannot read' in capsys.readouterr().err
