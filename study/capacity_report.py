@@ -216,7 +216,8 @@ def plot_tokens(summary, records, path):
             low, high = (numpy.minimum([entry['median_interval'][side]
                                         for _, entry in cells], cap)
                          for side in (0, 1))
-            ax.errorbar(x, median, yerr=[median - low, high - median],
+            errors = numpy.vstack([median - low, high - median])
+            ax.errorbar(x, median, yerr=errors,
                         marker='o', markersize=3, capsize=2,
                         color=color[arch], label=arch)
         for record in records:
@@ -429,15 +430,31 @@ def write_report(records, out, command=None, wall=None):
     return summary
 
 
+def comparison(studies):
+    """Markdown: the frontier of each architecture and bproplen that every
+    one of studies ({name: records}) ran, a column per study."""
+    found = {name: frontiers(summarize(records))
+             for name, records in studies.items()}
+    lines = set.intersection(*(set(each) for each in found.values()))
+    rows = ['| arch | bproplen | ' + ' | '.join(studies) + ' |',
+            '|---|---|' + '---|' * len(studies)]
+    for arch, bproplen in sorted(lines, key=lambda line: (line[1], line[0])):
+        rows.append('| {} | {} | {} |'.format(arch, bproplen, ' | '.join(
+            frontier_text(each[arch, bproplen]) for each in found.values())))
+    return '\n'.join(rows) + '\n'
+
+
 def main(argv=None):
     parser = cli.ArgumentParser(
         prog='python -m study.capacity_report',
         description='Write the report of each folder from its '
         'capacity.jsonl, running nothing: every figure and table of the '
-        'study comes from the records. A sweep may be writing the file.')
+        'study comes from the records. A sweep may be writing the file. '
+        'With several folders, also print their frontiers side by side.')
     parser.add_argument('folders', nargs='+', metavar='FOLDER',
                         help='a folder holding capacity.jsonl')
     args = parser.parse_args(argv)
+    studies = {}
     for folder in args.folders:
         try:
             records = read_records(os.path.join(folder, 'capacity.jsonl'))
@@ -448,6 +465,10 @@ def main(argv=None):
         write_report(records, folder)
         print('Wrote the report of {} runs to {}'.format(
             len(records), folder))
+        studies['{} (alpha {})'.format(
+            folder, records[0]['settings']['alpha'])] = records
+    if len(studies) > 1:
+        print(comparison(studies), end='')
     return 0
 
 

@@ -102,3 +102,19 @@ def test_the_report_command_says_what_is_missing(tmp_path, capsys):
         capacity_report.main([str(tmp_path)])
     assert exit_info.value.code == 2
     assert 'cannot read' in capsys.readouterr().err
+
+
+def test_several_folders_print_their_frontiers_side_by_side(
+        tmp_path, capsys):
+    faster = [dict(run, settings=dict(SETTINGS, alpha=0.003))
+              for run in cell('rnn', 5, 5, [100, 200], 2)]
+    for name, runs in (('a', RECORDS), ('b', faster)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / 'capacity.jsonl').write_text(
+            ''.join(json.dumps(run) + '\n' for run in runs))
+    assert capacity_report.main([str(tmp_path / 'a'),
+                                 str(tmp_path / 'b')]) == 0
+    out = capsys.readouterr().out
+    assert '(alpha 0.001) | {} (alpha 0.003) |'.format(tmp_path / 'b') in out
+    assert '| rnn | 5 | 10 [5, 15] | >= 5 [below, 5] |' in out
+    assert '| gru |' not in out  # b has no gru
