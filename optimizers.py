@@ -4,6 +4,8 @@ import chainer_compat  # noqa: F401  (must precede chainer)
 import chainer
 from chainer import backend
 
+import chainer_internals
+
 
 class FlatAdam(chainer.optimizers.Adam):
     """Adam whose update is a few array operations over every parameter.
@@ -27,7 +29,8 @@ class FlatAdam(chainer.optimizers.Adam):
     def update(self, lossfun=None, *args, **kwds):
         if lossfun is not None:
             self.target.cleargrads()
-            lossfun(*args, **kwds).backward(loss_scale=self._loss_scale)
+            lossfun(*args, **kwds).backward(
+                loss_scale=chainer_internals.loss_scale(self))
         self.reallocate_cleared_grads()
         self.check_nan_in_grads()
         self.call_hooks('pre')
@@ -94,12 +97,11 @@ class FlatAdam(chainer.optimizers.Adam):
             rule = param.update_rule
             hp = rule.hyperparam
             if (hp.amsgrad or hp.adabound or hp.weight_decay_rate or
-                    rule._hookable._pre_update_hooks or
-                    rule._hookable._post_update_hooks):
+                    chainer_internals.has_update_hooks(rule)):
                 raise ValueError('FlatAdam does plain Adam only')
             # Create the state, or move a deserialized one to the
             # parameter's device, as UpdateRule does before every update.
-            rule._init_states(param)
+            chainer_internals.init_states(rule, param)
             views.append((param, start, start + param.size))
             start += param.size
         xp = backend.get_array_module(params[0].array)

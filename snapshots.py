@@ -21,6 +21,7 @@ import chainer_compat  # noqa: F401  (must precede chainer)
 import chainer
 import numpy
 
+import chainer_internals
 import distributed
 
 SNAPSHOT_NAME = re.compile(r'snapshot_iter_(\d+)')
@@ -394,11 +395,8 @@ def restore(trainer, arrays, path):
     say: shapes, counters and the log; FileError if anything is off."""
     updater = trainer.updater
     predictor = updater.get_optimizer('main').target.predictor
-    # A trainer that has not started cannot tell its elapsed time, which
-    # its serialization asks for: start its clock for that moment.
-    trainer._start_at = 0.0
-    reference = serialized(trainer)
-    trainer._start_at = None
+    with chainer_internals.trainer_clock_started(trainer):
+        reference = serialized(trainer)
     prefix = 'updater/model:main/predictor/'
     iterator = updater.get_iterator('main')
     states = {prefix + key: value for key, value in

@@ -148,6 +148,8 @@ class LogPlotReport(extensions.PlotReport):
 
     def __init__(self, y_keys, file_name, title, write):
         super().__init__(y_keys, 'epoch', file_name=file_name)
+        self.y_keys = y_keys
+        self.file_name = file_name
         self.title = title
         self.write = write
         self._figure = None
@@ -156,7 +158,7 @@ class LogPlotReport(extensions.PlotReport):
         log = trainer.get_extension('LogReport').log
         if self._figure is None:
             self._figure, self._lines = self._draw_empty()
-        for key, line in zip(self._y_keys, self._lines):
+        for key, line in zip(self.y_keys, self._lines):
             points = [(entry['epoch'], entry[key]) for entry in log
                       if key in entry]
             line.set_data(*zip(*points) if points else ([], []))
@@ -165,7 +167,7 @@ class LogPlotReport(extensions.PlotReport):
         axes.autoscale_view()
         png = io.BytesIO()
         self._figure.savefig(png, format='png')
-        self.write(self._file_name, png.getvalue())
+        self.write(self.file_name, png.getvalue())
 
     def _draw_empty(self):
         # Without pyplot, which would look for a GUI backend.
@@ -182,7 +184,7 @@ class LogPlotReport(extensions.PlotReport):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid()
         lines = [axes.plot([], [], marker='x', label=key)[0]
-                 for key in self._y_keys]
+                 for key in self.y_keys]
         axes.legend(loc='best', fontsize='small')
         return figure, lines
 

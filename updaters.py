@@ -9,6 +9,7 @@ import chainer
 import chainer.computational_graph
 import numpy
 
+import chainer_internals
 from iterators import next_window
 
 
@@ -91,7 +92,6 @@ def fast_training():
         yield
 
 
-_CHAINER_IS_ARRAYS_COMPATIBLE = chainer.is_arrays_compatible
 _runs_without_device_check = 0
 
 
@@ -103,12 +103,13 @@ def _devices_taken_as_compatible():
     global _runs_without_device_check
     try:
         _runs_without_device_check += 1
-        chainer.is_arrays_compatible = _taken_as_compatible
+        chainer_internals.set_device_check(_taken_as_compatible)
         yield
     finally:
         _runs_without_device_check -= 1
         if _runs_without_device_check == 0:
-            chainer.is_arrays_compatible = _CHAINER_IS_ARRAYS_COMPATIBLE
+            chainer_internals.set_device_check(
+                chainer_internals.CHAINER_DEVICE_CHECK)
 
 
 def _taken_as_compatible(arrays):

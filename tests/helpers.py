@@ -56,10 +56,11 @@ class Delayed(RecurrentPredictor):
 
 
 def make_updater(predictor, n_vocab=5, batch_size=3, bprop_len=4,
-                 write_graph=None):
-    """A BPTTUpdater training predictor on the simple sequence, with Adam."""
+                 write_graph=None, optimizer=None):
+    """A BPTTUpdater training predictor on the simple sequence, with
+    optimizer (Adam by default)."""
     model = SequenceClassifier(predictor)
-    optimizer = chainer.optimizers.Adam()
+    optimizer = chainer.optimizers.Adam() if optimizer is None else optimizer
     optimizer.setup(model)
     iterator = ParallelSequentialIterator(
         simple_sequence.get_simple_sequence(n_vocab), batch_size)

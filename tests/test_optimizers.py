@@ -69,10 +69,7 @@ def test_states_move_between_adam_and_flat_adam(source, target):
 
 def test_flat_adam_trains_through_the_updater():
     predictor = seeded_model('rnn')
-    updater = make_updater(predictor)
-    optimizer = FlatAdam()
-    optimizer.setup(updater.get_optimizer('main').target)
-    updater._optimizers['main'] = optimizer
+    updater = make_updater(predictor, optimizer=FlatAdam())
     before = {name: param.array.copy()
               for name, param in predictor.namedparams()}
     updater.update()

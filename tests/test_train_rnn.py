@@ -243,7 +243,7 @@ def test_the_plots_are_drawn_once_an_epoch(tmp_path, monkeypatch):
     draw = training_extensions.LogPlotReport.__call__
 
     def counting(self, trainer):
-        drawn.append((self._file_name, trainer.updater.iteration))
+        drawn.append((self.file_name, trainer.updater.iteration))
         draw(self, trainer)
 
     monkeypatch.setattr(training_extensions.LogPlotReport, '__call__',
