@@ -125,3 +125,27 @@ def test_the_bench_judges_the_accuracies_within_one_word_in_45(
         ours, theirs, verdict):
     from benchmarks import bench
     assert bench.accuracy_verdict(ours, theirs).startswith(verdict)
+
+
+def test_n_step_lstm_is_timed_on_the_function_of_the_fused_lstm():
+    """The benchmark of Chainer's n_step_* runs the fused nodes' LSTM and
+    rnn, with a carried state, on the same parameters."""
+    from benchmarks import n_step
+    layers, carried = n_step.cases(n_steps=3, batch=2, units=4)
+    for arch in ('rnn', 'lstm'):
+        n_step_layer, fused_layer, _ = layers[arch]
+        numpy.testing.assert_allclose(n_step_layer(carried).array,
+                                      fused_layer(carried).array, atol=1e-6)
+
+
+def test_the_n_step_benchmark_times_every_layer():
+    completed = subprocess.run(
+        [sys.executable, '-m', 'benchmarks.n_step', '--rounds', '1',
+         '--repeat', '1', '-l', '3', '-b', '2', '-u', '4'], cwd=ROOT,
+        capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    rows = {line.split()[0]: line.split() for line in
+            completed.stdout.splitlines()[-3:]}
+    assert sorted(rows) == ['gru', 'lstm', 'rnn']
+    for row in rows.values():
+        assert row[5].endswith('x')  # the ratio
