@@ -17,30 +17,28 @@ from training_extensions import SequenceEvaluator
 from updaters import fast_training
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
+def build_parser():
     parser = train_rnn.build_parser()
     parser.add_argument('--steady-epochs', type=int, default=0,
                         help='then train this many epochs more, timed apart')
-    args = parser.parse_args(argv)
-    try:
-        train_rnn.check_arguments(args)
-        run = train_rnn.setup_training(args)
-    except cli.UsageError as error:
-        print(json.dumps({'skipped': 'not supported: {}'.format(error)}))
-        return
+    return parser
+
+
+def measure(args, run):
+    """The figures that main prints, of the run that train_rnn.py's
+    setup_training built for args, which it trains."""
     updater = run.updater
 
     def train(epochs):
         """The seconds and tokens of training up to epochs."""
-        iteration = updater.iteration
+        steps = run.train_iter.iteration
         with fast_training():  # as train_rnn.py runs it
             start = time.perf_counter()
             while updater.epoch_detail < epochs:
                 updater.update()
             seconds = time.perf_counter() - start
-        return seconds, (updater.iteration - iteration) * args.bproplen * \
-            args.batchsize
+        # The words the updates took from the streams.
+        return seconds, (run.train_iter.iteration - steps) * args.batchsize
 
     seconds, tokens = train(args.epoch)
     scores = SequenceEvaluator(run.val_iter, run.model, args.bproplen,
@@ -51,7 +49,19 @@ def main(argv=None):
     if args.steady_epochs:
         result['steady_seconds'], result['steady_tokens'] = train(
             args.epoch + args.steady_epochs)
-    print(json.dumps(result))
+    return result
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        train_rnn.check_arguments(args)
+        run = train_rnn.setup_training(args)
+    except cli.UsageError as error:
+        print(json.dumps({'skipped': 'not supported: {}'.format(error)}))
+        return
+    print(json.dumps(measure(args, run)))
 
 
 if __name__ == '__main__':

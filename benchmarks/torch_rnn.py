@@ -116,10 +116,13 @@ def main():
                 for begin in range(first, last, args.bproplen)]
 
     def train(batches, state):
-        """state after an update for each batch, and the seconds taken."""
+        """state after an update for each batch, the seconds taken and the
+        words trained on."""
         model.train()
+        words = 0
         start = time.perf_counter()
         for xs, ts, steps in batches:
+            words += xs.numel()
             ys, state = run(xs, state)
             # models.SequenceClassifier: the per-step mean losses, summed.
             loss = cross_entropy(ys.reshape(-1, n_vocab),
@@ -128,13 +131,13 @@ def main():
             loss.backward()
             optimizer.step()
             state = detach(state)
-        return state, time.perf_counter() - start
+        return state, time.perf_counter() - start, words
 
     # Every stream moves bprop_len words per update: 225 updates here.
     calls = args.epoch * len(words) // args.batchsize
     steady_calls = args.steady_epochs * len(words) // args.batchsize
     first, steady = windows(0, calls), windows(calls, calls + steady_calls)
-    state, seconds = train(first, None)
+    state, seconds, tokens = train(first, None)
 
     # One pass over a fresh copy of the sequence, from a fresh state.
     model.eval()
@@ -146,13 +149,13 @@ def main():
     boundary = xs != ts
     result = {
         'update_seconds': seconds,
-        'tokens': calls * args.batchsize,
+        'tokens': tokens,
         'accuracy': correct.double().mean().item(),
         'boundary_accuracy': (correct & boundary).sum().item() /
         max(boundary.sum().item(), 1)}
     if steady:
-        _, result['steady_seconds'] = train(steady, state)
-        result['steady_tokens'] = steady_calls * args.batchsize
+        _, result['steady_seconds'], result['steady_tokens'] = train(
+            steady, state)
     print(json.dumps(result))
 
 

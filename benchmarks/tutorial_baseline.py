@@ -148,7 +148,8 @@ class BPTTUpdater(training.updaters.StandardUpdater):
 
 
 def evaluate(classifier, sequence, batch_size):
-    """Accuracy and boundary accuracy over one pass, from a reset state.
+    """Accuracy, boundary accuracy, and the words and boundaries they count,
+    over one pass, from a reset state.
 
     The stock Classifier reports no boundary accuracy, and the tutorial's
     evaluation never resets the evaluated copy: this pass is ours.
@@ -165,7 +166,8 @@ def evaluate(classifier, sequence, batch_size):
             total += t.size
             boundary += (x != t).sum()
             boundary_correct += (hit & (x != t)).sum()
-    return correct / total, boundary_correct / max(boundary, 1)
+    return (correct / total, boundary_correct / max(boundary, 1), int(total),
+            int(boundary))
 
 
 def main():
@@ -220,14 +222,15 @@ def main():
     chainer.serializers.save_npz(
         os.path.join(args.out, '{}.model'.format(args.arch)), model)
 
-    accuracy, boundary_accuracy = evaluate(classifier_model, val,
-                                           args.batchsize)
+    accuracy, boundary_accuracy, words, boundaries = evaluate(
+        classifier_model, val, args.batchsize)
     last = trainer.get_extension('LogReport').log[-1]
     print(json.dumps({
         'update_seconds': updater.seconds,
-        'tokens': updater.iteration * args.bproplen * args.batchsize,
+        'tokens': train_iter.iteration * args.batchsize,  # the words taken
         'accuracy': float(accuracy),
         'boundary_accuracy': float(boundary_accuracy),
+        'evaluated_words': words, 'evaluated_boundaries': boundaries,
         # What the tutorial's own Evaluator says, from a state never reset.
         'tutorial_validation_accuracy':
             float(last['validation/main/accuracy'])}))
