@@ -21,8 +21,9 @@ Arrays that cross the nodes, for a window of T steps of B streams:
 
 With ids, a layer projects the table once, (n_vocab, in) to (n_vocab, kH),
 and picks the rows of the window's words, where the embedding followed by a
-projection of every word would multiply (T * B, in) by (in, kH): 20 times
-more work on the tutorial's 200 words of a vocabulary of 10, both ways.
+projection of every word would multiply (T * B, in) by (in, kH): T * B /
+n_vocab times the work, both ways, which models.py spares where the window
+holds more words than the vocabulary.
 """
 import chainer_compat  # noqa: F401  (must precede chainer)
 
@@ -296,7 +297,7 @@ class LSTMWindow(chainer.FunctionNode):
         B = _n_rows(x, self.ids) // T
         # Each step's gates are one (4, B, H) block, gates[t, k] gate k: the
         # element-wise calls run on contiguous (B, H) arrays, which NumPy
-        # does 2 to 4 times faster than on strided ones at this size. The
+        # does faster than strided ones at this size (docs/speed.md). The
         # weights are cut by gate and transposed for it, W_f[k] (in, H) and
         # U_f[k] (H, H), and the sigmoid gates' halved: sigmoid(z) = 0.5
         # tanh(z / 2) + 0.5 (chainer.functions.sigmoid's formula), so one

@@ -49,7 +49,8 @@ class FlatAdam(chainer.optimizers.Adam):
         # Two work arrays the size of all parameters, kept between updates:
         # NumPy gives large freed arrays back to the system, and a new one
         # costs a page fault every 4 KiB, which here cost more than the
-        # arithmetic. The operations are Adam's, in its order, in place.
+        # arithmetic (docs/speed.md). The operations are Adam's, in its
+        # order, in place.
         if self._work is None or self._work[0].shape != m.shape or \
                 self._work[0].dtype != m.dtype or \
                 backend.get_array_module(self._work[0]) is not xp:

@@ -1,7 +1,8 @@
 """Ctrl-C or SIGTERM while a script starts: one line, never a traceback.
 
 The scripts import this first and install() it before their slow imports
-(Chainer takes a second to load); their main() then handles signals itself.
+(Chainer's above all: docs/speed.md); their main() then handles signals
+itself.
 """
 import os
 import signal

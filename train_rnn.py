@@ -305,8 +305,8 @@ def build_parser():
                         'as in the tutorial)')
     parser.add_argument('--fused', action='store_true',
                         help='run each recurrent layer over a whole BPTT '
-                        'window as one function node: the same model, many '
-                        'times faster ({})'.format(', '.join(
+                        'window as one function node: the same model, '
+                        'faster ({})'.format(', '.join(
                             sorted(FUSED_ARCHITECTURES))))
     parser.add_argument('--communicator', default=None,
                         help='train on the processes mpiexec started, each '

@@ -176,7 +176,7 @@ class LogPlotReport(extensions.PlotReport):
 
         figure = Figure(figsize=(7, 4.8))
         # Fixed margins: a layout engine would measure the text at every
-        # draw, a second of a default run.
+        # draw, slow enough to show in a default run (docs/speed.md).
         figure.subplots_adjust(left=0.1, right=0.97, bottom=0.1, top=0.92)
         axes = figure.add_subplot()
         axes.set_title(self.title, fontsize='medium')

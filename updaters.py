@@ -97,9 +97,10 @@ _runs_without_device_check = 0
 
 @contextlib.contextmanager
 def _devices_taken_as_compatible():
-    # A check that no configuration turns off, and a tenth of the per-step
-    # LSTM's update (docs/speed.md). Counted, so that overlapping uses put
-    # Chainer's own back when the last one ends, in whatever order.
+    # A check that no configuration turns off, run in every node: a share of
+    # a per-step update worth saving (docs/speed.md). Counted, so that
+    # overlapping uses put Chainer's own back when the last one ends, in
+    # whatever order.
     global _runs_without_device_check
     try:
         _runs_without_device_check += 1
@@ -126,10 +127,10 @@ def keep_freed_memory():
 
     Each window allocates and frees the same arrays again; by default glibc
     hands freed memory back to the kernel, and the next array then costs a
-    page fault every 4 KiB: 750 to 2,850 faults an update of the per-step
-    LSTM, a fifth of its time (docs/speed.md). Here arrays up to
-    32 MiB come from the heap, and up to 64 MiB of free heap stays with the
-    process. Process-wide and lasting; nothing happens outside glibc.
+    page fault every 4 KiB, a large share of a per-step update
+    (docs/speed.md). Here arrays up to 32 MiB come from the heap, and up to
+    64 MiB of free heap stays with the process. Process-wide and lasting;
+    nothing happens outside glibc.
     """
     try:
         glibc = os.confstr('CS_GNU_LIBC_VERSION')
