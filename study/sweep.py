@@ -201,8 +201,8 @@ def train_until_learned(arch, n_vocab, bproplen, seed, settings):
         updater.update()
         if updater.iteration % interval and updater.iteration < updates:
             continue
-        # Teacher-forced along the way; generation, ten times the cost,
-        # once at the end.
+        # Teacher-forced along the way; generation, a word at a time, once
+        # at the end.
         metrics = capacity.teacher_forced(evaluated, n_vocab, batch_size)
         history.append(dict(metrics, updates=updater.iteration,
                             tokens=updater.iteration * per_update))
