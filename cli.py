@@ -142,12 +142,24 @@ class Signals:
 
     @contextlib.contextmanager
     def stopping(self, stop_trigger):
-        """While in it, the first signal calls stop_trigger.request()."""
+        """While in it, the first signal calls stop_trigger.request(); one
+        that came since the last share() does so at once."""
         self._stop_trigger = stop_trigger
+        if self.received is not None:
+            stop_trigger.request()
         try:
             yield
         finally:
             self._stop_trigger = None
+
+    def share(self, ranks):
+        """The signal that any rank received (the lowest rank's), now every
+        rank's, or None: called by every rank at the same point, so that
+        all take the same turn and end with the same status."""
+        agreed = ranks.first(self.received)
+        if agreed is not None:
+            self.received = agreed
+        return agreed
 
     def say(self, message, file=None):
         """Print message, to stderr unless file says otherwise."""

@@ -118,11 +118,18 @@ class Ranks:
             result = function(*args)
         except errors as caught:
             error = caught
-        failed = [caught for caught in self.comm.mpi_comm.allgather(error)
-                  if caught is not None]
-        if failed:
-            raise failed[0]
+        error = self.first(error)
+        if error is not None:
+            raise error
         return result
+
+    def first(self, value):
+        """The lowest rank's value that is not None, on every rank (None
+        where every rank's is)."""
+        if self.comm is None:
+            return value
+        return next((each for each in self.comm.mpi_comm.allgather(value)
+                     if each is not None), None)
 
     def streams(self, batch_size):
         """This rank's share of the batch_size streams (None: all)."""

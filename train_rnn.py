@@ -84,6 +84,7 @@ def main(argv=None):
         except KeyboardInterrupt:
             signals.say('Ctrl-C: quit at once; ' +
                         latest_snapshot_hint(args, ranks))
+            ranks.abort(cli.EXIT_INTERRUPTED)
             return cli.EXIT_INTERRUPTED
         except OSError as error:
             print('{}: error: writing to {} failed: {}'.format(
@@ -213,11 +214,12 @@ def add_reports(trainer, args, write):
 def train(trainer, args, signals, ranks, folder):
     """Run the trainer and save the model; the exit status.
 
-    Every rank runs it; rank 0 alone speaks and writes.
+    Every rank runs it; rank 0 alone speaks and writes. A signal may come
+    to one rank alone: the ranks share it before each turn they take.
     """
     stop_trigger = trainer.stop_trigger
     ranks.start(trainer.updater.get_optimizer('main'))
-    if signals.received is not None:  # during the set-up
+    if signals.share(ranks) is not None:  # during the set-up
         signals.say('{}: stopped before training; {}'.format(
             signals.name, latest_snapshot_hint(args, ranks)))
         return signals.exit_status
@@ -235,6 +237,7 @@ def train(trainer, args, signals, ranks, folder):
     if stop_trigger.requested and trainer.updater.epoch_detail < args.epoch:
         snapshots.save_snapshot(trainer, run_arguments(args, ranks),
                                 folder and folder.write, ranks.comm)
+        signals.share(ranks)
         signals.say('Stopped at iteration {} (epoch {:.2f}) with a snapshot '
                     'in {}. Resume with: {}'.format(
                         trainer.updater.iteration,
@@ -248,7 +251,7 @@ def train(trainer, args, signals, ranks, folder):
                 'predict_rnn.py', '-o', cli.path_argument(args.out), '-a',
                 args.arch)),
             file=sys.stdout)
-    if signals.received is not None:
+    if signals.share(ranks) is not None:
         signals.say('{} came as the run finished: its model is written.'
                     .format(signals.name))
         return signals.exit_status

@@ -107,15 +107,22 @@ def assert_same_state(snapshot, expected):
             numpy.testing.assert_array_equal(got[key], value, key)
 
 
+def start_training(out):
+    """Two ranks training the two_ranks run into out, once its first
+    snapshot is written."""
+    process = subprocess.Popen(
+        [MPIEXEC, '-n', '2', sys.executable,
+         os.path.join(ROOT, 'train_rnn.py'), '-o', str(out),
+         '--communicator', 'naive', '-a', 'gru', '-e', '6'] + TINY,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(str(out / 'snapshot_iter_15'), process)
+    return process
+
+
 def test_ctrl_c_stops_every_rank_at_once_and_resumes_exactly(two_ranks,
                                                              tmp_path):
     out, _ = two_ranks
-    process = subprocess.Popen(
-        [MPIEXEC, '-n', '2', sys.executable,
-         os.path.join(ROOT, 'train_rnn.py'), '-o', str(tmp_path),
-         '--communicator', 'naive', '-a', 'gru', '-e', '6'] + TINY,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_for(str(tmp_path / 'snapshot_iter_15'), process)
+    process = start_training(tmp_path)
     process.send_signal(signal.SIGINT)  # mpiexec passes it to the ranks
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == cli.EXIT_INTERRUPTED
@@ -128,6 +135,62 @@ def test_ctrl_c_stops_every_rank_at_once_and_resumes_exactly(two_ranks,
                              text=True, timeout=300,
                              env=dict(os.environ, PATH='/usr/bin:/bin'))
     assert resumed.returncode == 0, resumed.stderr
+    assert_same_state(str(tmp_path / 'snapshot_iter_90'),
+                      str(out / 'snapshot_iter_90'))
+
+
+def rank_pids(mpiexec):
+    """{rank: pid} of the processes that mpiexec started."""
+    found = {}
+    for name in os.listdir('/proc'):
+        if name.isdigit() and descends_from(int(name), mpiexec.pid):
+            try:
+                with open('/proc/{}/environ'.format(name), 'rb') as f:
+                    environment = f.read().split(b'\0')
+            except OSError:  # gone already
+                continue
+            for entry in environment:
+                if entry.startswith(b'PMI_RANK='):
+                    found[int(entry[len(b'PMI_RANK='):])] = int(name)
+    return found
+
+
+def descends_from(pid, ancestor):
+    while pid > 1:
+        try:
+            with open('/proc/{}/stat'.format(pid)) as f:
+                # The parent's pid follows the name (in brackets) and state.
+                pid = int(f.read().rsplit(')', 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+        if pid == ancestor:
+            return True
+    return False
+
+
+@pytest.mark.parametrize('number, rank', [(signal.SIGINT, 0),
+                                          (signal.SIGTERM, 1)])
+def test_a_signal_to_one_rank_stops_every_rank_with_one_snapshot(
+        number, rank, two_ranks, tmp_path):
+    out, _ = two_ranks
+    process = start_training(tmp_path)
+    os.kill(rank_pids(process)[rank], number)  # that rank alone
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + number, stderr
+    lines = stderr.split('\n')
+    iteration = int(lines[-2].split()[3])
+    stopped = ('Stopped at iteration {} (epoch {:.2f}) with a snapshot in {}. '
+               'Resume with: '.format(iteration, iteration / 15, tmp_path))
+    assert lines[-2].startswith(stopped)
+    announced = ['', 'Ctrl-C: stopping after this update to write a snapshot '
+                 '(Ctrl-C again to quit at once)']
+    # The rank that speaks says what it heard; a run ends in one line.
+    assert lines[:-2] == (announced if rank == 0 else [])
+    assert lines[-1] == ''
+    assert sorted(os.listdir(str(tmp_path / '.train_rnn'))) == [
+        'lock', 'record.json']
+    train(tmp_path, '-r', str(tmp_path / 'snapshot_iter_{}'.format(
+        iteration)))
     assert_same_state(str(tmp_path / 'snapshot_iter_90'),
                       str(out / 'snapshot_iter_90'))
 
