@@ -35,9 +35,24 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, '{}: error: {}\n'.format(self.prog, message))
 
 
+def check_whole(name, value, low, high=None):
+    """value, if a whole number from low to high (None: no bound); else
+    UsageError. The scripts check every number they are given, on the
+    command line or in a file, with it."""
+    if (isinstance(value, bool) or not isinstance(value, int) or
+            value < low or high is not None and value > high):
+        raise UsageError('{} must be a whole number {} (got {!r})'.format(
+            name, 'of at least {}'.format(low) if high is None else
+            'from {} to {}'.format(low, high), value))
+    return value
+
+
 def select_device(gpu):
     """The chainer device for --gpu; UsageError where it cannot be used."""
-    if gpu < 0:
+    if gpu < -1:
+        raise UsageError('--gpu must be a GPU number, or -1 for the CPU '
+                         '(got {})'.format(gpu))
+    if gpu == -1:
         return chainer.get_device('@numpy')
     if not chainer.backends.cuda.available:
         raise UsageError(

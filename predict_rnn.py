@@ -25,7 +25,7 @@ import simple_sequence
 import snapshots
 from cli import (
     EXIT_INTERRUPTED, ArgumentParser, UsageError, check_fits_in_memory,
-    select_device)
+    check_whole, select_device)
 from train_rnn import model_path
 
 MAX_LENGTH = 100000
@@ -61,9 +61,9 @@ def build_parser():
     parser.add_argument('--primeindex', '-p', '--prime', type=int,
                         default=1, help='the number to start from (default: '
                         '%(default)s)')
-    parser.add_argument('--length', '-l', '-n', type=int, default=None,
+    parser.add_argument('--length', '-l', '-n', type=int, default=100,
                         help='how many numbers to generate, at most {} '
-                        '(default: two periods of the sequence)'.format(
+                        '(default: %(default)s, as in the tutorial)'.format(
                             MAX_LENGTH))
     parser.add_argument('--gpu', '-g', type=int, default=-1,
                         help='GPU to run on, which needs CuPy; -1 for the '
@@ -82,23 +82,16 @@ def check_settings(recorded, source):
     if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise UsageError('{} names an unknown architecture {!r}'.format(
             source, arch))
-    check_size('unit', unit, MAX_UNITS, source)
-    check_size('vocab', vocab, MAX_VOCABULARY, source)
-    try:
-        simple_sequence.check_vocabulary(vocab)
-    except ValueError as error:
-        raise UsageError('{}: {}'.format(source, error))
     epoch = recorded.get('epoch')
-    if epoch is not None:
-        check_size('epoch', epoch, sys.maxsize, source)
+    try:
+        check_whole('unit', unit, 1, MAX_UNITS)
+        check_whole('vocab', vocab, 1, MAX_VOCABULARY)
+        simple_sequence.check_vocabulary(vocab)
+        if epoch is not None:
+            check_whole('epoch', epoch, 1, sys.maxsize)
+    except (UsageError, ValueError) as error:
+        raise UsageError('{}: {}'.format(source, error))
     return {'arch': arch, 'unit': unit, 'vocab': vocab, 'epoch': epoch}
-
-
-def check_size(name, value, largest, source):
-    if (not isinstance(value, int) or isinstance(value, bool) or
-            not 1 <= value <= largest):
-        raise UsageError('{} gives {} {!r}: it must be a whole number from 1 '
-                         'to {}'.format(source, name, value, largest))
 
 
 def read_run_arguments(out):
@@ -267,19 +260,12 @@ def main(argv=None):
         for flag, value, largest in (('--unit', args.unit, MAX_UNITS),
                                      ('--vocab', args.vocab, MAX_VOCABULARY)):
             if value is not None:
-                check_size(flag, value, largest, 'the command line')
+                check_whole(flag, value, 1, largest)
+        length = check_whole('--length', args.length, 1, MAX_LENGTH)
         device = select_device(args.gpu)
         path, arrays, settings = settings_of(args)
         vocab = settings['vocab']
-        length = (min(2 * simple_sequence.period_length(vocab), MAX_LENGTH)
-                  if args.length is None else args.length)
-        if not 1 <= length <= MAX_LENGTH:
-            raise UsageError('--length must be from 1 to {} (got {})'.format(
-                MAX_LENGTH, length))
-        prime = args.primeindex
-        if not 1 <= prime < vocab:
-            raise UsageError('--primeindex must be a number of the sequence, '
-                             '1 .. {} (got {})'.format(vocab - 1, prime))
+        prime = check_whole('--primeindex', args.primeindex, 1, vocab - 1)
         predictor = load_model(path, arrays, settings, device)
     except (UsageError, snapshots.FileError) as error:
         parser.error(str(error))

@@ -43,11 +43,10 @@ from updaters import BPTTUpdater, fast_training
 # The arguments that define a run: a resumed run must keep them.
 RUN_DEFINING = ('arch', 'unit', 'vocab', 'batchsize', 'bproplen', 'seed',
                 'gradclip', 'fused')
-# What a snapshot records, each with its type.
-RECORDED_TYPES = {'arch': str, 'unit': int, 'vocab': int, 'batchsize': int,
-                  'bproplen': int, 'seed': int, 'gradclip': (int, float),
-                  'fused': bool, 'epoch': int, 'processes': int}
+# What a snapshot records.
+RECORDED = RUN_DEFINING + ('epoch', 'processes')
 ADAM_ALPHA = 0.0005  # the tutorial's
+MAX_COUNTER = numpy.iinfo(numpy.int64).max  # what a snapshot's counters hold
 
 
 def main(argv=None):
@@ -331,11 +330,6 @@ def explicit_arguments(argv):
 
 def check_arguments(args):
     """UsageError unless args can make a run (they may come from a file)."""
-    for name in ('unit', 'bproplen', 'batchsize', 'epoch', 'vocab', 'seed'):
-        value = getattr(args, name)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise UsageError('--{} must be an integer (got {!r})'.format(
-                name, value))
     if not isinstance(args.arch, str) or args.arch not in ARCHITECTURES:
         raise UsageError('unknown architecture {!r}: choose from {}'.format(
             args.arch, ', '.join(sorted(ARCHITECTURES))))
@@ -346,25 +340,19 @@ def check_arguments(args):
         raise UsageError('--fused has no {}: it runs {}'.format(
             args.arch, ', '.join(sorted(FUSED_ARCHITECTURES))))
     for name in ('unit', 'bproplen', 'batchsize', 'epoch'):
-        if getattr(args, name) < 1:
-            raise UsageError('--{} must be at least 1 (got {})'.format(
-                name, getattr(args, name)))
+        cli.check_whole('--' + name, getattr(args, name), 1)
+    cli.check_whole('--seed', args.seed, 0, 2 ** 32 - 1)
+    cli.check_whole('--vocab', args.vocab, 1)
     try:
         simple_sequence.check_vocabulary(args.vocab)
     except ValueError as error:
         raise UsageError('--vocab: {}'.format(error))
-    if not 0 <= args.seed < 2 ** 32:
-        raise UsageError('--seed must be between 0 and 2**32 - 1 (got {})'
-                         .format(args.seed))
     if args.gradclip is not None and not (
             isinstance(args.gradclip, (int, float)) and
             not isinstance(args.gradclip, bool) and
             0 < args.gradclip < math.inf):
         raise UsageError('--gradclip must be a positive number (got {!r})'
                          .format(args.gradclip))
-    if args.gpu < -1:
-        raise UsageError('--gpu must be a GPU number, or -1 for the CPU '
-                         '(got {})'.format(args.gpu))
     cli.check_fits_in_memory(args.arch, args.unit, args.vocab,
                              args.batchsize, args.bproplen)
     length = simple_sequence.REPEAT * simple_sequence.period_length(args.vocab)
@@ -376,6 +364,13 @@ def check_arguments(args):
             '--bproplen {} is longer than each of the {} streams ({} words): '
             'a window cannot span more than a stream'.format(
                 args.bproplen, args.batchsize, length // args.batchsize))
+    # The step counter of a run that could end as asked fits a snapshot.
+    most_epochs = MAX_COUNTER * args.batchsize // length
+    if args.epoch > most_epochs:
+        raise UsageError(
+            '--epoch {} could never end: a snapshot counts the steps in 64 '
+            'bits, which hold {} epochs of this run at most'.format(
+                args.epoch, most_epochs))
 
 
 def resumed_snapshot(args, argv, ranks):
@@ -395,18 +390,15 @@ def resumed_snapshot(args, argv, ranks):
 
 def merge_resumed_arguments(args, explicit, snapshot, saved):
     """Take the run's arguments from the snapshot, refusing contradictions."""
-    if not isinstance(saved, dict) or set(saved) != set(RECORDED_TYPES):
+    if not isinstance(saved, dict) or set(saved) != set(RECORDED):
         raise snapshots.FileError('{} does not record the arguments of its '
                                   'run'.format(snapshot))
-    for name, kind in RECORDED_TYPES.items():
-        value = saved[name]
-        if not isinstance(value, kind) or (
-                isinstance(value, bool) and kind is not bool) or (
-                name == 'processes' and value < 1):
-            if not (name == 'gradclip' and value is None):
-                raise snapshots.FileError(
-                    '{} records an impossible {}: {!r}'.format(
-                        snapshot, name, value))
+    try:
+        check_arguments(argparse.Namespace(**saved))
+        cli.check_whole('processes', saved['processes'], 1)
+    except UsageError as error:
+        raise snapshots.FileError('{} records arguments that make no run: '
+                                  '{}'.format(snapshot, error))
     for name in RUN_DEFINING:
         given = getattr(args, name)
         if name in explicit and given != saved[name]:
@@ -420,13 +412,6 @@ def merge_resumed_arguments(args, explicit, snapshot, saved):
         args.epoch = saved['epoch']
     if 'out' not in explicit:
         args.out = os.path.dirname(snapshot) or '.'
-    try:
-        check_arguments(args)
-    except UsageError as error:
-        if 'epoch' in explicit and args.epoch < 1:
-            raise
-        raise snapshots.FileError('{} records arguments that make no run: '
-                                  '{}'.format(snapshot, error))
 
 
 def run_arguments(args, ranks):

@@ -41,6 +41,7 @@ def files(tmp_path, finished):
         'no snapshot': str(tmp_path / 'no snapshot'),
         'bad args': str(tmp_path / 'bad args'),
         'unknown arch': str(tmp_path / 'unknown arch'),
+        'endless': str(tmp_path / 'endless'),
     }
     open(made['empty'], 'wb').close()
     with open(made['truncated'], 'wb') as f:
@@ -50,10 +51,10 @@ def files(tmp_path, finished):
     numpy.savez(made['foreign'], weights=numpy.ones(3))
     os.mkdir(made['no snapshot'])
     arrays = snapshots.read_npz(snapshot)
+    recorded = json.loads(str(arrays[snapshots.RUN_ARGS_KEY]))
     for name, run_args in (('bad args', {'arch': 'rnn'}),
-                           ('unknown arch', dict(json.loads(str(
-                               arrays[snapshots.RUN_ARGS_KEY])),
-                               arch='evil'))):
+                           ('unknown arch', dict(recorded, arch='evil')),
+                           ('endless', dict(recorded, epoch=10 ** 30))):
         arrays[snapshots.RUN_ARGS_KEY] = numpy.array(json.dumps(run_args))
         with open(made[name], 'wb') as f:
             numpy.savez(f, **arrays)
@@ -62,15 +63,23 @@ def files(tmp_path, finished):
 
 TRAIN_CASES = [
     (['-a', 'transformer'], "invalid choice: 'transformer'"),
-    (['-u', '0'], '--unit must be at least 1 (got 0)'),
+    (['-u', '0'], '--unit must be a whole number of at least 1 (got 0)'),
     (['-u', 'ten'], "invalid int value: 'ten'"),
-    (['-l', '-3'], '--bproplen must be at least 1 (got -3)'),
-    (['-b', '0'], '--batchsize must be at least 1 (got 0)'),
+    (['-l', '-3'],
+     '--bproplen must be a whole number of at least 1 (got -3)'),
+    (['-b', '0'],
+     '--batchsize must be a whole number of at least 1 (got 0)'),
     (['-b', '4501'], '--batchsize 4501 is larger than the sequence, which '
                      'has 4500 words'),
-    (['-e', '0'], '--epoch must be at least 1 (got 0)'),
+    (['-e', '0'], '--epoch must be a whole number of at least 1 (got 0)'),
+    (['-e', str(10 ** 30)], '--epoch {} could never end: a snapshot counts '
+     'the steps in 64 bits, which hold 20496382304121724 epochs of this run '
+     'at most'.format(10 ** 30)),
+    (['-r', '{endless}'], '{endless} records arguments that make no run: '
+     '--epoch ' + str(10 ** 30) + ' could never end'),
     (['--vocab', '2'], 'nothing to count'),
-    (['--seed', '-1'], '--seed must be between 0 and 2**32 - 1'),
+    (['--seed', '-1'], '--seed must be a whole number from 0 to 4294967295 '
+                       '(got -1)'),
     (['-c', '0'], '--gradclip must be a positive number (got 0.0)'),
     (['-c', 'nan'], '--gradclip must be a positive number (got nan)'),
     (['-c', 'inf'], '--gradclip must be a positive number (got inf)'),
@@ -155,16 +164,19 @@ PREDICT_CASES = [
     ('unknown arch', [], "names an unknown architecture 'evil'"),
     ('vocab of 2', [], 'nothing to count'),
     ('good', ['-p', '0'],
-     '--primeindex must be a number of the sequence, 1 .. 2 (got 0)'),
+     '--primeindex must be a whole number from 1 to 2 (got 0)'),
     ('good', ['--prime', '3'],
-     '--primeindex must be a number of the sequence, 1 .. 2 (got 3)'),
-    ('good', ['-n', '0'], '--length must be from 1 to 100000 (got 0)'),
+     '--primeindex must be a whole number from 1 to 2 (got 3)'),
+    ('good', ['-n', '0'], '--length must be a whole number from 1 to 100000 '
+     '(got 0)'),
     ('good', ['-l', '100001'],
-     '--length must be from 1 to 100000 (got 100001)'),
+     '--length must be a whole number from 1 to 100000 (got 100001)'),
     ('good', ['-u', '7'], '--unit 7 contradicts {folder}/'
      'rnn_simple_sequence.model, which holds a model of unit 6'),
-    ('good', ['--vocab', '0'], 'the command line gives --vocab 0: it must be '
-     'a whole number from 1 to 100000'),
+    ('good', ['--vocab', '0'], '--vocab must be a whole number from 1 to '
+     '100000 (got 0)'),
+    ('good', ['-g', '-5'], '--gpu must be a GPU number, or -1 for the CPU '
+     '(got -5)'),
     ('good', ['-a', 'gru'], 'cannot read {folder}/gru_simple_sequence.model'),
     ('good', ['-g', '0'], '--gpu needs CuPy'),
 ]
@@ -233,12 +245,12 @@ MODEL_FILE_CASES = [
     (None, [], ['-a', 'gru'], '{path} lacks'),
     (None, ['embed/W'], [], '{path} lacks embed/W (vocabulary, units): it is '
      'not a model file'),
-    ({'unit': -3}, [], [], "{path} gives unit -3: it must be a whole number "
-     "from 1 to 100000"),
-    ({'vocab': 10 ** 9}, [], [], '{path} gives vocab 1000000000: it must be '
-     'a whole number from 1 to 100000'),
-    ({'unit': '6'}, [], [], "{path} gives unit '6': it must be a whole "
-     "number"),
+    ({'unit': -3}, [], [], "{path}: unit must be a whole number from 1 to "
+     "100000 (got -3)"),
+    ({'vocab': 10 ** 9}, [], [], '{path}: vocab must be a whole number from '
+     '1 to 100000 (got 1000000000)'),
+    ({'unit': '6'}, [], [], "{path}: unit must be a whole number from 1 to "
+     "100000 (got '6')"),
     ({'arch': 'evil'}, [], [], "{path} names an unknown architecture 'evil'"),
     ({'vocab': 2}, [], [], '{path}: the vocabulary must hold at least 3'),
     ('{"arch": ', [], [], 'the run arguments in {path}: not valid JSON'),

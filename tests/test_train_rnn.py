@@ -200,6 +200,15 @@ def test_predict_builds_the_model_that_a_file_records(tmp_path, capsys):
         [2] + generate(predictor, 2, 9).tolist()
 
 
+def test_predict_generates_the_tutorials_100_words_by_default(
+        tmp_path, capsys):
+    path = str(tmp_path / 'some.model')
+    predictor = saved_with_run_args(path, 'rnn', 6, 5)
+    assert predict_rnn.main(['-m', path]) == 0
+    printed = printed_sequence(capsys.readouterr().out.splitlines()[1])
+    assert printed == [1] + generate(predictor, 1, 100).tolist()
+
+
 @pytest.mark.parametrize('arch', ['rnn2', 'lstm'])
 def test_predict_reads_a_stock_chainer_file_with_the_flags(arch, tmp_path,
                                                            capsys):
