@@ -201,9 +201,11 @@ class Signals:
         return 128 + self.received
 
 
-def print_or_drop(text, stream):
-    """Print text to stream; if the reader has gone (a closed pipe, as with
-    `| head`), drop it and all later output, and let the run go on."""
+def print_or_drop(text, stream=None):
+    """Print text to stream (default: stdout); if the reader has gone (a
+    closed pipe, as with `| head`), drop it and all later output, and let
+    the run go on, as Unix tools do: every script prints through it."""
+    stream = stream or sys.stdout
     try:
         print(text, file=stream, flush=True)
     except BrokenPipeError:

@@ -25,7 +25,7 @@ import simple_sequence
 import snapshots
 from cli import (
     EXIT_INTERRUPTED, ArgumentParser, UsageError, check_fits_in_memory,
-    check_whole, select_device)
+    check_whole, print_or_drop, select_device)
 from train_rnn import model_path
 
 MAX_LENGTH = 100000
@@ -272,13 +272,14 @@ def main(argv=None):
 
     epochs = ('' if settings['epoch'] is None else
               ', trained {} epochs'.format(settings['epoch']))
-    print('Loaded {}: {}, {} units, vocabulary {}{}.'.format(
+    print_or_drop('Loaded {}: {}, {} units, vocabulary {}{}.'.format(
         path, settings['arch'], settings['unit'], vocab, epochs))
     generated = generate(predictor, prime, length)
     # As the tutorial printed it: the prime, then what the model generated.
-    print('Predicted sequence: {}'.format([prime] + generated.tolist()))
+    print_or_drop('Predicted sequence: {}'.format(
+        [prime] + generated.tolist()))
     for line in report(prime, generated, vocab):
-        print(line)
+        print_or_drop(line)
     return 0
 
 
@@ -287,7 +288,7 @@ if __name__ == '__main__':
     try:
         status = main()
     except KeyboardInterrupt:
-        print('Ctrl-C: stopped.', file=sys.stderr)
+        print_or_drop('Ctrl-C: stopped.', sys.stderr)
         status = EXIT_INTERRUPTED
     quiet_start.ignore()
     sys.exit(status)

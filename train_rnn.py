@@ -86,8 +86,8 @@ def main(argv=None):
             ranks.abort(cli.EXIT_INTERRUPTED)
             return cli.EXIT_INTERRUPTED
         except OSError as error:
-            print('{}: error: writing to {} failed: {}'.format(
-                parser.prog, args.out, error), file=sys.stderr)
+            cli.print_or_drop('{}: error: writing to {} failed: {}'.format(
+                parser.prog, args.out, error), sys.stderr)
             ranks.abort(cli.EXIT_FAILED)
             return cli.EXIT_FAILED
         finally:

@@ -306,3 +306,26 @@ def test_the_graph_is_readable_and_drawn_where_graphviz_is(tmp_path,
     assert all(line.endswith(';') for line in lines[1:-1])
     assert len(lines) > 20
     assert (out / 'cg.png').read_bytes() == b'\x89PNG\r\n\x1a\n'
+
+
+def run_into_closed_pipe(argv):
+    """Run a script of ours with stdout a pipe whose reader has gone, as
+    `| head -1` leaves it once head has its line."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable] + argv, cwd=ROOT,
+                              stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=300)
+    finally:
+        os.close(write)
+
+
+def test_output_to_a_closed_pipe_is_dropped_and_the_files_written(tmp_path):
+    out = str(tmp_path / 'out')
+    trained = run_into_closed_pipe(['train_rnn.py', '-o', out] + SMALL)
+    assert (trained.returncode, trained.stderr) == (0, '')
+    assert len(read_log(out)) == 1
+    assert os.path.exists(train_rnn.model_path(out, 'rnn'))
+    predicted = run_into_closed_pipe(['predict_rnn.py', '-o', out])
+    assert (predicted.returncode, predicted.stderr) == (0, '')
