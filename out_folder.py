@@ -201,11 +201,11 @@ class OutFolder:
         foreign = self.foreign(names)
         if foreign:
             raise FolderError(
-                '{} holds {} that train_rnn.py did not write there (another '
-                'program\'s, an older version\'s, or yours): move {} aside, '
-                'or choose another --out'.format(
-                    self.path, ', '.join(sorted(foreign)),
-                    'it' if len(foreign) == 1 else 'them'))
+                '{} holds {} that train_rnn.py did not write there: another '
+                'program\'s, such as the tutorial\'s, an older version\'s, '
+                'or yours; choose another --out for this run, or move {} '
+                'aside'.format(self.path, _some(sorted(foreign)),
+                               'it' if len(foreign) == 1 else 'them'))
         previous = self.record['run']
         replaced = None
         if continuing:
@@ -273,6 +273,16 @@ class OutFolder:
 def model_name_of(arch):
     """The file name of an architecture's model, as the tutorial named it."""
     return arch + MODEL_SUFFIX
+
+
+def _some(names, most=4):
+    """names for a line of text: the first few of a long list, counted."""
+    if len(names) == 1:
+        return names[0]
+    if len(names) <= most:
+        return ', '.join(names[:-1]) + ' and ' + names[-1]
+    return '{} files ({} and {} more)'.format(
+        len(names), ', '.join(names[:most]), len(names) - most)
 
 
 def _names(value, allowed):

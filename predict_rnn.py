@@ -26,6 +26,7 @@ import snapshots
 from cli import (
     EXIT_INTERRUPTED, ArgumentParser, UsageError, check_fits_in_memory,
     check_whole, print_or_drop, select_device)
+from out_folder import MODEL_SUFFIX
 from train_rnn import model_path
 
 MAX_LENGTH = 100000
@@ -101,14 +102,30 @@ def read_run_arguments(out):
         with snapshots.open_regular_file(path) as f:
             text = f.read(MAX_ARGS_BYTES).decode('utf-8', 'replace')
     except (snapshots.FileError, OSError) as error:
-        raise UsageError('{}: is {} the out folder of a train_rnn.py run?'
-                         .format(error, out))
+        raise UsageError('{}: is {} the out folder of a train_rnn.py run? {}'
+                         .format(error, out, without_run_arguments(out)))
     try:
         recorded = snapshots.parse_json(text, path)
     except snapshots.FileError as error:
         raise UsageError('{} is not what train_rnn.py writes ({})'.format(
             path, error))
     return check_settings(recorded, path)
+
+
+def without_run_arguments(out):
+    """What to pass where out lacks args.json, such as the tutorial's
+    result/: its models, and any model file, load with the flags."""
+    try:
+        archs = sorted(name[:-len(MODEL_SUFFIX)] for name in os.listdir(out)
+                       if name.endswith(MODEL_SUFFIX))
+    except OSError:
+        archs = []
+    if not archs:
+        return ('Any model file, the tutorial\'s too, loads with -m FILE -a '
+                'ARCH -u UNIT')
+    return ('Pass -a ARCH for one of its models ({}), or -m FILE -a ARCH -u '
+            'UNIT for any model file, the tutorial\'s too'.format(
+                ', '.join(archs)))
 
 
 def file_settings(path, arrays, arch):

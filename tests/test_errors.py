@@ -9,6 +9,7 @@ import numpy
 import pytest
 
 import cli
+import models
 import predict_rnn
 import snapshots
 import train_rnn
@@ -290,3 +291,50 @@ def test_a_model_is_built_as_its_own_file_says(tmp_path, finished, capsys):
     assert capsys.readouterr().out.startswith(
         'Loaded {}: rnn, 6 units, vocabulary 3, trained 2 epochs.'.format(
             os.path.join(folder, 'rnn_simple_sequence.model')))
+
+
+@pytest.fixture
+def tutorial_result(tmp_path):
+    """What the tutorial's train_simple_sequence.py leaves in result/: 15
+    files, its model saved by Chainer's save_npz."""
+    folder = tmp_path / 'result'
+    folder.mkdir()
+    names = ['log', 'cg.dot', 'loss.png', 'accuracy.png'] + [
+        'snapshot_iter_{}'.format(225 * epoch) for epoch in range(1, 11)]
+    for name in names:
+        (folder / name).write_text('the tutorial\'s')
+    chainer.serializers.save_npz(str(folder / 'rnn_simple_sequence.model'),
+                                 models.build_model('rnn', 3, 6))
+    return str(folder)
+
+
+def test_the_tutorials_result_folder_is_refused_saying_what_to_do(
+        tutorial_result, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-o', tutorial_result] + TINY)
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == (
+        'train_rnn.py: error: {} holds 15 files (accuracy.png, cg.dot, log, '
+        'loss.png and 11 more) that train_rnn.py did not write there: '
+        'another program\'s, such as the tutorial\'s, an older version\'s, '
+        'or yours; choose another --out for this run, or move them aside\n'
+        .format(tutorial_result))
+    assert len(os.listdir(tutorial_result)) == 15
+
+
+def test_predicting_from_the_tutorials_result_folder_says_how(
+        tutorial_result, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        predict_rnn.main(['-o', tutorial_result])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == (
+        'predict_rnn.py: error: cannot read {0}/args.json: No such file or '
+        'directory: is {0} the out folder of a train_rnn.py run? Pass -a '
+        'ARCH for one of its models (rnn), or -m FILE -a ARCH -u UNIT for '
+        'any model file, the tutorial\'s too\n'.format(tutorial_result))
+    model = os.path.join(tutorial_result, 'rnn_simple_sequence.model')
+    for argv in (['-o', tutorial_result, '-a', 'rnn'],
+                 ['-m', model, '-a', 'rnn', '-u', '6']):
+        assert predict_rnn.main(argv + ['-l', '3']) == 0
+        assert capsys.readouterr().out.startswith(
+            'Loaded {}: rnn, 6 units, vocabulary 3.\n'.format(model))
