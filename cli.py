@@ -14,6 +14,7 @@ import chainer_compat  # noqa: F401  (must precede chainer)
 
 import chainer
 
+from setup_check import shortest_path
 import simple_sequence
 import snapshots
 
@@ -115,17 +116,6 @@ def path_argument(path):
     """path as an argument of a command: one that begins with - would read
     as an option."""
     return os.path.join(os.curdir, path) if path.startswith('-') else path
-
-
-def shortest_path(path, command=False):
-    """path relative to the working folder if inside it, else as it is; a
-    command in the working folder itself gets ./ (the shell runs it)."""
-    relative = os.path.relpath(path)
-    if relative.startswith(os.pardir):
-        return path
-    if command and os.sep not in relative:
-        return os.path.join(os.curdir, relative)
-    return relative
 
 
 class Signals:

@@ -6,6 +6,7 @@ predict_simple_sequence.py did, and scores them against the true sequence.
 It reads the out folder of a train_rnn.py run (-o), or any model file (-m),
 the tutorial's included.
 """
+import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import sys
 
 import quiet_start

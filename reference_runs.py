@@ -4,6 +4,7 @@ Runs `python train_rnn.py -a ARCH` on the defaults for each reference
 architecture, keeps its log and plots under results/ARCH/, and writes the
 results table to results/results.md and into README.md.
 """
+import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import json
 import os
 import resource

@@ -3,6 +3,7 @@
 Truncated backpropagation through time on batch_size parallel streams of the
 sequence, with evaluation, logs, plots and a snapshot every epoch.
 """
+import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import sys
 
 import quiet_start

@@ -22,6 +22,10 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Run as a file, python benchmarks/bench.py, it finds the root's modules so.
+sys.path.insert(0, ROOT)
+import setup_check  # noqa: E402, F401  (says so where Chainer is missing)
+
 # One BLAS thread everywhere: the conditions, and fair to each case.
 THREADS = {'OMP_NUM_THREADS': '1', 'OPENBLAS_NUM_THREADS': '1',
            'MKL_NUM_THREADS': '1'}

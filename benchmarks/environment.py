@@ -3,6 +3,7 @@
 Run in a child of bench.py, so that the harness itself imports neither NumPy
 nor torch (a child's peak RSS counts its parent's at the time it starts).
 """
+import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import json
 import platform
 import warnings

@@ -7,6 +7,7 @@ N more epochs after that evaluation, timed apart: the steady state, without
 the first updates' warm-up. Prints one JSON line. Run it from the
 repository root: python -m benchmarks.ours -a rnn
 """
+import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import json
 import sys
 import time

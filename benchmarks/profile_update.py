@@ -7,6 +7,7 @@ dropout's forward; the rest is Chainer's graph, the other layers, the loss
 and the iterator. Also counts page faults. Run it from the repository root:
 python -m benchmarks.profile_update -a lstm --fused
 """
+import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import collections
 import functools
 import resource

@@ -10,6 +10,7 @@ warm-up. Every window's index tensors are built before the clock starts,
 as a PyTorch user would load a small data set. Prints one JSON line. Run it
 from the repository root: python -m benchmarks.torch_rnn -a rnn
 """
+import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import argparse
 import json
 import time

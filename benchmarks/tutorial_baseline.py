@@ -5,6 +5,7 @@ a list-of-pairs iterator, concat_examples, one Classifier call per step and
 the stock Trainer extensions. Prints one JSON line at the end. Run it from
 the repository root: python -m benchmarks.tutorial_baseline -o OUT
 """
+import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import argparse
 import json
 import os

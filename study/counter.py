@@ -20,6 +20,7 @@ finite automata (Korsky and Berwick, 2019): every model here can represent
 this periodic task; what the counter asks is how trained ones hold the
 count, and what they do past the longest block they saw.
 """
+import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import argparse
 import json
 import math

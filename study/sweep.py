@@ -20,6 +20,7 @@ OUT/capacity.jsonl at once (records.py), and a sweep started again goes on
 from what is there. At the end capacity_report.py writes the figures and
 OUT/capacity.md.
 """
+import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import sys
 
 import quiet_start

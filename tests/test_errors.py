@@ -338,3 +338,24 @@ def test_predicting_from_the_tutorials_result_folder_says_how(
         assert predict_rnn.main(argv + ['-l', '3']) == 0
         assert capsys.readouterr().out.startswith(
             'Loaded {}: rnn, 6 units, vocabulary 3.\n'.format(model))
+
+
+@pytest.mark.parametrize('command, name', [
+    (['train_rnn.py', '-a', 'rnn'], 'train_rnn.py'),
+    (['predict_rnn.py', '-o', 'result'], 'predict_rnn.py'),
+    (['reference_runs.py'], 'reference_runs.py'),
+    (['benchmarks/bench.py', '--quick'], 'bench.py'),
+] + [(['-m', module], module) for module in (
+    'study.sweep', 'study.counter', 'benchmarks.bench', 'benchmarks.ours',
+    'benchmarks.environment', 'benchmarks.torch_rnn',
+    'benchmarks.profile_update', 'benchmarks.tutorial_baseline')])
+def test_a_python_without_chainer_is_told_how_to_set_up(command, name):
+    # -S leaves out site-packages: a Python without the environment's
+    # packages, as python3 is before .venv is activated.
+    completed = subprocess.run([sys.executable, '-S'] + command, cwd=ROOT,
+                               capture_output=True, text=True)
+    assert completed.returncode == 2
+    assert (completed.stdout, completed.stderr) == ('', (
+        '{}: error: {} has no Chainer: set up the environment with `make '
+        'setup` (once), then `. .venv/bin/activate`, or run `.venv/bin/'
+        'python {}`\n'.format(name, sys.executable, ' '.join(command))))
