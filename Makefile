@@ -55,15 +55,17 @@ results: setup
 
 # Order-only on .venv's stamp: its recipe checks the Python version. torch
 # goes in with --no-deps, since it asks for setuptools >= 77, which Chainer
-# cannot run with; torch imports and trains without it.
+# cannot run with; torch imports and trains without it. It goes in last:
+# after an install that resolves dependencies pip checks every package
+# there, and would report torch's unmet setuptools as an ERROR.
 $(BENCH_STAMP): requirements.txt constraints.txt benchmarks/requirements-torch.txt $(TORCH_WHEEL) | $(STAMP)
 	rm -rf $(BENCH_VENV)
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install --quiet -r requirements.txt
 ifneq ($(TORCH_WHEEL),)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r requirements.txt -r benchmarks/requirements-torch.txt
 	$(BENCH_VENV)/bin/python -m pip install --quiet --no-index --no-deps $(TORCH_WHEEL)
-	$(BENCH_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-torch.txt
 else
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r requirements.txt
 	@echo "No torch-$(TORCH_VERSION)+cpu wheel for Python $(PYTHON_VERSION) in $(TORCH_WHEELS): the benchmark skips the torch rows."
 endif
 	touch $@
