@@ -16,6 +16,7 @@ settings. write_report turns a list of them into
 - capacity.md: the same as tables, the counting-past-the-window table and
   the tests behind each ranking.
 """
+import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import math
 import os
 import platform

@@ -346,7 +346,8 @@ def test_predicting_from_the_tutorials_result_folder_says_how(
     (['reference_runs.py'], 'reference_runs.py'),
     (['benchmarks/bench.py', '--quick'], 'bench.py'),
 ] + [(['-m', module], module) for module in (
-    'study.sweep', 'study.counter', 'benchmarks.bench', 'benchmarks.ours',
+    'study.sweep', 'study.counter', 'study.capacity_report',
+    'benchmarks.bench', 'benchmarks.ours',
     'benchmarks.environment', 'benchmarks.torch_rnn',
     'benchmarks.profile_update', 'benchmarks.tutorial_baseline')])
 def test_a_python_without_chainer_is_told_how_to_set_up(command, name):
