@@ -6,7 +6,6 @@ predict_simple_sequence.py did, and scores them against the true sequence.
 It reads the out folder of a train_rnn.py run (-o), or any model file (-m),
 the tutorial's included.
 """
-import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import sys
 
 import quiet_start
@@ -14,6 +13,7 @@ import quiet_start
 if __name__ == '__main__':  # before Chainer loads
     quiet_start.install()
 
+import setup_check  # noqa: F401  (says so where Chainer is missing)
 import argparse
 import os
 

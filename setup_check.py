@@ -1,10 +1,11 @@
 """One line, not a traceback, where a script runs on a Python without Chainer.
 
-Every script imports it first: `python3 train_rnn.py`, typed before the
-environment is activated, would otherwise end in a ModuleNotFoundError.
-Only looks Chainer up (it does not load it), so it costs nothing. It also
-holds what its line and cli.py share, which needs nothing but the standard
-library.
+Every script imports it before anything that needs Chainer (train_rnn.py
+and predict_rnn.py just after their quiet start): `python3 train_rnn.py`,
+typed before the environment is activated, would otherwise end in a
+ModuleNotFoundError. It looks Chainer up without loading it. It also holds
+shortest_path, which its line and cli.py share and which needs nothing but
+the standard library.
 """
 import importlib.util
 import os

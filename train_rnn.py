@@ -3,7 +3,6 @@
 Truncated backpropagation through time on batch_size parallel streams of the
 sequence, with evaluation, logs, plots and a snapshot every epoch.
 """
-import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import sys
 
 import quiet_start
@@ -11,6 +10,7 @@ import quiet_start
 if __name__ == '__main__':  # before Chainer loads
     quiet_start.install()
 
+import setup_check  # noqa: F401  (says so where Chainer is missing)
 import argparse
 import json
 import math
