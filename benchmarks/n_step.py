@@ -11,6 +11,7 @@ the medians. It also says whether n_step_* computes what the layer of
 models.py computes, with a state and on the first window without one. Run
 it from the repository root: python -m benchmarks.n_step
 """
+import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import argparse
 import datetime
 import os

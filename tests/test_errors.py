@@ -347,7 +347,7 @@ def test_predicting_from_the_tutorials_result_folder_says_how(
     (['benchmarks/bench.py', '--quick'], 'bench.py'),
 ] + [(['-m', module], module) for module in (
     'study.sweep', 'study.counter', 'study.capacity_report',
-    'benchmarks.bench', 'benchmarks.ours',
+    'benchmarks.bench', 'benchmarks.n_step', 'benchmarks.ours',
     'benchmarks.environment', 'benchmarks.torch_rnn',
     'benchmarks.profile_update', 'benchmarks.tutorial_baseline')])
 def test_a_python_without_chainer_is_told_how_to_set_up(command, name):
