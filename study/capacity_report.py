@@ -464,12 +464,12 @@ def main(argv=None):
         if not records:
             parser.error('{} holds no records yet'.format(folder))
         write_report(records, folder)
-        print('Wrote the report of {} runs to {}'.format(
+        cli.print_or_drop('Wrote the report of {} runs to {}'.format(
             len(records), folder))
         studies['{} (alpha {})'.format(
             folder, records[0]['settings']['alpha'])] = records
     if len(studies) > 1:
-        print(comparison(studies), end='')
+        cli.print_or_drop(comparison(studies).rstrip('\n'))
     return 0
 
 

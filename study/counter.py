@@ -319,10 +319,11 @@ def main(argv=None):
                   f, indent=1)
     path = os.path.join(args.out, 'counter.png')
     plot(results, args.vocab, value, path)
-    print(table(results, value))
-    print('R2: a linear probe of the count within the block, fitted on the '
-          'other blocks of a period and scored on each block in turn.')
-    print('Wrote {} and counter.json in {:.0f} s.'.format(
+    cli.print_or_drop(table(results, value))
+    cli.print_or_drop('R2: a linear probe of the count within the block, '
+                      'fitted on the other blocks of a period and scored on '
+                      'each block in turn.')
+    cli.print_or_drop('Wrote {} and counter.json in {:.0f} s.'.format(
         path, time.perf_counter() - started))
     return 0
 

@@ -134,9 +134,7 @@ def check_arguments(args):
     """UsageError unless every run of the grid can be made, with the checks
     of train_rnn.py."""
     for name in ('tokens', 'eval_every', 'jobs'):
-        if getattr(args, name) < 1:
-            raise UsageError('--{} must be at least 1 (got {})'.format(
-                name.replace('_', '-'), getattr(args, name)))
+        cli.check_whole('--' + name.replace('_', '-'), getattr(args, name), 1)
     if not 0 < args.alpha < math.inf:
         raise UsageError('--alpha must be a positive number (got {})'.format(
             args.alpha))
@@ -353,8 +351,9 @@ def sweep(args, settings, record_file, records, prog):
     the exit status."""
     workers = 'mpi4py.futures workers' if distributed.world_size() > 1 \
         else '{} at a time'.format(args.jobs)
-    print('{} runs done already; up to {:,} tokens each, {}'.format(
-        len(records), args.tokens, workers), flush=True)
+    say = cli.print_or_drop
+    say('{} runs done already; up to {:,} tokens each, {}'.format(
+        len(records), args.tokens, workers))
     started, ran = time.perf_counter(), 0
     try:
         # A list in a fixed order: every MPI rank must order the tasks
@@ -363,33 +362,31 @@ def sweep(args, settings, record_file, records, prog):
         while tasks:
             tasks = sorted((key + (settings,) for key in tasks),
                            key=expected_cost, reverse=True)
-            print('Round of {} runs'.format(len(tasks)), flush=True)
+            say('Round of {} runs'.format(len(tasks)))
             for count, record in enumerate(run_tasks(tasks, args.jobs), 1):
                 record_file.append(record)
                 records.append(record)
-                print('[{}/{}] {arch} N={vocab} bproplen={bproplen} '
-                      'seed={seed}: {outcome} ({seconds:.0f} s)'.format(
-                          count, len(tasks), outcome=outcome(record),
-                          **record), flush=True)
+                say('[{}/{}] {arch} N={vocab} bproplen={bproplen} '
+                    'seed={seed}: {outcome} ({seconds:.0f} s)'.format(
+                        count, len(tasks), outcome=outcome(record),
+                        **record))
             ran += len(tasks)
             tasks = plan(records, args)
         if not ran:  # the report of the session that ran them stands
-            print('Nothing to run: {} is as it was.'.format(args.out))
+            say('Nothing to run: {} is as it was.'.format(args.out))
             return 0
         wall = time.perf_counter() - started
         capacity_report.write_report(records, args.out, wall=wall)
     except KeyboardInterrupt:
-        print('Interrupted: the finished runs are in {}; the same command '
-              'goes on from there.'.format(record_file.path),
-              file=sys.stderr)
+        say('Interrupted: the finished runs are in {}; the same command '
+            'goes on from there.'.format(record_file.path), sys.stderr)
         return cli.EXIT_INTERRUPTED
     except OSError as error:
-        print('{}: error: writing to {} failed: {} (the records written so '
-              'far are kept)'.format(prog, args.out, error),
-              file=sys.stderr)
+        say('{}: error: writing to {} failed: {} (the records written so '
+            'far are kept)'.format(prog, args.out, error), sys.stderr)
         return cli.EXIT_FAILED
-    print('Wrote the report to {}: {} runs in this session took {:.1f} min.'
-          .format(args.out, ran, wall / 60))
+    say('Wrote the report to {}: {} runs in this session took {:.1f} min.'
+        .format(args.out, ran, wall / 60))
     return 0
 
 

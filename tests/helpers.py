@@ -1,5 +1,7 @@
 """Small models, set-ups and waits shared by the tests."""
 import os
+import subprocess
+import sys
 import time
 
 import chainer
@@ -109,3 +111,16 @@ class Counter(RecurrentPredictor):
         logits = numpy.zeros((1, self.n_vocab), numpy.float32)
         logits[0, following] = 10
         return chainer.Variable(logits)
+
+
+def run_into_closed_pipe(argv):
+    """Run a script of ours with stdout a pipe whose reader has gone, as
+    `| head -1` leaves it once head has its line."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable] + argv, cwd=ROOT,
+                              stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=300)
+    finally:
+        os.close(write)

@@ -8,6 +8,8 @@ from study import capacity_report
 from study import records as records_module
 from study import sweep
 
+from helpers import run_into_closed_pipe
+
 # bproplen 2 and 4 with 10 streams: 4 and 2 updates for the same 80 tokens.
 TINY = ['--arch', 'rnn', 'lstm', '--vocab', '3', '4', '--bproplen', '2',
         '4', '--seed', '0', '--tokens', '80', '--eval-every', '40',
@@ -194,3 +196,14 @@ def test_a_grid_that_cannot_run_is_refused_before_anything(tmp_path,
     assert exit_info.value.code == 2
     assert 'needs about' in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
+
+
+def test_a_sweep_into_a_closed_pipe_still_writes_its_records_and_report(
+        tmp_path):
+    completed = run_into_closed_pipe(
+        ['-m', 'study.sweep', '-o', str(tmp_path), '-j', '1', '--arch', 'rnn',
+         '--vocab', '3', '--bproplen', '2', '4', '--seed', '0', '--tokens',
+         '80', '--eval-every', '40', '--unit', '4', '--grid'])
+    assert (completed.returncode, completed.stderr) == (0, '')
+    assert len(records(tmp_path)) == 2
+    assert (tmp_path / 'capacity.md').exists()

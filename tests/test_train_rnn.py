@@ -16,7 +16,7 @@ import snapshots
 import train_rnn
 import training_extensions
 
-from helpers import ROOT, Counter, RuleOracle
+from helpers import ROOT, Counter, RuleOracle, run_into_closed_pipe
 
 SMALL = ['-e', '1', '-u', '8', '--vocab', '5', '-b', '2', '-l', '5']
 LOG_KEYS = {'epoch', 'iteration', 'elapsed_time', 'main/loss',
@@ -306,19 +306,6 @@ def test_the_graph_is_readable_and_drawn_where_graphviz_is(tmp_path,
     assert all(line.endswith(';') for line in lines[1:-1])
     assert len(lines) > 20
     assert (out / 'cg.png').read_bytes() == b'\x89PNG\r\n\x1a\n'
-
-
-def run_into_closed_pipe(argv):
-    """Run a script of ours with stdout a pipe whose reader has gone, as
-    `| head -1` leaves it once head has its line."""
-    read, write = os.pipe()
-    os.close(read)
-    try:
-        return subprocess.run([sys.executable] + argv, cwd=ROOT,
-                              stdout=write, stderr=subprocess.PIPE,
-                              text=True, timeout=300)
-    finally:
-        os.close(write)
 
 
 def test_output_to_a_closed_pipe_is_dropped_and_the_files_written(tmp_path):
