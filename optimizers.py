@@ -73,7 +73,12 @@ class FlatAdam(chainer.optimizers.Adam):
         # param -= eta * (alpha_t / (sqrt(v) + eps) * m)
         xp.sqrt(v, out=work)
         work += hp.eps
-        xp.divide(rule.alpha_t, work, out=work)
+        if len({param.update_rule.t for param, _, _ in views}) == 1:
+            xp.divide(rule.alpha_t, work, out=work)
+        else:  # a parameter added or replaced later is at another step
+            for param, start, end in views:
+                xp.divide(param.update_rule.alpha_t, work[start:end],
+                          out=work[start:end])
         work *= m
         work *= -hp.eta
         for param, start, end in views:
@@ -85,10 +90,14 @@ class FlatAdam(chainer.optimizers.Adam):
         Rebuilt when a parameter's state is not a view of them, as after
         the first update, deserialization or a move to another device.
         """
-        params = list(self.target.params())
+        # As Adam, leave a parameter without an update rule as it is.
+        params = [param for param in self.target.params()
+                  if param.update_rule is not None]
         if self._flat is not None:
             m, v, views = self._flat
-            if [param for param, _, _ in views] == params and all(
+            # By identity: Parameters compared with == raise TypeError.
+            if [id(param) for param, _, _ in views] == list(
+                    map(id, params)) and all(
                     param.update_rule.state['m'].base is m and
                     param.update_rule.state['v'].base is v
                     for param in params):

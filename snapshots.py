@@ -92,18 +92,6 @@ def npz_bytes(arrays):
     return buffer.getbuffer()
 
 
-def write_npz(path, arrays):
-    """Write arrays to path atomically."""
-    data = npz_bytes(arrays)
-    with atomic_file(path) as f:
-        f.write(data)
-
-
-def save_npz(path, obj):
-    """Write obj's serialized state to path."""
-    write_npz(path, serialized(obj))
-
-
 def available_memory():
     """Bytes this machine can still allocate, about: MemAvailable."""
     try:
@@ -302,11 +290,6 @@ def recurrent_state_shapes(predictor, rows):
         probe(probe.xp.ones(rows, numpy.int32))
     return {key: value for key, value in serialized(probe).items()
             if before[key].shape != value.shape}
-
-
-def load_npz(path, obj):
-    """Restore obj from an npz file (see load_checked)."""
-    load_checked(obj, read_npz(path), path)
 
 
 def load_checked(obj, arrays, path):

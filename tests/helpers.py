@@ -13,6 +13,7 @@ from iterators import ParallelSequentialIterator
 from models import RecurrentPredictor, SequenceClassifier
 from models import build_model
 import simple_sequence
+import snapshots
 from updaters import BPTTUpdater
 
 CPU = chainer.get_device('@numpy')
@@ -124,3 +125,21 @@ def run_into_closed_pipe(argv):
                               text=True, timeout=300)
     finally:
         os.close(write)
+
+
+def write_npz(path, arrays):
+    """Write arrays to path atomically, as the runs write their files."""
+    data = snapshots.npz_bytes(arrays)
+    with snapshots.atomic_file(path) as f:
+        f.write(data)
+
+
+def save_npz(path, obj):
+    """Write obj's serialized state to path."""
+    write_npz(path, snapshots.serialized(obj))
+
+
+def load_npz(path, obj):
+    """Restore obj from an npz file, checked as predict_rnn.py checks a
+    model's."""
+    snapshots.load_checked(obj, snapshots.read_npz(path), path)

@@ -14,7 +14,7 @@ import predict_rnn
 import snapshots
 import train_rnn
 
-from helpers import ROOT
+from helpers import ROOT, write_npz
 
 TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5', '-e', '2']
 
@@ -232,7 +232,7 @@ def model_file(tmp_path, finished, run_args=None, drop=()):
                  **run_args))
         arrays[snapshots.RUN_ARGS_KEY] = numpy.array(text)
     path = str(tmp_path / 'some.model')
-    snapshots.write_npz(path, arrays)
+    write_npz(path, arrays)
     return path
 
 

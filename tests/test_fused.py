@@ -15,7 +15,8 @@ with warnings.catch_warnings():
 import fused
 import models
 from models import ARCHITECTURES
-import snapshots
+
+from helpers import load_npz, save_npz
 
 FUSED = sorted(models.FUSED_ARCHITECTURES)
 N_VOCAB, N_UNITS, BATCH = 5, 8, 3
@@ -275,11 +276,11 @@ def test_models_load_into_each_other_and_continue_alike(arch, saved_fused,
     trained = build(arch, saved_fused)
     run_windows(trained, [window(4, 0)], backward=False)
     trained.unchain_state()
-    snapshots.save_npz(str(tmp_path / 'model'), trained)
+    save_npz(str(tmp_path / 'model'), trained)
     expected = run_windows(trained, [window(4, 1)], backward=False).array
     for use_fused in (True, False):
         restored = build(arch, use_fused, seed=1)
-        snapshots.load_npz(str(tmp_path / 'model'), restored)
+        load_npz(str(tmp_path / 'model'), restored)
         logits = run_windows(restored, [window(4, 1)], backward=False).array
         if use_fused == saved_fused:
             numpy.testing.assert_array_equal(logits, expected)

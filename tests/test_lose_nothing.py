@@ -22,7 +22,7 @@ import snapshots
 from study import sweep
 import train_rnn
 
-from helpers import ROOT, wait_for
+from helpers import ROOT, wait_for, write_npz
 
 # 300 words / 4 streams / 5 steps = 15 updates per epoch.
 TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5']
@@ -596,7 +596,7 @@ def test_a_log_summary_without_its_values_is_refused(finished, tmp_path,
 def test_a_small_file_cannot_make_predict_build_a_huge_model(tmp_path,
                                                              capsys):
     path = str(tmp_path / 'big.model')
-    snapshots.write_npz(path, {'run_args': numpy.array(json.dumps(
+    write_npz(path, {'run_args': numpy.array(json.dumps(
         {'arch': 'lstm', 'unit': 30000, 'vocab': 3}))})
     with pytest.raises(SystemExit) as exit_info:
         predict_rnn.main(['-m', path])

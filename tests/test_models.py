@@ -5,9 +5,8 @@ import pytest
 from iterators import ParallelSequentialIterator, next_window
 from models import ARCHITECTURES, SequenceClassifier, generate
 import simple_sequence
-import snapshots
 
-from helpers import CPU, RuleOracle, seeded_model
+from helpers import CPU, RuleOracle, load_npz, save_npz, seeded_model
 
 ARCHS = sorted(ARCHITECTURES)
 
@@ -53,9 +52,9 @@ def test_construction_is_deterministic_for_a_seed(arch):
 def test_a_saved_model_continues_from_the_same_state(arch, tmp_path):
     predictor = seeded_model(arch)
     steps(predictor, WORDS[:2])
-    snapshots.save_npz(str(tmp_path / 'model'), predictor)
+    save_npz(str(tmp_path / 'model'), predictor)
     restored = seeded_model(arch, seed=1)
-    snapshots.load_npz(str(tmp_path / 'model'), restored)
+    load_npz(str(tmp_path / 'model'), restored)
     numpy.testing.assert_array_equal(
         steps(restored, WORDS[2:]), steps(predictor, WORDS[2:]))
 
@@ -63,10 +62,10 @@ def test_a_saved_model_continues_from_the_same_state(arch, tmp_path):
 @pytest.mark.parametrize('arch', ARCHS)
 def test_a_model_saved_without_state_loads_without_state(arch, tmp_path):
     predictor = seeded_model(arch)
-    snapshots.save_npz(str(tmp_path / 'model'), predictor)
+    save_npz(str(tmp_path / 'model'), predictor)
     restored = seeded_model(arch, seed=1)
     steps(restored, WORDS[:1])
-    snapshots.load_npz(str(tmp_path / 'model'), restored)
+    load_npz(str(tmp_path / 'model'), restored)
     numpy.testing.assert_array_equal(steps(restored, WORDS),
                                      steps(predictor, WORDS))
 

@@ -86,3 +86,31 @@ def test_flat_adam_refuses_what_it_does_not_compute():
         param.grad = numpy.zeros_like(param.array)
     with pytest.raises(ValueError, match='plain Adam'):
         optimizer.update()
+
+
+def replaced_and_updated(optimizer_class):
+    """A model updated once, then again with a new l3.b (given an update
+    rule, as Adam's set-up gives one) and a new l3.W (given none)."""
+    model, optimizer = train(optimizer_class, steps=1)
+    for name in ('b', 'W'):
+        replacement = chainer.Parameter(getattr(model.l3, name).array + 1)
+        delattr(model.l3, name)
+        with model.l3.init_scope():
+            setattr(model.l3, name, replacement)
+    model.l3.b.update_rule = optimizer.create_update_rule()
+    model.cleargrads()
+    for param in model.params():
+        param.grad = numpy.ones_like(param.array)
+    optimizer.update()
+    return model
+
+
+def test_flat_adam_takes_replaced_parameters_as_adam_does():
+    """Comparing its list of parameters with == raised TypeError."""
+    reference = dict(replaced_and_updated(
+        chainer.optimizers.Adam).namedparams())
+    for name, param in replaced_and_updated(FlatAdam).namedparams():
+        numpy.testing.assert_array_equal(param.array, reference[name].array)
+    assert not numpy.array_equal(reference['/l3/b'].array,
+                                 train(chainer.optimizers.Adam, steps=1)[0]
+                                 .l3.b.array + 1)

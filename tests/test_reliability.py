@@ -16,7 +16,7 @@ import predict_rnn
 import snapshots
 import train_rnn
 
-from helpers import ROOT, wait_for
+from helpers import ROOT, save_npz, wait_for
 
 # 300 words / 4 streams / 5 steps = 15 updates per epoch.
 TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5']
@@ -191,7 +191,7 @@ def test_a_run_continued_in_its_folder_keeps_its_old_model_until_the_end(
 def test_a_write_cut_short_leaves_the_old_file_whole(tmp_path):
     path = str(tmp_path / 'model')
     model = chainer.links.Linear(3, 2)
-    snapshots.save_npz(path, model)
+    save_npz(path, model)
     before = (tmp_path / 'model').read_bytes()
 
     class Failing:
@@ -200,7 +200,7 @@ def test_a_write_cut_short_leaves_the_old_file_whole(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        snapshots.save_npz(path, Failing())
+        save_npz(path, Failing())
     with pytest.raises(RuntimeError):
         with snapshots.atomic_file(path) as f:
             f.write(b'half')

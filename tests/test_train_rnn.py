@@ -16,7 +16,8 @@ import snapshots
 import train_rnn
 import training_extensions
 
-from helpers import ROOT, Counter, RuleOracle, run_into_closed_pipe
+from helpers import (ROOT, Counter, RuleOracle, load_npz, run_into_closed_pipe,
+                     write_npz)
 
 SMALL = ['-e', '1', '-u', '8', '--vocab', '5', '-b', '2', '-l', '5']
 LOG_KEYS = {'epoch', 'iteration', 'elapsed_time', 'main/loss',
@@ -108,7 +109,7 @@ def test_predict_reports_on_the_default_run(default_run, capsys):
     assert lines[0] == ('Loaded {}: rnn, 100 units, vocabulary 10, trained '
                         '10 epochs.'.format(path))
     predictor = build_model('rnn', 10, 100)
-    snapshots.load_npz(path, predictor)
+    load_npz(path, predictor)
     generated = generate(predictor, 3, 60).tolist()
     assert printed_sequence(lines[1]) == [3] + generated
     # From a reset state the prime 3 is the 1st, 2nd or 3rd of its block:
@@ -185,7 +186,7 @@ def saved_with_run_args(path, arch, n_units, n_vocab, **run_args):
     arrays[snapshots.RUN_ARGS_KEY] = numpy.array(json.dumps(dict(
         {'arch': arch, 'unit': n_units, 'vocab': n_vocab, 'epoch': 3},
         **run_args)))
-    snapshots.write_npz(path, arrays)
+    write_npz(path, arrays)
     return predictor
 
 

@@ -12,6 +12,8 @@ import pytest
 from models import ARCHITECTURES, build_model
 import snapshots
 
+from helpers import load_npz, save_npz
+
 V, U = 7, 5
 R = U
 WORDS = [[1, 2, 3], [2, 2, 4], [2, 3, 4], [3, 3, 1], [6, 0, 5]]
@@ -214,7 +216,7 @@ def test_a_saved_model_holds_the_parameters_and_the_state(arch, tmp_path):
     model = build_model(arch, V, U)
     logits(model, WORDS[:2])
     path = str(tmp_path / 'model')
-    snapshots.save_npz(path, model)
+    save_npz(path, model)
     arrays = snapshots.read_npz(path)
     states = {name for name in arrays if name.startswith('state/')}
     assert set(arrays) - states == set(expected_keys(arch))
@@ -230,7 +232,7 @@ def test_a_tutorial_file_loads_into_our_model(arch, tmp_path):
     chainer.serializers.save_npz(path, reference)
     model = build_model(arch, V, U)
     logits(model, WORDS[:1])  # a state the file must clear
-    snapshots.load_npz(path, model)
+    load_npz(path, model)
     assert model.states() == [None] * len(model.state_names)
     for ours, theirs in zip(logits(model), logits(reference)):
         numpy.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
@@ -242,7 +244,7 @@ def test_our_file_loads_into_the_tutorials_network(arch, tmp_path):
     randomize(model, 2)
     logits(model, WORDS[:2])  # saved state must not get in the way
     path = str(tmp_path / 'ours.model')
-    snapshots.save_npz(path, model)
+    save_npz(path, model)
     reference = REFERENCES[arch]()
     chainer.serializers.load_npz(path, reference)
     for name, array in parameters(model).items():
