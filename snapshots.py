@@ -29,6 +29,8 @@ RUN_ARGS_KEY = 'run_args'
 _ZIP_MAGIC = b'PK\x03\x04'
 _NPY_SUFFIX = '.npy'
 READ_CHUNK = 2 ** 20
+# What models.RecurrentPredictor writes for a state it does not hold yet.
+NO_STATE_SHAPE = (0,)
 _NPY_VERSIONS = {(1, 0): numpy.lib.format.read_array_header_1_0,
                  (2, 0): numpy.lib.format.read_array_header_2_0}
 
@@ -240,8 +242,8 @@ def check_shapes(arrays, reference, path, states=(), any_rows=False):
     loader.
 
     reference: name -> array, what the target serializes. states: the keys
-    of recurrent states, which may also be empty (no state yet), and whose
-    first dimension (the streams) may differ if any_rows.
+    of recurrent states, which may also be empty (NO_STATE_SHAPE), and
+    whose first dimension (the streams) may differ if any_rows.
     """
     for key, expected in reference.items():
         if key not in arrays:
@@ -256,7 +258,7 @@ def check_shapes(arrays, reference, path, states=(), any_rows=False):
             if key in states and any_rows and len(shape) > 0:
                 shape = expected.shape[:1] + shape[1:]
             good = (shape == expected.shape or
-                    key in states and actual.size == 0) and \
+                    key in states and actual.shape == NO_STATE_SHAPE) and \
                 actual.dtype.kind == expected.dtype.kind and \
                 (actual.dtype.kind != 'f' or actual.dtype == expected.dtype)
         if not good:
@@ -387,21 +389,76 @@ def restore(trainer, arrays, path):
                   predictor, len(iterator.next())).items()}
     iterator.reset()
     reference.update(states)
-    check_shapes(arrays, reference, path, states)
+    # The model holds a state from its first update on.
+    iteration = arrays.get('updater/iteration')
+    check_shapes(arrays, reference, path, states if iteration is not None and
+                 iteration.shape == () and iteration == 0 else ())
     for key, value in arrays.items():
         if key.endswith(('iteration', '/t', '/epoch', 'position')) and \
                 value.shape == () and value.dtype.kind in 'iu' and value < 0:
             raise FileError('{} records a negative counter {}'.format(
                 path, key))
+    check_random_state(arrays, path)
     check_recorded_log(arrays, path)
     load_into(trainer, arrays, path)
-    if updater.get_iterator('main').iteration != \
-            updater.iteration * updater.bprop_len:
+    check_counters(updater, path)
+
+
+def check_counters(updater, path):
+    """FileError unless the counters of a restored updater agree: every
+    update moves the streams bprop_len steps and counts once in Adam."""
+    iterator = updater.get_iterator('main')
+    optimizer = updater.get_optimizer('main')
+    if iterator.iteration != updater.iteration * updater.bprop_len:
         raise FileError(
             '{} is inconsistent: {} updates of {} steps, but its streams '
             'moved {} steps'.format(path, updater.iteration,
-                                    updater.bprop_len,
-                                    updater.get_iterator('main').iteration))
+                                    updater.bprop_len, iterator.iteration))
+    # Adam's step size depends on its counts t: another t, another run.
+    counts = {optimizer.t} | {param.update_rule.t
+                              for param in optimizer.target.params()}
+    if counts != {updater.iteration}:
+        raise FileError('{} is inconsistent: {} updates, but Adam counted {}'
+                        .format(path, updater.iteration, ', '.join(
+                            map(str, sorted(counts)))))
+    if optimizer.epoch != iterator.epoch:
+        raise FileError('{} is inconsistent: its streams are in epoch {}, '
+                        'but Adam counted {}'.format(
+                            path, iterator.epoch, optimizer.epoch))
+
+
+RANDOM_STATE = 'updater/random/'
+MT19937_KEY_LENGTH = 624
+
+
+def check_random_state(arrays, path):
+    """FileError unless the saved NumPy generator's state is one MT19937
+    can be in; missing parts are left to the loader.
+
+    numpy.random.set_state takes any position and reads the key there: one
+    past its end draws from memory that is not the key (different numbers
+    each time, or a crash). A key whose 19,937 bits of state are all zero
+    (all but the top bit of its first word) draws zeros forever.
+    """
+    def bad(what):
+        return FileError('{} holds an impossible random state: {}'.format(
+            path, what))
+
+    keys = arrays.get(RANDOM_STATE + 'keys')
+    if keys is not None:
+        if keys.dtype != numpy.uint32 or keys.shape != (MT19937_KEY_LENGTH,):
+            raise bad('its key is {} {}, where uint32 ({},) belongs'.format(
+                keys.dtype, keys.shape, MT19937_KEY_LENGTH))
+        if not (keys[0] & 0x80000000 or keys[1:].any()):
+            raise bad('its key is zeros')
+    for name, low, high in (('position', 0, MT19937_KEY_LENGTH),
+                            ('has_gauss', 0, 1)):
+        value = arrays.get(RANDOM_STATE + name)
+        if value is not None and not (
+                value.shape == () and value.dtype.kind in 'iu' and
+                low <= value <= high):
+            raise bad('its {} is {}, where a whole number from {} to {} '
+                      'belongs'.format(name, value, low, high))
 
 
 LOG_REPORT = 'extensions/LogReport/'
@@ -422,9 +479,7 @@ def check_recorded_log(arrays, path):
         raise bad('not a list')
     for entry in log:
         if not isinstance(entry, dict) or not all(
-                isinstance(value, (int, float)) and
-                not isinstance(value, bool) and math.isfinite(value)
-                for value in entry.values()):
+                map(_is_logged_number, entry.values())):
             raise bad('an entry that is not numbers by name')
         for key in ('epoch', 'iteration'):
             if not isinstance(entry.get(key), int) or entry[key] < 0:
@@ -447,6 +502,15 @@ def check_recorded_log(arrays, path):
     if elapsed is not None and not (elapsed.shape == () and
                                     0 <= elapsed < math.inf):
         raise bad('its elapsed time')
+
+
+def _is_logged_number(value):
+    """Whether value is a number LogReport writes: a finite float, or an
+    integer of NumPy's int64 (a longer one cannot become a float)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool) and \
+        -2 ** 63 <= value < 2 ** 63
 
 
 class Snapshot(chainer.training.Extension):

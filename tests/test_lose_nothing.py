@@ -310,6 +310,23 @@ def log_set(log):
     return change
 
 
+def random_set(**fields):
+    """Set fields of the saved NumPy random state."""
+    def change(arrays):
+        for name, value in fields.items():
+            arrays['updater/random/' + name] = numpy.array(value)
+    return change
+
+
+def counters_set(suffix, value):
+    """Set every counter whose key ends with suffix."""
+    def change(arrays):
+        for key in arrays:
+            if key.endswith(suffix):
+                arrays[key] = numpy.array(value, arrays[key].dtype)
+    return change
+
+
 CRAFTED = [
     ('a bias that broadcasts', set_key(first_bias, lambda a: a[:1]),
      'does not fit this model'),
@@ -343,7 +360,40 @@ CRAFTED = [
      'not valid JSON'),
     ('streams ahead of the updates', replaced(
         'updater/iterator:main/iteration', lambda a: a + 1),
-     'is inconsistent'),
+     'is inconsistent: 30 updates of 5 steps, but its streams moved 151'),
+    ('a random position past the key', random_set(position=625),
+     'holds an impossible random state: its position is 625, where a whole '
+     'number from 0 to 624 belongs'),
+    ('a random position far past the key', random_set(position=700),
+     'its position is 700'),
+    ('a random key of zeros', random_set(
+        keys=numpy.zeros(624, numpy.uint32)),
+     'holds an impossible random state: its key is zeros'),
+    ('a random key of another dtype', random_set(
+        keys=numpy.ones(624, numpy.uint64)),
+     'its key is uint64 (624,), where uint32 (624,) belongs'),
+    ('a random has_gauss of 2', random_set(has_gauss=2),
+     'its has_gauss is 2, where a whole number from 0 to 1 belongs'),
+    ('Adam counting from 1', counters_set('/t', 1),
+     'is inconsistent: 30 updates, but Adam counted 1'),
+    ('one of Adam\'s counts off', replaced(
+        'optimizer:main/predictor/l2/b/t', lambda a: a + 1),
+     'is inconsistent: 30 updates, but Adam counted 30, 31'),
+    ('Adam in another epoch', replaced(
+        'updater/optimizer:main/epoch', lambda a: a - 1),
+     'is inconsistent: its streams are in epoch 2, but Adam counted 1'),
+    ('an empty state of a huge shape', set_key(
+        state_key, lambda a: numpy.zeros((0, 10 ** 18), a.dtype)),
+     'is float32 (0, 1000000000000000000), where float32 (4, 6) belongs'),
+    ('no state after 30 updates', set_key(
+        state_key, lambda a: numpy.zeros(0, a.dtype)),
+     'is float32 (0,), where float32 (4, 6) belongs'),
+    ('a log of a 400-digit epoch', log_set(
+        [{'epoch': 10 ** 400, 'iteration': 15}]),
+     'holds a damaged log: an entry that is not numbers by name'),
+    ('a log of a 400-digit loss', log_set([{'epoch': 1, 'iteration': 15,
+                                            'main/loss': -10 ** 400}]),
+     'holds a damaged log: an entry that is not numbers by name'),
 ]
 
 
@@ -358,6 +408,15 @@ def test_a_crafted_snapshot_is_one_line_before_anything_is_written(
     assert exit_info.value.code == 2
     assert_one_line_error(capsys.readouterr().err, message)
     assert not out.exists()
+
+
+def test_a_random_position_that_crashed_numpy_is_one_line(finished,
+                                                          tmp_path):
+    path = rewritten(tmp_path, finished, random_set(position=10 ** 7))
+    code, _, stderr = run_cli('-r', path, '-o', str(tmp_path / 'out'))
+    assert code == 2  # not 139, NumPy's segmentation fault
+    assert_one_line_error(stderr, 'its position is 10000000')
+    assert not (tmp_path / 'out').exists()
 
 
 def zip_with(path, edit):
