@@ -14,6 +14,7 @@ own, side by side), nor any file the record does not name.
         .train_rnn/lock          held (flock) by the run using the folder
         .train_rnn/record.json   {"run": {"args": ..., "files": [...],
                                   "finished": ...}, "models": [...]}
+        .train_rnn/NAME.tmp      NAME while it is written
         args.json, log, loss.png, accuracy.png, cg.dot, cg.png,
         snapshot_iter_N          the current run's files
         ARCH_simple_sequence.model, ...   every finished run's model
@@ -21,7 +22,6 @@ own, side by side), nor any file the record does not name.
 import fcntl
 import json
 import os
-import re
 import stat
 
 import snapshots
@@ -33,8 +33,7 @@ RECORD = 'record.json'
 RUN_FILES = ('args.json', 'log', 'loss.png', 'accuracy.png', 'cg.dot',
              'cg.png')
 MODEL_SUFFIX = '_simple_sequence.model'
-# What snapshots.atomic_file names a temporary.
-TEMPORARY = re.compile(r'\..+\.[0-9a-f]{8}\.tmp')
+TEMPORARY_SUFFIX = '.tmp'
 
 
 class FolderError(Exception):
@@ -146,17 +145,22 @@ class OutFolder:
         return record
 
     def _remove_temporaries(self):
-        """Remove what writes cut short by a kill left in the private folder,
-        where nothing but this program writes: its temporaries."""
-        for name in os.listdir(self.private):
-            path = os.path.join(self.private, name)
-            if TEMPORARY.fullmatch(name) and stat.S_ISREG(
-                    os.lstat(path).st_mode):
+        """Remove what writes cut short by a kill left in the private folder:
+        the temporary of a file the record names (it names each before it
+        is written) or of the record itself, by its exact name."""
+        for name in self.recorded() | {RECORD}:
+            path = self._temporary(name)
+            if os.path.lexists(path) and stat.S_ISREG(os.lstat(path).st_mode):
                 os.unlink(path)
+
+    def _temporary(self, name):
+        """The temporary under which the file name is written: one name,
+        since one run at a time writes in the folder."""
+        return os.path.join(self.private, name + TEMPORARY_SUFFIX)
 
     def _save_record(self):
         with snapshots.atomic_file(os.path.join(self.private, RECORD), 'w',
-                                   self.private) as f:
+                                   self._temporary(RECORD)) as f:
             json.dump(self.record, f, indent=1, sort_keys=True)
 
     # What the folder holds.
@@ -266,7 +270,7 @@ class OutFolder:
     def _write(self, name, data):
         with snapshots.atomic_file(os.path.join(self.path, name),
                                    'w' if isinstance(data, str) else 'wb',
-                                   self.private) as f:
+                                   self._temporary(name)) as f:
             f.write(data)
 
 

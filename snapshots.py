@@ -40,16 +40,17 @@ class FileError(Exception):
 
 
 @contextlib.contextmanager
-def atomic_file(path, mode='wb', temporary_folder=None):
+def atomic_file(path, mode='wb', temporary=None):
     """A file object whose contents appear at path complete, or not at all.
 
-    It is written under a hidden temporary name, in temporary_folder (on the
-    same file system) or beside path, flushed to disk, then renamed over
-    path when the block ends without error.
+    It is written under the name temporary (on the same file system), by
+    default a hidden name beside path that no other process picks, flushed
+    to disk, then renamed over path when the block ends without error.
     """
     folder, name = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(temporary_folder or folder, '.{}.{}.tmp'.format(
-        name, secrets.token_hex(4)))
+    if temporary is None:
+        temporary = os.path.join(folder, '.{}.{}.tmp'.format(
+            name, secrets.token_hex(4)))
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                          0o666)
     try:
@@ -59,7 +60,11 @@ def atomic_file(path, mode='wb', temporary_folder=None):
             os.fsync(f.fileno())
         os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        # What stopped the write is what to report: not a failure to remove
+        # a temporary that Ctrl-C, landing just after the rename, finds
+        # gone. The next claim of an out folder removes a leftover.
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
         raise
     sync_folder(folder)
 

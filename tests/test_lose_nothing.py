@@ -223,6 +223,40 @@ def test_ctrl_c_at_a_random_moment_ends_cleanly_and_resumes(tmp_path, seed):
         assert (out / 'rnn_simple_sequence.model').exists()
 
 
+def ctrl_c_twice_after_renaming(monkeypatch, name):
+    """Make os.replace, once it has renamed a file to name, receive two
+    Ctrl-C: the second raises KeyboardInterrupt just after the rename."""
+    rename = os.replace
+
+    def replace(source, target):
+        rename(source, target)
+        if os.path.basename(target) == name:
+            for _ in range(2):
+                os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, 'replace', replace)
+
+
+@pytest.mark.parametrize('name, message', [
+    ('rnn_simple_sequence.model', 'Ctrl-C: quit at once; the latest '
+     'snapshot, '),
+    ('args.json', 'Ctrl-C: stopped before training started.'),
+    (out_folder.RECORD, 'Ctrl-C: stopped before training started.'),
+])
+def test_ctrl_c_just_after_a_rename_is_no_write_failure(
+        name, message, tmp_path, monkeypatch, capsys):
+    out = tmp_path / 'out'
+    ctrl_c_twice_after_renaming(monkeypatch, name)
+    assert train_rnn.main(['-o', str(out), '-e', '1'] + TINY) == \
+        cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith(message), err
+    assert set(os.listdir(str(out / out_folder.PRIVATE))) <= {
+        out_folder.LOCK, out_folder.RECORD}  # no temporary left
+    if name.endswith('.model'):
+        assert 'embed/W' in snapshots.read_npz(str(out / name))
+
+
 # A full disk: writes beyond a file size limit fail, as on a full disk.
 
 def test_a_write_that_fails_is_one_line_and_keeps_old_snapshots(tmp_path):

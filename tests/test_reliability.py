@@ -154,20 +154,29 @@ def test_leftovers_of_interrupted_writes_are_removed_and_nothing_else(
         tmp_path):
     train(tmp_path, '-e', '1')
     private = tmp_path / out_folder.PRIVATE
-    leftover = private / '.snapshot_iter_30.1f2e3d4c.tmp'
-    leftover.write_bytes(b'PK\x03\x04 half a snapshot')
+    # A kill while writing a file the record names, or the record.
+    leftovers = [private / 'snapshot_iter_15.tmp',
+                 private / (out_folder.RECORD + '.tmp')]
+    for leftover in leftovers:
+        leftover.write_bytes(b'PK\x03\x04 half a file')
     assert snapshots.latest_snapshot(str(tmp_path)) == \
         snapshots.snapshot_path(str(tmp_path), 15)
-    # Names that our writes once had, but not written by this program here.
-    others = [tmp_path / '.snapshot_iter_30.1f2e3d4c.tmp',
+    # Names like those of temporaries, not written by this run here: the
+    # user's, and those of files the record does not name.
+    others = [private / '.my notes.deadbeef.tmp',
+              private / '.snapshot_iter_30.1f2e3d4c.tmp',
+              private / 'snapshot_iter_45.tmp',
+              tmp_path / '.snapshot_iter_30.1f2e3d4c.tmp',
               tmp_path / 'logk2j4h5g6', tmp_path / 'logk2j4h5g6' / 'log.json',
               tmp_path / '.notes.0123abcd.tmp']
-    others[1].mkdir()
-    for path in others[:1] + others[2:]:
+    others[4].mkdir()
+    for path in others[:4] + others[5:]:
         path.write_text('mine')
     assert train_rnn.main(['-r', str(tmp_path), '-e', '2']) == 0
-    assert not leftover.exists()
-    assert all(path.exists() for path in others)
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert all(path.read_text() == 'mine' for path in others
+               if path.is_file())
+    assert others[4].is_dir()
 
 
 def test_a_run_continued_in_its_folder_keeps_its_old_model_until_the_end(
