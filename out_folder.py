@@ -47,6 +47,7 @@ class OutFolder:
         self.path = path
         self.private = os.path.join(path, PRIVATE)
         self.record = None
+        self.keep_snapshots = 0  # all; start_run sets the run's
         self._lock = None
         self._created = []  # the folders this process made, outermost first
 
@@ -220,6 +221,7 @@ class OutFolder:
                 replaced = self._replace(previous, run_args, overwrite)
         self.record['run'] = {'args': run_args, 'files': files,
                               'finished': False}
+        self.keep_snapshots = run_args['keep_snapshots']
         self._save_record()
         return replaced
 
@@ -232,11 +234,7 @@ class OutFolder:
                 '{} holds an unfinished {} run, with {} to resume from: '
                 'resume it with -r, pass --overwrite to replace it, or choose '
                 'another --out'.format(self.path, arch, waiting[-1]))
-        for name in self.existing(previous['files']):
-            path = os.path.join(self.path, name)
-            if not stat.S_ISDIR(os.lstat(path).st_mode):
-                os.unlink(path)
-        snapshots.sync_folder(self.path)
+        self._remove(previous['files'])
         if previous['finished']:
             kept = self.existing([model_name_of(arch)])
             return ('Replaced the log, plots and snapshots of the finished {} '
@@ -250,10 +248,42 @@ class OutFolder:
             arch, self.path, ' (--overwrite)' if waiting else
             ', which had no snapshot to resume from')
 
+    def _remove(self, names):
+        """Remove the files of names that exist (a folder is not ours)."""
+        for name in self.existing(names):
+            path = os.path.join(self.path, name)
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                os.unlink(path)
+        snapshots.sync_folder(self.path)
+
     def write(self, name, data):
         """Write bytes (or text) to the file name of the run, atomically."""
         self._add(self.record['run']['files'], name)
         self._write(name, data)
+
+    def write_snapshot(self, name, data):
+        """Write a snapshot of the run, then remove its oldest beyond the
+        last keep_snapshots (0: none). The new one is whole on disk before
+        any goes, so that a crash in between leaves one more, never one
+        fewer; the next snapshot removes that one."""
+        self.write(name, data)
+        if not self.keep_snapshots:
+            return
+        files = self.record['run']['files']
+        others = sorted((int(match.group(1)), match.group(0)) for match in
+                        map(snapshots.SNAPSHOT_NAME.fullmatch, files)
+                        if match and match.group(0) != name)
+        # The one just written is the run's latest, even where a snapshot
+        # of more iterations came before a resume from an earlier one.
+        old = [other for _, other in others[:max(
+            0, len(others) + 1 - self.keep_snapshots)]]
+        if not old:
+            return
+        self._remove(old)
+        # Only now out of the record: a file still there but not named in
+        # it would count as another program's.
+        files[:] = [other for other in files if other not in old]
+        self._save_record()
 
     def write_model(self, name, data):
         """Write a finished run's model and record that the run finished."""

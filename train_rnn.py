@@ -45,7 +45,12 @@ from updaters import BPTTUpdater, fast_training
 RUN_DEFINING = ('arch', 'unit', 'vocab', 'batchsize', 'bproplen', 'seed',
                 'gradclip', 'fused')
 # What a snapshot records.
-RECORDED = RUN_DEFINING + ('epoch', 'processes')
+RECORDED = RUN_DEFINING + ('epoch', 'processes', 'keep_snapshots')
+# Recorded since a later version: a snapshot written before lacks them, and
+# its run takes the flag's default.
+RECORDED_LATER = ('keep_snapshots',)
+# What a resumed run takes from its snapshot unless the command says.
+MAY_CHANGE = ('epoch', 'keep_snapshots')
 ADAM_ALPHA = 0.0005  # the tutorial's
 MAX_COUNTER = numpy.iinfo(numpy.int64).max  # what a snapshot's counters hold
 
@@ -171,7 +176,8 @@ def build_trainer(args, ranks, folder=None, snapshot=None):
                                      run.device, ranks.comm))
     trainer.extend(StopOnDivergence())
     trainer.extend(snapshots.Snapshot(
-        run_arguments(args, ranks), folder and folder.write, ranks.comm))
+        run_arguments(args, ranks), folder and folder.write_snapshot,
+        ranks.comm))
     if ranks.comm is not None:
         trainer.extend(PoolTrainingObservations(ranks.comm))
     if folder is not None:
@@ -236,7 +242,7 @@ def train(trainer, args, signals, ranks, folder):
     # A stop asked for during the last epoch's extensions comes too late.
     if stop_trigger.requested and trainer.updater.epoch_detail < args.epoch:
         snapshots.save_snapshot(trainer, run_arguments(args, ranks),
-                                folder and folder.write, ranks.comm)
+                                folder and folder.write_snapshot, ranks.comm)
         signals.share(ranks)
         signals.say('Stopped at iteration {} (epoch {:.2f}) with a snapshot '
                     'in {}. Resume with: {}'.format(
@@ -315,10 +321,24 @@ def build_parser():
                         help='train on the processes mpiexec started, each '
                         'on its share of the streams, through this ChainerMN '
                         'communicator (naive on CPUs)')
+    parser.add_argument('--keep-snapshots', type=snapshot_count, default=2,
+                        metavar='N',
+                        help='keep the last N snapshots, 0 for all; the '
+                        'one before the latest resumes the run if the latest '
+                        'is found damaged (default: %(default)s)')
     parser.add_argument('--overwrite', action='store_true',
                         help='start afresh even where --out holds an '
                         'unfinished run, removing its files')
     return parser
+
+
+def snapshot_count(text):
+    """--keep-snapshots' value: a whole number, 0 or more."""
+    count = int(text)
+    if count < 0:
+        raise argparse.ArgumentTypeError(
+            'must be 0 (all) or more (got {})'.format(count))
+    return count
 
 
 def explicit_arguments(argv):
@@ -391,12 +411,18 @@ def resumed_snapshot(args, argv, ranks):
 
 def merge_resumed_arguments(args, explicit, snapshot, saved):
     """Take the run's arguments from the snapshot, refusing contradictions."""
-    if not isinstance(saved, dict) or set(saved) != set(RECORDED):
+    if not isinstance(saved, dict) or not \
+            set(RECORDED) - set(RECORDED_LATER) <= set(saved) <= \
+            set(RECORDED):
         raise snapshots.FileError('{} does not record the arguments of its '
                                   'run'.format(snapshot))
+    parser = build_parser()
+    saved = dict({name: parser.get_default(name)
+                  for name in RECORDED_LATER}, **saved)
     try:
         check_arguments(argparse.Namespace(**saved))
         cli.check_whole('processes', saved['processes'], 1)
+        cli.check_whole('keep_snapshots', saved['keep_snapshots'], 0)
     except UsageError as error:
         raise snapshots.FileError('{} records arguments that make no run: '
                                   '{}'.format(snapshot, error))
@@ -406,11 +432,12 @@ def merge_resumed_arguments(args, explicit, snapshot, saved):
             raise UsageError(
                 'the snapshot {} was trained with --{} {}, but this command '
                 'says --{} {}: a resumed run keeps its arguments (only '
-                '--epoch may change)'.format(
+                '--epoch and --keep-snapshots may change)'.format(
                     snapshot, name, saved[name], name, given))
         setattr(args, name, saved[name])
-    if 'epoch' not in explicit:
-        args.epoch = saved['epoch']
+    for name in MAY_CHANGE:
+        if name not in explicit:
+            setattr(args, name, saved[name])
     if 'out' not in explicit:
         args.out = os.path.dirname(snapshot) or '.'
 
@@ -420,6 +447,7 @@ def run_arguments(args, ranks):
     recorded = {name: getattr(args, name) for name in RUN_DEFINING}
     recorded['epoch'] = args.epoch
     recorded['processes'] = ranks.size
+    recorded['keep_snapshots'] = args.keep_snapshots
     return recorded
 
 

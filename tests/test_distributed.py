@@ -52,7 +52,7 @@ def parameters(snapshot, rank=0):
 @pytest.fixture(scope='module')
 def two_ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp('two')
-    completed = train(out, '-a', 'gru', '-e', '6')
+    completed = train(out, '-a', 'gru', '-e', '6', '--keep-snapshots', '0')
     return out, completed
 
 

@@ -16,7 +16,7 @@ import predict_rnn
 import snapshots
 import train_rnn
 
-from helpers import ROOT, save_npz, wait_for
+from helpers import ROOT, save_npz, wait_for, write_npz
 
 # 300 words / 4 streams / 5 steps = 15 updates per epoch.
 TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5']
@@ -365,3 +365,103 @@ def test_divergence_stops_with_a_message_and_no_nan_in_the_log(
     assert '--gradclip' in err
     assert 'Traceback' not in err
     assert not (tmp_path / 'log').exists()
+
+
+# How many snapshots a run keeps.
+
+def snapshot_names(out):
+    return sorted(snapshots.snapshot_iterations(os.listdir(str(out))))
+
+
+def recorded_snapshots(out):
+    with open(str(out / out_folder.PRIVATE / out_folder.RECORD)) as f:
+        files = json.load(f)['run']['files']
+    return sorted(snapshots.snapshot_iterations(files))
+
+
+@pytest.mark.parametrize('keep, kept', [
+    ([], [45, 60]), (['--keep-snapshots', '1'], [60]),
+    (['--keep-snapshots', '0'], [15, 30, 45, 60])])
+def test_a_run_keeps_its_last_snapshots(keep, kept, tmp_path):
+    train(tmp_path, '-e', '4', *keep)
+    assert snapshot_names(tmp_path) == recorded_snapshots(tmp_path) == kept
+    assert snapshots.latest_snapshot(str(tmp_path)) == \
+        snapshots.snapshot_path(str(tmp_path), 60)
+
+
+def test_a_resumed_run_keeps_as_many_snapshots_unless_told(tmp_path):
+    train(tmp_path, '-e', '2', '--keep-snapshots', '0')
+    assert train_rnn.main(['-r', str(tmp_path), '-e', '3']) == 0
+    assert snapshot_names(tmp_path) == [15, 30, 45]
+    assert train_rnn.main(['-r', str(tmp_path), '-e', '4',
+                           '--keep-snapshots', '1']) == 0
+    assert snapshot_names(tmp_path) == recorded_snapshots(tmp_path) == [60]
+
+
+CRASH_ON_REMOVING_A_SNAPSHOT = '''
+import os, signal, sys
+import snapshots, train_rnn
+unlink = os.unlink
+def crash(path, *args, **kwargs):
+    if snapshots.SNAPSHOT_NAME.fullmatch(os.path.basename(path)):
+        os.kill(os.getpid(), signal.SIGKILL)
+    unlink(path, *args, **kwargs)
+os.unlink = crash
+sys.exit(train_rnn.main(sys.argv[1:]))
+'''
+
+
+def test_a_crash_before_an_old_snapshot_goes_loses_nothing(tmp_path):
+    run = ['-a', 'lstm', '-e', '3', '--keep-snapshots', '1']
+    train(tmp_path / 'alone', *run)
+    out = tmp_path / 'out'
+    crashed = subprocess.run(
+        [sys.executable, '-c', CRASH_ON_REMOVING_A_SNAPSHOT, '-o', str(out)]
+        + TINY + run, cwd=ROOT, capture_output=True, timeout=300)
+    assert crashed.returncode == -signal.SIGKILL
+    # Killed as it removed snapshot_iter_15, snapshot_iter_30 written whole.
+    assert snapshot_names(out) == recorded_snapshots(out) == [15, 30]
+    assert snapshots.read_snapshot(str(out))[0] == \
+        snapshots.snapshot_path(str(out), 30)
+    assert train_rnn.main(['-r', str(out)]) == 0
+    assert snapshot_names(out) == recorded_snapshots(out) == [45]
+    assert_same_run(out, tmp_path / 'alone', 'lstm')
+
+
+# Snapshots of earlier versions.
+
+def written_before(snapshot, flag):
+    """The snapshot as a version that did not know flag wrote it: its run's
+    arguments without flag."""
+    arrays = snapshots.read_npz(snapshot)
+    recorded = json.loads(str(arrays[snapshots.RUN_ARGS_KEY]))
+    del recorded[flag]
+    arrays[snapshots.RUN_ARGS_KEY] = numpy.array(json.dumps(recorded))
+    write_npz(snapshot, arrays)
+
+
+@pytest.mark.parametrize('flag', train_rnn.RECORDED_LATER)
+def test_a_snapshot_from_before_a_flag_resumes_with_its_default(
+        flag, uninterrupted, tmp_path):
+    train(tmp_path, '-e', '2', '--keep-snapshots', '0')
+    os.unlink(str(tmp_path / 'snapshot_iter_30'))
+    os.unlink(train_rnn.model_path(str(tmp_path), 'rnn'))
+    written_before(str(tmp_path / 'snapshot_iter_15'), flag)
+    assert train_rnn.main(['-r', str(tmp_path)]) == 0
+    with open(str(tmp_path / 'args.json')) as f:
+        assert json.load(f)[flag] == \
+            train_rnn.build_parser().get_default(flag)
+    assert_same_run(tmp_path, uninterrupted['rnn', False], 'rnn')
+
+
+@pytest.mark.parametrize('flag', ['arch', 'seed', 'epoch'])
+def test_a_snapshot_without_a_first_recorded_argument_is_refused(
+        flag, tmp_path, capsys):
+    train(tmp_path, '-e', '1')
+    written_before(str(tmp_path / 'snapshot_iter_15'), flag)
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-r', str(tmp_path), '-e', '2'])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == (
+        'train_rnn.py: error: {} does not record the arguments of its '
+        'run\n'.format(tmp_path / 'snapshot_iter_15'))
