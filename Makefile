@@ -25,7 +25,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-python$(PYTHON_VERSION)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt chainer_compat.py
+$(STAMP): requirements.txt constraints.txt chainer_compat.py quiet_start.py
 	@case "$(PYTHON_VERSION)" in \
 	  3.11|3.12) ;; \
 	  "") echo "$(PYTHON) was not found: install Python 3.11 or 3.12, or name one with make PYTHON=..." >&2; exit 1 ;; \
@@ -35,10 +35,13 @@ $(STAMP): requirements.txt constraints.txt chainer_compat.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	# So that `import chainer` works in any script of the environment, on
-	# Python 3.12 too (see chainer_compat.py).
+	# Python 3.12 too (see chainer_compat.py); and so that Ctrl-C is quiet
+	# from the moment Python starts our scripts (see quiet_start.py), its
+	# .pth named to run first.
 	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
-	  cp chainer_compat.py "$$site/" && \
-	  echo 'import chainer_compat' > "$$site/chainer_compat.pth"
+	  cp chainer_compat.py quiet_start.py "$$site/" && \
+	  echo 'import chainer_compat' > "$$site/chainer_compat.pth" && \
+	  echo 'import quiet_start; quiet_start.install_for_scripts()' > "$$site/_quiet_start.pth"
 	touch $@
 
 run: setup

@@ -11,8 +11,7 @@ With CuPy, Chainer warns that 13.6 is newer than the versions it lists and
 that cuDNN is missing: docs/gpu.md's CuPy is the one that works with
 Chainer 7.8.1 and numpy < 2, and these models use no cuDNN.
 """
-import importlib.abc
-import importlib.util
+import importlib.machinery
 import os
 import sys
 import warnings
@@ -21,11 +20,13 @@ os.environ.setdefault('CHAINER_WARN_VERSION_MISMATCH', '0')
 warnings.filterwarnings('ignore', message='cuDNN is not enabled')
 
 
-class NumpyDistutilsStandIn(importlib.abc.MetaPathFinder,
-                            importlib.abc.Loader):
+class NumpyDistutilsStandIn:
     """numpy.distutils.system_info with a get_info that finds nothing.
 
     Last on sys.meta_path: asked only after the real finders found none.
+    A finder and loader by their methods alone: importlib.abc and
+    importlib.util would import much of the standard library while every
+    Python of the environment starts, when Ctrl-C ends it with a traceback.
     """
 
     names = ('numpy.distutils', 'numpy.distutils.system_info')
@@ -33,7 +34,7 @@ class NumpyDistutilsStandIn(importlib.abc.MetaPathFinder,
     def find_spec(self, name, path, target=None):
         if name not in self.names:
             return None
-        return importlib.util.spec_from_loader(
+        return importlib.machinery.ModuleSpec(
             name, self, is_package=name == self.names[0])
 
     def create_module(self, spec):

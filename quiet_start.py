@@ -2,10 +2,19 @@
 
 The scripts import this first and install() it before their slow imports
 (Chainer's above all: docs/speed.md); their main() then handles signals
-itself.
+itself. Earlier still, `make setup` installs this module into the
+environment with a .pth file that calls install_for_scripts() as Python
+starts: Python reads and compiles a script before its first line runs, long
+enough for a Ctrl-C to land. It uses _signal, the C module under signal, for
+the same reason: signal first builds its enums.
 """
+import _signal
 import os
-import signal
+import sys
+
+# The scripts run by path (study.sweep runs with -m, which Python has not
+# resolved to a path while it starts).
+SCRIPTS = ('train_rnn.py', 'predict_rnn.py')
 
 
 def _quit(signum, frame):
@@ -15,19 +24,25 @@ def _quit(signum, frame):
 
 
 def install():
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, _quit)
+    for number in (_signal.SIGINT, _signal.SIGTERM):
+        _signal.signal(number, _quit)
+
+
+def install_for_scripts():
+    """install(), where Python is starting one of SCRIPTS."""
+    if os.path.basename(sys.argv[0]) in SCRIPTS:
+        install()
 
 
 def started():
     """Once the slow imports are done: Ctrl-C raises KeyboardInterrupt
     again, and SIGTERM ends the process, as Python's defaults do."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+    _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
 
 
 def ignore():
     """Once a script's work is done: a late signal must not turn into a
     traceback, nor a wrong message, on the way out."""
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, signal.SIG_IGN)
+    for number in (_signal.SIGINT, _signal.SIGTERM):
+        _signal.signal(number, _signal.SIG_IGN)

@@ -17,6 +17,7 @@ import pytest
 import cli
 import out_folder
 import predict_rnn
+import quiet_start
 from study import records as records_module
 import snapshots
 from study import sweep
@@ -169,6 +170,23 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path, delay):
     assert len(lines) == 1 or len(lines) == 2 and 'stopping' in lines[0], \
         stderr
     assert 'nothing was written' in lines[-1] or 'snapshot' in lines[-1]
+
+
+@pytest.mark.parametrize('script', quiet_start.SCRIPTS)
+def test_ctrl_c_before_a_script_runs_its_first_line_is_one_line(script,
+                                                                tmp_path):
+    """Python reads and compiles a script before it runs a line: a Ctrl-C
+    then came before the script could install quiet_start (a traceback,
+    killed by SIGINT). This one comes as its first line."""
+    path = tmp_path / script
+    path.write_text('import os, signal\nos.kill(os.getpid(), signal.SIGINT)\n'
+                    'print("not interrupted")\n')
+    completed = subprocess.run([sys.executable, str(path)],
+                               capture_output=True, text=True, timeout=60)
+    assert completed.returncode == cli.EXIT_INTERRUPTED
+    assert completed.stderr == \
+        'Interrupted while starting: nothing was written.\n'
+    assert completed.stdout == ''
 
 
 def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path):
