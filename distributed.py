@@ -59,13 +59,19 @@ def merge_ranks(parts):
 def rank_part(merged, rank):
     """The arrays of one rank, out of merge_ranks' dict."""
     part = {}
-    for key, value in merged.items():
-        match = _RANK_PREFIX.match(key)
-        if match is None and rank == 0:
+    for name, value in merged.items():
+        owner, key = rank_and_key(name)
+        if owner == rank:
             part[key] = value
-        elif match is not None and int(match.group(1)) == rank:
-            part[key[match.end():]] = value
     return part
+
+
+def rank_and_key(name):
+    """(rank, key in that rank's arrays) of a name in merge_ranks' dict."""
+    match = _RANK_PREFIX.match(name)
+    if match is None:
+        return 0, name
+    return int(match.group(1)), name[match.end():]
 
 
 class Ranks:

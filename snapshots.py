@@ -5,6 +5,7 @@ run code when it is loaded. Here every file is read by our own reader, which
 never unpickles, checks what each entry declares before it allocates, and
 verifies every entry's checksum; nothing is written that would need pickle.
 """
+import collections
 import contextlib
 import io
 import json
@@ -37,6 +38,10 @@ _NPY_VERSIONS = {(1, 0): numpy.lib.format.read_array_header_1_0,
 
 class FileError(Exception):
     """A file that cannot be loaded: missing, damaged, foreign or unsafe."""
+
+
+# What the header of an npy entry declares, before its data is read.
+Declared = collections.namedtuple('Declared', 'shape dtype')
 
 
 @contextlib.contextmanager
@@ -127,12 +132,14 @@ def open_regular_file(path):
     return os.fdopen(descriptor, 'rb')
 
 
-def read_npz(path):
+def read_npz(path, admit=None):
     """dict name -> array of an npz file, refusing what needs pickle.
 
     Every entry must be a plain array whose declared size matches its data
     and fits in memory, stored or deflated, unencrypted, with a good
-    checksum; anything else is a FileError.
+    checksum; anything else is a FileError. admit, if given, sees what every
+    entry declares ({name: Declared}) before any data is read, and returns
+    the names to read or raises FileError.
     """
     with open_regular_file(path) as f:
         if f.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
@@ -140,7 +147,7 @@ def read_npz(path):
                             'other kind of file)'.format(path))
         f.seek(0)
         try:
-            return _read_arrays(f, path)
+            return _read_arrays(f, path, admit)
         except FileError:
             raise
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError,
@@ -150,7 +157,7 @@ def read_npz(path):
                 path, error))
 
 
-def _read_arrays(f, path):
+def _read_arrays(f, path, admit):
     size = os.fstat(f.fileno()).st_size
     with zipfile.ZipFile(f) as archive:
         entries = archive.infolist()
@@ -158,7 +165,7 @@ def _read_arrays(f, path):
         if count is not None and count != len(entries):
             raise FileError('{} is damaged: its index lists {} entries of {}'
                             .format(path, len(entries), count))
-        declared = 0
+        declared_bytes = 0
         for entry in entries:
             if entry.flag_bits & 0x1:
                 raise FileError('{} is damaged: its entry {} says it is '
@@ -171,18 +178,26 @@ def _read_arrays(f, path):
                     entry.compress_size > size):
                 raise FileError('{} is damaged or not an npz file: entry {}'
                                 .format(path, entry.filename))
-            declared += entry.file_size
-        if declared > available_memory():
+            declared_bytes += entry.file_size
+        if declared_bytes > available_memory():
             raise FileError('{} declares {:.1f} GiB of arrays, more than '
                             'this machine has free'.format(
-                                path, declared / 2 ** 30))
+                                path, declared_bytes / 2 ** 30))
+        declared = {}
+        for entry in entries:
+            name = entry.filename[:-len(_NPY_SUFFIX)]
+            if name in declared:
+                raise FileError('{} holds {} twice'.format(path, name))
+            with archive.open(entry) as member:
+                shape, _, dtype = _read_header(member, entry, path)
+            declared[name] = Declared(shape, dtype)
+        wanted = declared.keys() if admit is None else admit(declared)
         arrays = {}
         for entry in entries:
             name = entry.filename[:-len(_NPY_SUFFIX)]
-            if name in arrays:
-                raise FileError('{} holds {} twice'.format(path, name))
-            with archive.open(entry) as member:
-                arrays[name] = _read_array(member, entry, path)
+            if name in wanted:
+                with archive.open(entry) as member:
+                    arrays[name] = _read_array(member, entry, path)
         return arrays
 
 
@@ -197,8 +212,9 @@ def _declared_entry_count(f, size):
     return None if end < 0 or count == 0xFFFF else count
 
 
-def _read_array(member, entry, path):
-    """One .npy entry of an npz: the header first, then exactly its data."""
+def _read_header(member, entry, path):
+    """(shape, fortran_order, dtype) of an .npy entry, read from its header,
+    with the member left at its data, whose size it checks."""
     version = numpy.lib.format.read_magic(member)
     if version not in _NPY_VERSIONS:
         raise FileError('{}: {} is an npy file of an unknown version {}'
@@ -215,6 +231,13 @@ def _read_array(member, entry, path):
         raise FileError('{} is damaged: {} declares {} bytes of data and '
                         'holds {}'.format(path, entry.filename, n_bytes,
                                           entry.file_size - member.tell()))
+    return shape, fortran_order, dtype
+
+
+def _read_array(member, entry, path):
+    """One .npy entry of an npz: the header first, then exactly its data."""
+    shape, fortran_order, dtype = _read_header(member, entry, path)
+    n_bytes = math.prod(shape) * dtype.itemsize
     data = bytearray(n_bytes)  # filled in chunks: one copy in memory
     done = 0
     while done < n_bytes:
@@ -243,10 +266,10 @@ def parse_json(text, what):
 
 def check_shapes(arrays, reference, path, states=(), any_rows=False):
     """FileError unless arrays has each key of reference in its shape and
-    kind of dtype, and finite; keys missing from arrays are left to the
-    loader.
+    kind of dtype; keys missing from arrays are left to the loader.
 
-    reference: name -> array, what the target serializes. states: the keys
+    arrays: name -> array, or what an entry declares (Declared). reference:
+    name -> array, what the target serializes. states: the keys
     of recurrent states, which may also be empty (NO_STATE_SHAPE), and
     whose first dimension (the streams) may differ if any_rows.
     """
@@ -271,7 +294,15 @@ def check_shapes(arrays, reference, path, states=(), any_rows=False):
                             '{} {} belongs'.format(
                                 path, key, actual.dtype, actual.shape,
                                 expected.dtype, expected.shape))
-        if actual.dtype.kind == 'f' and not numpy.isfinite(actual).all():
+
+
+def check_finite(arrays, reference, path):
+    """FileError unless the floats of arrays under reference's keys are
+    finite."""
+    for key in reference:
+        actual = arrays.get(key)
+        if actual is not None and actual.dtype.kind == 'f' and \
+                not numpy.isfinite(actual).all():
             raise FileError('{} holds a value that is NaN or infinite in {}'
                             .format(path, key))
 
@@ -308,6 +339,7 @@ def load_checked(obj, arrays, path):
         states = recurrent_state_shapes(obj, 1)
         reference.update(states)
     check_shapes(arrays, reference, path, states, any_rows=True)
+    check_finite(arrays, reference, path)
     load_into(obj, arrays, path)
 
 
@@ -368,25 +400,62 @@ def read_run_args(arrays, path):
 
 
 def read_snapshot(path):
-    """(path, arrays, run_args) of a snapshot, or of the latest in a folder."""
+    """(path, run_args) of a snapshot, or of the latest in a folder: its
+    run's arguments alone, which say what the rest must be (see
+    read_snapshot_arrays)."""
     if os.path.isdir(path):
         latest = latest_snapshot(path)
         if latest is None:
             raise FileError('{} holds no snapshot to resume from'.format(path))
         path = latest
-    arrays = read_npz(path)
-    if 'updater/iteration' not in arrays:  # a model, or not ours at all
-        raise FileError('{} is not a snapshot of train_rnn.py'.format(path))
-    return path, arrays, read_run_args(arrays, path)
+
+    def run_args_alone(declared):
+        if 'updater/iteration' not in declared:  # a model, or not ours
+            raise FileError('{} is not a snapshot of train_rnn.py'.format(
+                path))
+        return {RUN_ARGS_KEY}
+
+    return path, read_run_args(read_npz(path, run_args_alone), path)
 
 
-def restore(trainer, arrays, path):
-    """Load a snapshot's arrays into trainer, after checking everything they
-    say: shapes, counters and the log; FileError if anything is off."""
+def read_snapshot_arrays(path, reference, states, processes):
+    """The arrays of the snapshot at path, a run of that many processes.
+
+    What every entry declares is checked against reference and states (see
+    snapshot_reference) before any data is read: an entry that no snapshot
+    of this run holds is refused, whatever its size, not read and ignored.
+    """
+    def admit(declared):
+        for name, header in declared.items():
+            rank, key = distributed.rank_and_key(name)
+            if not (rank < processes and (
+                    key in reference or LOG_SUMMARY.fullmatch(key) and
+                    header.shape == ()) or name == RUN_ARGS_KEY):
+                raise FileError('{} holds {}, which no snapshot of this run '
+                                'has'.format(path, name))
+        for rank in range(processes):
+            check_shapes(distributed.rank_part(declared, rank), reference,
+                         path, states)
+        return declared.keys()
+
+    return read_npz(path, admit)
+
+
+def snapshot_reference(trainer):
+    """(reference, states): {key: array} of what a snapshot of trainer
+    holds, and those of its keys that are recurrent states (as they are
+    after an update)."""
     updater = trainer.updater
     predictor = updater.get_optimizer('main').target.predictor
     with chainer_internals.trainer_clock_started(trainer):
         reference = serialized(trainer)
+    # Adam's state of each parameter, which its first update makes.
+    optimizer = updater.get_optimizer('main')
+    for name, param in optimizer.target.namedparams():
+        rule = optimizer.create_update_rule()
+        chainer_internals.init_states(rule, param)
+        reference.update(('updater/optimizer:main{}/{}'.format(name, key),
+                          value) for key, value in rule.state.items())
     prefix = 'updater/model:main/predictor/'
     iterator = updater.get_iterator('main')
     states = {prefix + key: value for key, value in
@@ -394,10 +463,19 @@ def restore(trainer, arrays, path):
                   predictor, len(iterator.next())).items()}
     iterator.reset()
     reference.update(states)
+    return reference, states
+
+
+def restore(trainer, arrays, path):
+    """Load a snapshot's arrays into trainer, after checking everything they
+    say: shapes, counters and the log; FileError if anything is off."""
+    updater = trainer.updater
+    reference, states = snapshot_reference(trainer)
     # The model holds a state from its first update on.
     iteration = arrays.get('updater/iteration')
     check_shapes(arrays, reference, path, states if iteration is not None and
                  iteration.shape == () and iteration == 0 else ())
+    check_finite(arrays, reference, path)
     for key, value in arrays.items():
         if key.endswith(('iteration', '/t', '/epoch', 'position')) and \
                 value.shape == () and value.dtype.kind in 'iu' and value < 0:
@@ -467,6 +545,11 @@ def check_random_state(arrays, path):
 
 
 LOG_REPORT = 'extensions/LogReport/'
+# The log's running sums, three scalars for each value observed since the
+# last entry: how many, its _names in the snapshot say (see
+# check_recorded_log), not a trainer that has not run.
+LOG_SUMMARY = re.compile(re.escape(LOG_REPORT) +
+                         r'_summary/_summaries/\d+/_(x|x2|n)')
 
 
 def check_recorded_log(arrays, path):

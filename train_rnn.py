@@ -72,7 +72,10 @@ def main(argv=None):
             folder = OutFolder(args.out) if ranks.root else None
             trainer = ranks.agree(
                 (UsageError, snapshots.FileError), build_trainer, args,
-                ranks, folder, snapshot)
+                ranks, folder)
+            if snapshot is not None:  # -r: everything as it left it
+                ranks.agree((UsageError, snapshots.FileError), resume,
+                            trainer, args, ranks, snapshot)
             replaced = ranks.on_root(claim_out_folder, folder, args,
                                      snapshot, run_arguments(args, ranks))
         except (UsageError, snapshots.FileError, FolderError,
@@ -154,10 +157,10 @@ def setup_training(args, words=None, ranks=None, alpha=ADAM_ALPHA,
         val_iter=val_iter, updater=updater, device=device)
 
 
-def build_trainer(args, ranks, folder=None, snapshot=None):
-    """Steps 1 to 6: the run, its trainer and extensions; restored from the
-    snapshot (path, arrays) if given. folder: the OutFolder that rank 0
-    writes to once it has claimed it; None on the other ranks."""
+def build_trainer(args, ranks, folder=None):
+    """Steps 1 to 6: the run, its trainer and extensions. folder: the
+    OutFolder that rank 0 writes to once it has claimed it; None on the
+    other ranks."""
     try:
         run = setup_training(
             args, ranks=ranks, write_graph=folder and (
@@ -182,16 +185,22 @@ def build_trainer(args, ranks, folder=None, snapshot=None):
         trainer.extend(PoolTrainingObservations(ranks.comm))
     if folder is not None:
         add_reports(trainer, args, folder.write)
-
-    if snapshot is not None:  # -r: everything as the snapshot left it
-        path, arrays = snapshot
-        snapshots.restore(trainer, distributed.rank_part(arrays, ranks.rank),
-                          path)
-        if args.epoch < trainer.updater.epoch_detail:
-            raise UsageError(
-                'the snapshot {} is at epoch {:g} already, past --epoch {}'
-                .format(path, trainer.updater.epoch_detail, args.epoch))
     return trainer
+
+
+def resume(trainer, args, ranks, path):
+    """Restore the trainer from the snapshot at path, which rank 0 reads
+    once every entry's header says it is one of this run's."""
+    reference, states = snapshots.snapshot_reference(trainer)
+    reference.update(progress_bar_entries())
+    arrays = ranks.on_root(snapshots.read_snapshot_arrays, path, reference,
+                           states, ranks.size)
+    snapshots.restore(trainer, distributed.rank_part(arrays, ranks.rank),
+                      path)
+    if args.epoch < trainer.updater.epoch_detail:
+        raise UsageError(
+            'the snapshot {} is at epoch {:g} already, past --epoch {}'
+            .format(path, trainer.updater.epoch_detail, args.epoch))
 
 
 def add_reports(trainer, args, write):
@@ -215,6 +224,15 @@ def add_reports(trainer, args, write):
          'validation/main/boundary_accuracy'], 'accuracy.png', title, write))
     if terminal:
         trainer.extend(extensions.ProgressBar(update_interval=10))
+
+
+def progress_bar_entries():
+    """What a snapshot of a run in a terminal holds and others lack: its
+    progress bar's trigger. Either may resume the other."""
+    bar = extensions.ProgressBar()
+    trigger = training.trigger.get_trigger(bar.trigger)
+    return {'extension_triggers/{}/{}'.format(bar.default_name, key): value
+            for key, value in snapshots.serialized(trigger).items()}
 
 
 def train(trainer, args, signals, ranks, folder):
@@ -395,18 +413,18 @@ def check_arguments(args):
 
 
 def resumed_snapshot(args, argv, ranks):
-    """With -r, (path, arrays) of the snapshot, whose recorded arguments
-    now fill args; else None."""
+    """With -r, the path of the snapshot, whose recorded arguments now fill
+    args; else None."""
     if not args.resume:
         return None
-    path, arrays, saved = ranks.on_root(snapshots.read_snapshot, args.resume)
+    path, saved = ranks.on_root(snapshots.read_snapshot, args.resume)
     merge_resumed_arguments(args, explicit_arguments(argv), path, saved)
     if saved['processes'] != ranks.size:
         raise UsageError(
             'the snapshot {} was trained on {} processes and this run has {}: '
             'resume it on as many'.format(path, saved['processes'],
                                           ranks.size))
-    return path, arrays
+    return path
 
 
 def merge_resumed_arguments(args, explicit, snapshot, saved):
@@ -462,7 +480,7 @@ def claim_out_folder(folder, args, snapshot, run_args):
     """
     continuing = snapshot is not None and (
         os.path.realpath(args.out) ==
-        os.path.realpath(os.path.dirname(snapshot[0])))
+        os.path.realpath(os.path.dirname(snapshot)))
     folder.claim()
     try:
         replaced = folder.start_run(run_args, model_name_of(args.arch),

@@ -113,7 +113,8 @@ def start_training(out):
     process = subprocess.Popen(
         [MPIEXEC, '-n', '2', sys.executable,
          os.path.join(ROOT, 'train_rnn.py'), '-o', str(out),
-         '--communicator', 'naive', '-a', 'gru', '-e', '6'] + TINY,
+         '--communicator', 'naive', '-a', 'gru', '-e', '6',
+         '--keep-snapshots', '0'] + TINY,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for(str(out / 'snapshot_iter_15'), process)
     return process

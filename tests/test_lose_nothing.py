@@ -396,6 +396,8 @@ CRAFTED = [
     ('fused a string', run_args_set(fused='yes'), 'make no run'),
     ('processes a string', run_args_set(processes='1'),
      "processes must be a whole number of at least 1 (got '1')"),
+    ('keep_snapshots negative', run_args_set(keep_snapshots=-1),
+     'keep_snapshots must be a whole number of at least 0 (got -1)'),
     ('unit negative', run_args_set(unit=-5), 'records arguments that make'),
     ('unit huge', run_args_set(unit=10 ** 9), 'of memory'),
     ('negative counter', replaced('updater/iteration',
@@ -440,6 +442,21 @@ CRAFTED = [
     ('no state after 30 updates', set_key(
         state_key, lambda a: numpy.zeros(0, a.dtype)),
      'is float32 (0,), where float32 (4, 6) belongs'),
+    ('an entry of no snapshot', lambda arrays: arrays.update(
+        extra=numpy.zeros(3)), 'holds extra, which no snapshot of this run '
+     'has'),
+    ('an entry of a second process', lambda arrays: arrays.update({
+        'rank1/updater/iteration': arrays['updater/iteration']}),
+     'holds rank1/updater/iteration, which no snapshot of this run has'),
+    ('a log summary of an array', lambda arrays: arrays.update({
+        'extensions/LogReport/_summary/_summaries/0/_x': numpy.zeros(9)}),
+     'holds extensions/LogReport/_summary/_summaries/0/_x, which no '
+     'snapshot of this run has'),
+    ('an Adam state that broadcasts', set_key(
+        lambda arrays: first_bias(arrays).replace(
+            'updater/model:main/', 'updater/optimizer:main/') + '/m',
+        lambda a: a[:1]),
+     'does not fit this model: updater/optimizer:main/predictor/'),
     ('a log of a 400-digit epoch', log_set(
         [{'epoch': 10 ** 400, 'iteration': 15}]),
      'holds a damaged log: an entry that is not numbers by name'),
@@ -509,6 +526,44 @@ def test_an_array_header_declaring_a_huge_array_is_refused(tmp_path):
     with pytest.raises(snapshots.FileError, match='declares 400000000000 '
                        'bytes of data and holds 16'):
         snapshots.read_npz(path)
+
+
+def with_zero_entry(path, name, n_bytes):
+    """Add to the npz at path an entry of n_bytes zeros, deflated: a small
+    file that declares a large array."""
+    header = numpy.lib.format.header_data_from_array_1_0(
+        numpy.zeros(0, numpy.uint8))
+    header['shape'] = (n_bytes,)
+    chunk = bytes(2 ** 20)
+    with zipfile.ZipFile(path, 'a', zipfile.ZIP_DEFLATED) as archive:
+        with archive.open(name + '.npy', 'w', force_zip64=True) as member:
+            numpy.lib.format.write_array_header_1_0(member, header)
+            for _ in range(n_bytes // len(chunk)):
+                member.write(chunk)
+
+
+PEAK_MEMORY_OF_A_RUN = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+"""
+
+
+def test_an_entry_no_snapshot_has_is_refused_before_it_is_read(
+        finished, tmp_path):
+    path = str(tmp_path / 'snapshot_iter_30')
+    with open(str(finished / 'snapshot_iter_30'), 'rb') as f:
+        open(path, 'wb').write(f.read())
+    with_zero_entry(path, 'extra', 2 ** 30)
+    completed = subprocess.run(
+        [sys.executable, '-c', PEAK_MEMORY_OF_A_RUN, sys.executable,
+         os.path.join(ROOT, 'train_rnn.py'), '-r', path, '-o',
+         str(tmp_path / 'out')], capture_output=True, text=True, timeout=300)
+    assert completed.stderr == 'train_rnn.py: error: {} holds extra, which ' \
+        'no snapshot of this run has\n'.format(path)
+    # Chainer and NumPy alone take about 80 MiB; the entry would take 1024.
+    assert int(completed.stdout) < 256
+    assert not (tmp_path / 'out').exists()
 
 
 def flipped_bits(path, tmp_path, count, seed):

@@ -465,3 +465,15 @@ def test_a_snapshot_without_a_first_recorded_argument_is_refused(
     assert capsys.readouterr().err == (
         'train_rnn.py: error: {} does not record the arguments of its '
         'run\n'.format(tmp_path / 'snapshot_iter_15'))
+
+
+def test_a_snapshot_of_a_run_in_a_terminal_resumes_without_one(tmp_path):
+    """Its progress bar's trigger is the one entry a run outside a
+    terminal does not have."""
+    train(tmp_path, '-e', '1')
+    snapshot = str(tmp_path / 'snapshot_iter_15')
+    arrays = snapshots.read_npz(snapshot)
+    arrays.update(train_rnn.progress_bar_entries())
+    write_npz(snapshot, arrays)
+    assert train_rnn.main(['-r', str(tmp_path), '-e', '2']) == 0
+    assert len(read_log(tmp_path)) == 2
