@@ -561,7 +561,7 @@ def test_an_entry_no_snapshot_has_is_refused_before_it_is_read(
          str(tmp_path / 'out')], capture_output=True, text=True, timeout=300)
     assert completed.stderr == 'train_rnn.py: error: {} holds extra, which ' \
         'no snapshot of this run has\n'.format(path)
-    # Chainer and NumPy alone take about 80 MiB; the entry would take 1024.
+    # MiB: reading the entry would take 1024 (docs/reliability.md).
     assert int(completed.stdout) < 256
     assert not (tmp_path / 'out').exists()
 
