@@ -520,8 +520,9 @@ def check_random_state(arrays, path):
 
     numpy.random.set_state takes any position and reads the key there: one
     past its end draws from memory that is not the key (different numbers
-    each time, or a crash). A key whose 19,937 bits of state are all zero
-    (all but the top bit of its first word) draws zeros forever.
+    each time, or a crash). A key whose 19,937 bits of state (the top bit
+    of its first word, and the words after it) are all zero draws zeros
+    forever.
     """
     def bad(what):
         return FileError('{} holds an impossible random state: {}'.format(

@@ -61,7 +61,8 @@ def test_a_short_run_writes_every_file(arch, fused, tmp_path):
         recorded = json.load(f)
     assert recorded == {'arch': arch, 'unit': 8, 'vocab': 5, 'batchsize': 2,
                         'bproplen': 5, 'seed': 0, 'gradclip': None,
-                        'fused': fused, 'epoch': 1, 'processes': 1}
+                        'fused': fused, 'epoch': 1, 'processes': 1,
+                        'keep_snapshots': 2}
 
 
 def test_a_run_is_deterministic_for_its_seed(tmp_path):
