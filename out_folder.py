@@ -14,7 +14,8 @@ own, side by side), nor any file the record does not name.
         .train_rnn/lock          held (flock) by the run using the folder
         .train_rnn/record.json   {"run": {"args": ..., "files": [...],
                                   "finished": ...}, "models": [...]}
-        args.json, log, loss.png, accuracy.png, cg.dot, cg.png,
+        args.json, args, .chainerui_commands, log, loss.png, accuracy.png,
+        cg.dot, cg.png,
         snapshot_iter_N          the current run's files
         ARCH_simple_sequence.model, ...   every finished run's model
 """
@@ -31,7 +32,7 @@ LOCK = 'lock'
 RECORD = 'record.json'
 # The names, besides snapshots, that a run writes.
 RUN_FILES = ('args.json', 'log', 'loss.png', 'accuracy.png', 'cg.dot',
-             'cg.png')
+             'cg.png', 'args', '.chainerui_commands')
 MODEL_SUFFIX = '_simple_sequence.model'
 # What snapshots.atomic_file names a temporary.
 TEMPORARY = re.compile(r'\..+\.[0-9a-f]{8}\.tmp')
