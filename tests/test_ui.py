@@ -19,10 +19,12 @@ import pytest
 
 import cli
 import snapshots
+from study import dashboard
 import train_rnn
 
 from helpers import ROOT, wait_for
 from test_reliability import TINY, assert_same_run, train
+from test_study_dashboard import record, write_records
 
 CHROMIUM = shutil.which('chromium')
 
@@ -36,7 +38,8 @@ def need(missing):
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
-    """A folder of two short runs, rnn and lstm, and a crafted one."""
+    """A folder of two short runs, rnn and lstm, a crafted one, and a cell
+    of the study with two seeds."""
     try:
         import chainerui  # noqa: F401
     except ImportError:
@@ -51,6 +54,9 @@ def runs(tmp_path_factory):
                        ('commands', '"stop"'), ('.chainerui_conf', '[]'),
                        ('snapshot_iter_1e5', '')):
         (crafted / name).write_text(text)
+    records = write_records(folder / 'capacity.jsonl', record(seed=0),
+                            record(seed=1))
+    assert dashboard.main([records, str(folder / 'study')]) == 0
     return folder
 
 
@@ -161,7 +167,7 @@ def test_the_page_shows_both_runs_and_their_final_accuracy(runs, server,
     url, _ = server
     rows = {row['name']: row for row in rendered_table(
         url + '/projects/1', tmp_path)}
-    assert {'rnn', 'lstm'} <= set(rows)
+    assert {'rnn', 'lstm', 'study/gru_vocab5_bproplen20/seed0'} <= set(rows)
     for arch in ('rnn', 'lstm'):
         final = final_entry(runs / arch)
         for key in ('validation/main/accuracy',
@@ -187,6 +193,19 @@ def test_crafted_files_of_one_run_leave_the_others_whole(server):
     assert (crafted['logs'], crafted['args'], crafted['commands'],
             crafted['snapshots'], crafted['name']) == ([], [], [], [], None)
     assert len(results(url)['rnn']['logs']) == 2
+
+
+def test_a_cell_of_the_study_shows_each_seed_as_a_run(server):
+    url, _ = server
+    found = results(url)
+    for seed in (0, 1):
+        run = found['seed{}'.format(seed)]
+        assert run['pathName'].endswith('study/gru_vocab5_bproplen20/seed{}'
+                                        .format(seed))
+        assert [(log['logDict']['iteration'], log['logDict']['accuracy'])
+                for log in run['logs']] == [(100, 0.5), (200, 1.0)]
+        assert {'key': 'seed', 'value': str(seed), 'resultId': run['id']} \
+            in run['args']
 
 
 def run_id(url, name):
