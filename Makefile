@@ -21,7 +21,7 @@ TORCH_WHEELS ?= /opt/wheels
 TORCH_WHEEL := $(firstword $(wildcard $(TORCH_WHEELS)/torch-$(TORCH_VERSION)+cpu-cp$(subst .,,$(PYTHON_VERSION))-*.whl))
 BENCH_STAMP := $(BENCH_VENV)/.installed-python$(PYTHON_VERSION)
 
-.PHONY: setup run test lint results bench capacity capacity-from-nothing ui clean
+.PHONY: setup run test lint results bench capacity capacity-from-nothing ui ui-setup clean
 
 setup: $(STAMP)
 
@@ -106,8 +106,10 @@ $(UI_STAMP): requirements-ui.txt | $(STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-ui.txt
 	touch $@
 
+ui-setup: $(UI_STAMP)
+
 # `-`: Ctrl-C ends it with the dashboard's one line, not make's too.
-ui: $(UI_STAMP)
+ui: ui-setup
 	-@$(BIN)/python dashboard.py --host $(UI_HOST) --port $(UI_PORT) $(UI_DIRS)
 
 clean:

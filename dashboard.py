@@ -21,6 +21,7 @@ SNAPSHOT_NAME = re.compile(r'snapshot_iter_\d+')
 # ChainerUI stores each command's name, request and response.
 COMMAND_KEYS = {'name', 'request', 'response'}
 INT64 = 2 ** 63
+LOOPBACK = ('127.0.0.1', 'localhost', '::1')
 IGNORED = set()  # the versions of files said to be ignored
 
 
@@ -37,9 +38,15 @@ def main(argv=None):
                      '-r requirements-ui.txt'.format(error))
     for folder in args.dirs:
         if not os.path.isdir(folder):
-            parser.error('{} is not a folder of runs'.format(folder))
+            parser.error('{} is not a folder of runs: train one there '
+                         'first, e.g. python train_rnn.py -o {}'.format(
+                             folder, os.path.join(folder, 'rnn')))
     try:
         app = open_app(args.db, args.dirs)
+        if args.host in LOOPBACK:
+            app = only_for_hosts(app, {
+                '{}:{}'.format('[::1]' if name == '::1' else name, args.port)
+                for name in LOOPBACK})
         server = gevent.pywsgi.WSGIServer((args.host, args.port), app,
                                           log=None, error_log=None)
         server.init_socket()
@@ -95,6 +102,7 @@ def open_app(db_folder, dirs):
 
     set_loglevel(logging.WARNING)  # not a line for every request
     guard_crawling()
+    without_assets()
     os.makedirs(os.path.join(db_folder, 'db'), exist_ok=True)
     if not db.setup():
         raise OSError('ChainerUI cannot open its database in ' + db_folder)
@@ -106,6 +114,26 @@ def open_app(db_folder, dirs):
             Project.create(path, folder)
     db.session.remove()
     return create_app()
+
+
+def without_assets():
+    """Turn off ChainerUI's assets, which our runs do not make: it reads
+    whatever path a result folder's .chainerui_assets names, any file the
+    server can read, and serves it."""
+    view = importlib.import_module('chainerui.views.result_asset')
+    view.collect_assets = lambda result, force=False: result
+
+
+def only_for_hosts(app, hosts):
+    """app, answering 403 to a request whose Host header is not one of
+    hosts: a web page that renames its own host to 127.0.0.1 (DNS
+    rebinding) cannot reach the dashboard through the user's browser."""
+    def checked(environ, start_response):
+        if environ.get('HTTP_HOST') in hosts:
+            return app(environ, start_response)
+        start_response('403 Forbidden', [('Content-Type', 'text/plain')])
+        return [b'dashboard: not for this Host\n']
+    return checked
 
 
 def guard_crawling():

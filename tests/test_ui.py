@@ -208,6 +208,29 @@ def test_a_cell_of_the_study_shows_each_seed_as_a_run(server):
             in run['args']
 
 
+def test_only_requests_for_this_host_are_answered(server):
+    url, _ = server
+    port = url.rsplit(':', 1)[1]
+    for host, status in (('localhost:' + port, 200),
+                         ('attacker.example:' + port, 403)):
+        request = urllib.request.Request(url + '/api/v1/projects',
+                                         headers={'Host': host})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.status == status
+        except urllib.error.HTTPError as error:
+            assert error.code == status
+
+
+def test_assets_are_off(runs, server):
+    """ChainerUI would serve any file that .chainerui_assets names."""
+    url, _ = server
+    (runs / 'rnn' / '.chainerui_assets').write_text(json.dumps(
+        [{'images': {'secret': '/etc/hostname'}}]))
+    assert get('{}/api/v1/projects/1/results/{}/assets'.format(
+        url, run_id(url, 'rnn'))) == {'assets': []}
+
+
 def run_id(url, name):
     """The id of the run in folder name, once the server has found it."""
     deadline = time.monotonic() + 60
