@@ -14,9 +14,11 @@ import sys
 import time
 import urllib.request
 
+# The page has filled its chart and table from the API.
+LOADED = "return document.querySelectorAll('.rt-tbody input').length > 1"
 # Tick validation/main/accuracy alone on the left y axis.
 SHOW_ACCURACY = """
-const axis = document.querySelector('.axis-configurator .card');
+const axis = document.querySelector('.axis-configurator');  // yAxis
 for (const label of axis.querySelectorAll('label')) {
   const box = label.querySelector('input');
   const key = label.textContent.trim();
@@ -38,11 +40,15 @@ def main(url, png):
             'capabilities': {'alwaysMatch': {'goog:chromeOptions': {
                 'binary': '/usr/bin/chromium', 'args': [
                     '--headless', '--no-sandbox', '--disable-gpu',
-                    '--window-size=1000,640']}}}})['sessionId']
+                    '--window-size=1280,900']}}}})['sessionId']
         call(session + '/url', {'url': url})
-        time.sleep(5)  # the page fills its chart from the API
+        deadline = time.monotonic() + 120
+        while not call(session + '/execute/sync', {
+                'script': LOADED, 'args': []}):
+            assert time.monotonic() < deadline, 'the page did not load'
+            time.sleep(1)
         call(session + '/execute/sync', {'script': SHOW_ACCURACY, 'args': []})
-        time.sleep(2)
+        time.sleep(2)  # the chart redraws
         with open(png, 'wb') as f:
             f.write(base64.b64decode(call(session + '/screenshot')))
         call(session, method='DELETE')

@@ -91,10 +91,10 @@ def get(url):
         return json.load(response)
 
 
-def post(url, body):
+def post(url, body, content_type='application/json'):
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), method='POST',
-        headers={'Content-Type': 'application/json'})
+        headers={'Content-Type': content_type})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 
@@ -258,6 +258,10 @@ def test_stop_and_take_snapshot_from_the_api_act_on_a_running_run(
         wait_for(str(out / 'log'), process)
         commands = '{}/api/v1/projects/1/results/{}/commands'.format(
             url, run_id(url, 'stopped'))
+        # What a web page may send elsewhere without asking (no JSON type).
+        with pytest.raises(urllib.error.HTTPError) as error:
+            post(commands, {'name': 'stop'}, content_type='text/plain')
+        assert error.value.code == 400
         post(commands, {'name': 'take_snapshot'})
         deadline = time.monotonic() + 60
         while command_responses(url, 'stopped') != [
