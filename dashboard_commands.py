@@ -126,7 +126,8 @@ class DashboardCommands(chainer.training.Extension):
         to come, (FAILURE, why) if it cannot be."""
         if schedule is None:
             return False
-        key, value = schedule.get('key'), schedule.get('value')
+        key, value = (schedule.get('key'), schedule.get('value')) \
+            if isinstance(schedule, dict) else (None, None)
         if key not in ('epoch', 'iteration') or not isinstance(value, int):
             return FAILURE, 'a schedule that is not an epoch or iteration'
         now = getattr(trainer.updater, key)

@@ -111,15 +111,19 @@ def test_adjusting_hyperparameters_is_refused_and_changes_nothing(
     assert_same_run(tmp_path, left_alone, 'lstm')
 
 
-def test_commands_from_before_the_run_or_past_their_time_are_not_run(
+def test_commands_from_before_the_run_past_their_time_or_odd_are_not_run(
         tmp_path, capsys):
+    odd = command('stop')
+    odd['request']['schedule'] = ['epoch', 1]
     send(tmp_path, command('stop', created_at='2020-01-01T00:00:00'),
-         command('stop', iteration=0))
+         command('stop', iteration=0), odd)
     train(tmp_path, '-e', '1')
     assert 'Stopped' not in capsys.readouterr().err
     assert responses(tmp_path) == [
         ('stop', ('FAILURE', 1, 'sent before this run started')),
-        ('stop', ('FAILURE', 1, 'iteration 0 had passed when it came'))]
+        ('stop', ('FAILURE', 1, 'iteration 0 had passed when it came')),
+        ('stop', ('FAILURE', 1,
+                  'a schedule that is not an epoch or iteration'))]
 
 
 GARBAGE = {
