@@ -108,9 +108,13 @@ $(UI_STAMP): requirements-ui.txt | $(STAMP)
 
 ui-setup: $(UI_STAMP)
 
-# `-`: Ctrl-C ends it with the dashboard's one line, not make's too.
+# Ctrl-C ends it with the dashboard's one line: make adds its own unless
+# the line is `-` and its shell survives (trap), so the dashboard's exit
+# status comes back on the next line.
 ui: ui-setup
-	-@$(BIN)/python dashboard.py --host $(UI_HOST) --port $(UI_PORT) $(UI_DIRS)
+	-@trap : INT; $(BIN)/python dashboard.py --host $(UI_HOST) \
+	  --port $(UI_PORT) $(UI_DIRS); echo $$? > $(VENV)/.ui-status
+	@exit "$$(cat $(VENV)/.ui-status)"
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) result .pytest_cache
