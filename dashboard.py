@@ -8,8 +8,8 @@ dashboard_commands.py). `make ui` installs what it needs and starts it.
 """
 import argparse
 import importlib
-import os
 import logging
+import os
 import re
 import signal
 import sys
@@ -36,6 +36,9 @@ def main(argv=None):
         parser.error('the dashboard needs ChainerUI, which is not installed '
                      '({}): run make ui, or .venv/bin/python -m pip install '
                      '-r requirements-ui.txt'.format(error))
+    if not 0 < args.port < 2 ** 16:
+        parser.error('--port must be from 1 to 65535 (got {})'.format(
+            args.port))
     for folder in args.dirs:
         if not os.path.isdir(folder):
             parser.error('{} is not a folder of runs: train one there '
@@ -48,12 +51,17 @@ def main(argv=None):
                 '{}:{}'.format('[::1]' if name == '::1' else name, args.port)
                 for name in LOOPBACK})
         server = gevent.pywsgi.WSGIServer((args.host, args.port), app,
-                                          log=None, error_log=None)
+                                          log=None)
         server.init_socket()
+    except KeyboardInterrupt:
+        cli.print_or_drop('Ctrl-C: stopped the dashboard before it served.',
+                          sys.stderr)
+        return 0
     except OSError as error:
-        parser.error('cannot serve on {}:{}: {} (choose another port with '
-                     '--port, or UI_PORT= with make ui)'.format(
-                         args.host, args.port, error.strerror or error))
+        parser.error('cannot serve on {}:{}: {} (choose another --port or '
+                     '--host; UI_PORT= or UI_HOST= with make ui)'.format(
+                         args.host, args.port, os.strerror(error.errno)
+                         if error.errno else error))
     stopped_by = []
 
     def stop(name):

@@ -313,6 +313,22 @@ def test_ctrl_c_stops_the_server_in_one_line(server):
     assert 'Traceback' not in err
 
 
+def test_a_port_in_use_is_one_line(runs, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        completed = subprocess.run(
+            [sys.executable, os.path.join(ROOT, 'dashboard.py'), '--port',
+             str(port), '--db', str(tmp_path), str(runs / 'rnn')],
+            capture_output=True, text=True, timeout=120)
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr == (
+        'dashboard.py: error: cannot serve on 127.0.0.1:{}: Address already '
+        'in use (choose another --port or --host; UI_PORT= or UI_HOST= with '
+        'make ui)\n'.format(port))
+
+
 def test_without_chainerui_the_dashboard_says_what_to_install(tmp_path):
     blocked = tmp_path / 'chainerui'
     blocked.mkdir()
