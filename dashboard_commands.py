@@ -96,7 +96,7 @@ class DashboardCommands(chainer.training.Extension):
         """Run the commands that are due and write their responses."""
         self._scheduled = []
         answered = False
-        for index, command in enumerate(commands):
+        for command in commands:
             request = command.get('request')
             if command.get('response') is not None or \
                     not isinstance(request, dict):
