@@ -21,7 +21,7 @@ TORCH_WHEELS ?= /opt/wheels
 TORCH_WHEEL := $(firstword $(wildcard $(TORCH_WHEELS)/torch-$(TORCH_VERSION)+cpu-cp$(subst .,,$(PYTHON_VERSION))-*.whl))
 BENCH_STAMP := $(BENCH_VENV)/.installed-python$(PYTHON_VERSION)
 
-.PHONY: setup run test lint results bench capacity capacity-from-nothing clean
+.PHONY: setup run test lint results bench capacity capacity-from-nothing ui ui-setup clean
 
 setup: $(STAMP)
 
@@ -97,6 +97,27 @@ capacity-from-nothing:
 	rm -f results/capacity/capacity.jsonl \
 	  $(foreach alpha,$(CAPACITY_ALPHAS),results/capacity_alpha/$(alpha)/capacity.jsonl)
 	$(MAKE) capacity
+
+# ChainerUI over the runs under UI_DIRS, on this machine alone unless
+# UI_HOST says otherwise (docs/ui.md). Its extras go into .venv.
+UI_DIRS ?= result
+UI_PORT ?= 5000
+UI_HOST ?= 127.0.0.1
+UI_STAMP := $(VENV)/.installed-ui
+
+$(UI_STAMP): requirements-ui.txt | $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-ui.txt
+	touch $@
+
+ui-setup: $(UI_STAMP)
+
+# Ctrl-C ends it with the dashboard's one line: make adds its own unless
+# the line is `-` and its shell survives (trap), so the dashboard's exit
+# status comes back on the next line.
+ui: ui-setup
+	-@trap : INT; $(BIN)/python dashboard.py --host $(UI_HOST) \
+	  --port $(UI_PORT) $(UI_DIRS); echo $$? > $(VENV)/.ui-status
+	@exit "$$(cat $(VENV)/.ui-status)"
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) result .pytest_cache

@@ -188,7 +188,8 @@ class Signals:
 
     @property
     def exit_status(self):
-        return 128 + self.received
+        # A stop that no signal asked for (the dashboard's) ends as SIGTERM.
+        return 128 + (self.received or signal.SIGTERM)
 
 
 def print_or_drop(text, stream=None):

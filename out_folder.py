@@ -15,7 +15,8 @@ own, side by side), nor any file the record does not name.
         .train_rnn/record.json   {"run": {"args": ..., "files": [...],
                                   "finished": ...}, "models": [...]}
         .train_rnn/NAME.tmp      NAME while it is written
-        args.json, log, loss.png, accuracy.png, cg.dot, cg.png,
+        args.json, args, .chainerui_commands, log, loss.png, accuracy.png,
+        cg.dot, cg.png,
         snapshot_iter_N          the current run's files
         ARCH_simple_sequence.model, ...   every finished run's model
 """
@@ -31,7 +32,10 @@ LOCK = 'lock'
 RECORD = 'record.json'
 # The names, besides snapshots, that a run writes.
 RUN_FILES = ('args.json', 'log', 'loss.png', 'accuracy.png', 'cg.dot',
-             'cg.png')
+             'cg.png', 'args', '.chainerui_commands')
+# ChainerUI's page writes it too: the run replaces it, but it is not the
+# run's (a run never removes it).
+SHARED_FILES = ('commands',)
 MODEL_SUFFIX = '_simple_sequence.model'
 TEMPORARY_SUFFIX = '.tmp'
 
@@ -148,8 +152,9 @@ class OutFolder:
     def _remove_temporaries(self):
         """Remove what writes cut short by a kill left in the private folder:
         the temporary of a file the record names (it names each before it
-        is written) or of the record itself, by its exact name."""
-        for name in self.recorded() | {RECORD}:
+        is written), of a shared file or of the record itself, by its exact
+        name."""
+        for name in self.recorded() | {RECORD} | set(SHARED_FILES):
             path = self._temporary(name)
             if os.path.lexists(path) and stat.S_ISREG(os.lstat(path).st_mode):
                 os.unlink(path)
@@ -284,6 +289,11 @@ class OutFolder:
         # it would count as another program's.
         files[:] = [other for other in files if other not in old]
         self._save_record()
+
+    def replace_shared(self, name, data):
+        """Replace one of SHARED_FILES, atomically, leaving it out of the
+        record."""
+        self._write(name, data)
 
     def write_model(self, name, data):
         """Write a finished run's model and record that the run finished."""

@@ -27,6 +27,7 @@ import numpy
 
 import cli
 from cli import UsageError
+from dashboard_commands import DashboardCommands
 import distributed
 from iterators import ParallelSequentialIterator
 from models import (
@@ -185,6 +186,8 @@ def build_trainer(args, ranks, folder=None):
         trainer.extend(PoolTrainingObservations(ranks.comm))
     if folder is not None:
         add_reports(trainer, args, folder.write)
+        trainer.extend(DashboardCommands(folder, run_arguments(args, ranks),
+                                         ranks.comm))
     return trainer
 
 

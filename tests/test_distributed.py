@@ -86,7 +86,8 @@ def test_two_ranks_train_as_one_process_with_the_whole_batch(
     # Rank 0 alone speaks and writes.
     assert completed.stdout.count('Saved the model') == 1
     assert sorted(os.listdir(str(out))) == sorted(
-        ['.train_rnn', 'accuracy.png', 'args.json', 'cg.dot',
+        ['.chainerui_commands', '.train_rnn', 'accuracy.png', 'args',
+         'args.json', 'cg.dot',
          'gru_simple_sequence.model', 'log', 'loss.png'] +
         ['snapshot_iter_{}'.format(15 * epoch) for epoch in range(1, 7)])
 

@@ -239,9 +239,10 @@ def test_a_fresh_run_replaces_a_finished_run_and_keeps_other_files(
             'in {} (its model rnn_simple_sequence.model stays).'.format(
                 tmp_path)) in capsys.readouterr().out.splitlines()
     assert sorted(os.listdir(str(tmp_path))) == [
-        '.train_rnn', 'accuracy.png', 'args.json', 'cg.dot',
-        'gru_simple_sequence.model', 'log', 'loss.png', 'notes.txt',
-        'rnn_simple_sequence.model', 'snapshot_iter_15']
+        '.chainerui_commands', '.train_rnn', 'accuracy.png', 'args',
+        'args.json', 'cg.dot', 'gru_simple_sequence.model', 'log',
+        'loss.png', 'notes.txt', 'rnn_simple_sequence.model',
+        'snapshot_iter_15']
 
 
 def test_every_architecture_keeps_its_model_side_by_side(tmp_path):

@@ -50,7 +50,8 @@ def test_a_short_run_writes_every_file(arch, fused, tmp_path):
     assert train_rnn.main(['-a', arch, '-o', out] + SMALL + flags) == 0
     # 1000 words / 2 streams / 5 steps = 100 updates in the epoch.
     assert sorted(os.listdir(out)) == sorted([
-        '.train_rnn', 'accuracy.png', 'args.json', 'cg.dot', 'log',
+        '.chainerui_commands', '.train_rnn', 'accuracy.png', 'args',
+        'args.json', 'cg.dot', 'log',
         'loss.png',
         'snapshot_iter_100', '{}_simple_sequence.model'.format(arch)])
     log = read_log(out)

@@ -1,0 +1,231 @@
+"""Serve ChainerUI over result folders: compare runs in the browser.
+
+Every folder under each DIR that holds a `log` is one run. The server
+listens on 127.0.0.1 unless --host says otherwise; its database (which
+folders are registered, the logs it has read) lives in --db. Runs of
+train_rnn.py answer the page's stop and take_snapshot (see
+dashboard_commands.py). `make ui` installs what it needs and starts it.
+"""
+import argparse
+import importlib
+import logging
+import os
+import re
+import signal
+import sys
+
+import cli
+import snapshots
+
+SNAPSHOT_NAME = re.compile(r'snapshot_iter_\d+')
+# ChainerUI stores each command's name, request and response.
+COMMAND_KEYS = {'name', 'request', 'response'}
+INT64 = 2 ** 63
+LOOPBACK = ('127.0.0.1', 'localhost', '::1')
+IGNORED = set()  # the versions of files said to be ignored
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        import chainerui  # noqa: F401
+        import gevent
+        import gevent.pywsgi
+    except ImportError as error:
+        parser.error('the dashboard needs ChainerUI, which is not installed '
+                     '({}): run make ui, or .venv/bin/python -m pip install '
+                     '-r requirements-ui.txt'.format(error))
+    if not 0 < args.port < 2 ** 16:
+        parser.error('--port must be from 1 to 65535 (got {})'.format(
+            args.port))
+    for folder in args.dirs:
+        if not os.path.isdir(folder):
+            parser.error('{} is not a folder of runs: train one there '
+                         'first, e.g. python train_rnn.py -o {}'.format(
+                             folder, os.path.join(folder, 'rnn')))
+    try:
+        app = open_app(args.db, args.dirs)
+        if args.host in LOOPBACK:
+            app = only_for_hosts(app, {
+                '{}:{}'.format('[::1]' if name == '::1' else name, args.port)
+                for name in LOOPBACK})
+        server = gevent.pywsgi.WSGIServer((args.host, args.port), app,
+                                          log=None)
+        server.init_socket()
+    except KeyboardInterrupt:
+        cli.print_or_drop('Ctrl-C: stopped the dashboard before it served.',
+                          sys.stderr)
+        return 0
+    except OSError as error:
+        parser.error('cannot serve on {}:{}: {} (choose another --port or '
+                     '--host; UI_PORT= or UI_HOST= with make ui)'.format(
+                         args.host, args.port, os.strerror(error.errno)
+                         if error.errno else error))
+    stopped_by = []
+
+    def stop(name):
+        stopped_by.append(name)
+        gevent.spawn(server.stop, timeout=1)
+
+    # In gevent's loop, which a KeyboardInterrupt would leave with a trace.
+    for number, name in ((signal.SIGINT, 'Ctrl-C'),
+                         (signal.SIGTERM, 'SIGTERM')):
+        gevent.signal_handler(number, stop, name)
+    cli.print_or_drop('ChainerUI on http://{}:{}/ over {} (Ctrl-C to stop)'
+                      .format(args.host, args.port, ', '.join(args.dirs)),
+                      sys.stdout)
+    server.serve_forever()
+    cli.print_or_drop('{}: stopped the dashboard.'.format(stopped_by[0]),
+                      sys.stderr)
+    return 0
+
+
+def build_parser():
+    parser = cli.ArgumentParser(
+        prog='dashboard.py', description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('dirs', nargs='+', metavar='DIR',
+                        help='a folder of runs: each folder under it that '
+                        'holds a log is one run')
+    parser.add_argument('--host', default='127.0.0.1',
+                        help='the address to listen on (default: '
+                        '%(default)s, this machine alone)')
+    parser.add_argument('--port', '-p', type=int, default=5000,
+                        help='the port (default: %(default)s)')
+    parser.add_argument('--db', default=os.path.join(sys.prefix, 'chainerui'),
+                        help='ChainerUI\'s folder, for its database (default: '
+                        'chainerui in the environment, %(default)s)')
+    return parser
+
+
+def open_app(db_folder, dirs):
+    """ChainerUI's Flask app over a database in db_folder, made or brought
+    up to date, with each of dirs registered as a project."""
+    os.environ['CHAINERUI_ROOT'] = os.path.abspath(db_folder)
+    from chainerui.database import db
+    from chainerui.logging import set_loglevel
+    from chainerui.models.project import Project
+    from chainerui.server import create_app
+
+    set_loglevel(logging.WARNING)  # not a line for every request
+    guard_crawling()
+    without_assets()
+    os.makedirs(os.path.join(db_folder, 'db'), exist_ok=True)
+    if not db.setup():
+        raise OSError('ChainerUI cannot open its database in ' + db_folder)
+    db.upgrade()
+    for folder in dirs:
+        path = os.path.abspath(folder)
+        if db.session.query(Project).filter_by(path_name=path).first() \
+                is None:
+            Project.create(path, folder)
+    db.session.remove()
+    return create_app()
+
+
+def without_assets():
+    """Turn off ChainerUI's assets, which our runs do not make: it reads
+    whatever path a result folder's .chainerui_assets names, any file the
+    server can read, and serves it."""
+    view = importlib.import_module('chainerui.views.result_asset')
+    view.collect_assets = lambda result, force=False: result
+
+
+def only_for_hosts(app, hosts):
+    """app, answering 403 to a request whose Host header is not one of
+    hosts: a web page that renames its own host to 127.0.0.1 (DNS
+    rebinding) cannot reach the dashboard through the user's browser."""
+    def checked(environ, start_response):
+        if environ.get('HTTP_HOST') in hosts:
+            return app(environ, start_response)
+        start_response('403 Forbidden', [('Content-Type', 'text/plain')])
+        return [b'dashboard: not for this Host\n']
+    return checked
+
+
+def guard_crawling():
+    """Make ChainerUI read a run's files through checks of ours.
+
+    ChainerUI lists every run of a project in one request, and a `log`,
+    `commands` or `.chainerui_conf` of an unexpected shape, or a file named
+    like a snapshot that is not one, raised there: one crafted folder
+    emptied the page of every run. Here such a file reads as empty, with
+    one line on stderr.
+    """
+    # The module: chainerui.tasks.crawl_result names its function.
+    crawl_module = importlib.import_module('chainerui.tasks.crawl_result')
+
+    def crawl_result_path(result_path, include_log):
+        if not os.path.isdir(result_path):
+            return {'logs': [], 'args': [], 'commands': [], 'snapshots': []}
+        return {
+            'logs': read_json(result_path, 'log', is_log)
+            if include_log else [],
+            'args': read_json(result_path, 'args', is_object),
+            'commands': read_json(result_path, 'commands', is_commands),
+            'snapshots': sorted(name for name in os.listdir(result_path)
+                                if SNAPSHOT_NAME.fullmatch(name))}
+
+    def update_to_default_name(result):
+        conf = read_json(result.path_name, '.chainerui_conf', is_object)
+        if conf and isinstance(conf.get('default_result_name'), str):
+            result.name = conf['default_result_name']
+
+    crawl_module.crawl_result_path = crawl_result_path
+    crawl_module._update_to_default_name = update_to_default_name
+
+
+def read_json(folder, name, fits):
+    """The JSON value of folder/name if fits(value); else [], with one line
+    on stderr for each version of a file that is there but does not fit."""
+    path = os.path.join(folder, name)
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return []
+    try:
+        with snapshots.open_regular_file(path) as f:
+            value = snapshots.parse_json(
+                f.read().decode('utf-8', 'replace'), path)
+        if fits(value):
+            return value
+        problem = '{}: not what ChainerUI reads there'.format(path)
+    except snapshots.FileError as error:
+        problem = str(error)
+    version = path, status.st_ino, status.st_size, status.st_mtime_ns
+    if version not in IGNORED:  # once, not at every crawl
+        IGNORED.add(version)
+        cli.print_or_drop('dashboard: ignored {}'.format(problem), sys.stderr)
+    return []
+
+
+def is_log(value):
+    """A list of entries, each of names to numbers, as LogReport writes."""
+    return isinstance(value, list) and all(
+        isinstance(entry, dict) and all(
+            is_number(item) for item in entry.values())
+        for entry in value)
+
+
+def is_number(value):
+    return isinstance(value, float) or isinstance(value, int) and \
+        -INT64 <= value < INT64
+
+
+def is_object(value):
+    return isinstance(value, dict)
+
+
+def is_commands(value):
+    """A list of commands as ChainerUI's server writes them."""
+    return isinstance(value, list) and all(
+        isinstance(command, dict) and set(command) <= COMMAND_KEYS and
+        isinstance(command.get('name'), str) and all(
+            isinstance(command.get(key), (dict, type(None)))
+            for key in ('request', 'response'))
+        for command in value)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

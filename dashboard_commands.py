@@ -1,0 +1,182 @@
+"""The commands of ChainerUI's page, answered by every run of train_rnn.py.
+
+The page's server appends each command to the run's `commands` file, a JSON
+list of {name, request, response}, and shows the response the run writes
+there. ChainerUI's own CommandsExtension answers take_snapshot with
+Chainer's pickle snapshot and stop by swapping the stop trigger; this one
+answers as the run does on SIGTERM: stop ends the run at the end of the
+current update with our snapshot, take_snapshot writes our snapshot, and
+adjust_hyperparams is refused, since a snapshot would not hold the change
+and a resumed run would not be exact. A file it cannot read is ignored,
+with one line.
+"""
+import datetime
+import json
+import os
+import sys
+import time
+
+import chainer_compat  # noqa: F401  (must precede chainer)
+
+import chainer
+
+import cli
+import snapshots
+
+COMMANDS = 'commands'
+# Where ChainerUI's server looks to see whether a run would answer.
+STATE = '.chainerui_commands'
+# ChainerUI's names for a run's arguments.
+ARGS = 'args'
+POLL_SECONDS = 1.0
+MAX_COMMANDS_BYTES = 2 ** 20
+SUCCESS, FAILURE = 'SUCCESS', 'FAILURE'
+
+
+class DashboardCommands(chainer.training.Extension):
+    """Polls OUT/commands at most once a second and answers what is new.
+
+    folder: the run's out_folder.OutFolder. run_args: what snapshots
+    record. comm: a ChainerMN communicator, whose ranks a take_snapshot
+    from rank 0 alone cannot gather: refused there (stop works).
+    """
+
+    trigger = 1, 'iteration'
+    # After every other extension, the Snapshot's too, so that a snapshot
+    # it takes holds the whole update, as the one after a stop does.
+    priority = -200
+
+    def __init__(self, folder, run_args, comm=None):
+        self.folder = folder
+        self.run_args = run_args
+        self.comm = comm
+        self.path = os.path.join(folder.path, COMMANDS)
+        self._next_poll = 0.0
+        self._seen = None  # the commands file's stat when last read
+        self._scheduled = []  # (key, value) of the commands yet to come
+
+    def initialize(self, trainer):
+        self.folder.write(ARGS, to_json(self.run_args))
+        self.folder.write(STATE, to_json({'job_status': 'running'}))
+        self._started = datetime.datetime.now().isoformat()
+
+    def finalize(self):
+        try:
+            self.folder.write(STATE, to_json({'job_status': 'stopped'}))
+        except OSError:
+            pass  # the error that ended the run, if any, is reported
+
+    def __call__(self, trainer):
+        now = time.monotonic()
+        if now >= self._next_poll or any(
+                getattr(trainer.updater, key) >= value
+                for key, value in self._scheduled):
+            self._next_poll = now + POLL_SECONDS
+            self.poll(trainer)
+
+    def poll(self, trainer):
+        """Read the commands file if it changed, and answer what is due."""
+        try:
+            status = os.stat(self.path)
+        except OSError:
+            return
+        seen = status.st_ino, status.st_size, status.st_mtime_ns
+        if seen == self._seen and not self._scheduled:
+            return
+        self._seen = seen
+        try:
+            commands = read_commands(self.path)
+        except snapshots.FileError as error:
+            cli.print_or_drop('dashboard: ignored {}'.format(error),
+                              sys.stderr)
+            return
+        self.answer(trainer, commands)
+
+    def answer(self, trainer, commands):
+        """Run the commands that are due and write their responses."""
+        self._scheduled = []
+        answered = False
+        for command in commands:
+            request = command.get('request')
+            if command.get('response') is not None or \
+                    not isinstance(request, dict):
+                continue
+            if str(request.get('created_at', '')) < self._started:
+                status, body = FAILURE, 'sent before this run started'
+            else:
+                due = self.due(trainer, request.get('schedule'))
+                if due is None:
+                    continue
+                status, body = due or self.run(trainer, command['name'],
+                                               request.get('body'))
+            command['response'] = {
+                'executed_at': datetime.datetime.now().isoformat(),
+                'epoch': trainer.updater.epoch,
+                'iteration': trainer.updater.iteration,
+                'elapsed_time': trainer.elapsed_time,
+                'status': status, 'body': {'message': body}}
+            answered = True
+        if answered:
+            self.folder.replace_shared(COMMANDS, to_json(commands))
+
+    def due(self, trainer, schedule):
+        """False if a command with this schedule is due now, None if it is
+        to come, (FAILURE, why) if it cannot be."""
+        if schedule is None:
+            return False
+        key, value = (schedule.get('key'), schedule.get('value')) \
+            if isinstance(schedule, dict) else (None, None)
+        if key not in ('epoch', 'iteration') or not isinstance(value, int):
+            return FAILURE, 'a schedule that is not an epoch or iteration'
+        now = getattr(trainer.updater, key)
+        if now < value:
+            self._scheduled.append((key, value))
+            return None
+        if now > value:
+            return FAILURE, '{} {} had passed when it came'.format(key, value)
+        return False
+
+    def run(self, trainer, name, body):
+        """(status, message) of one command, said in one line too."""
+        if name == 'stop':
+            trainer.stop_trigger.request()
+            status, message = SUCCESS, 'stopping after this update to ' \
+                'write a snapshot'
+        elif name == 'take_snapshot' and self.comm is not None:
+            status, message = FAILURE, 'take_snapshot needs every MPI ' \
+                'rank: stop, then resume with -r'
+        elif name == 'take_snapshot':
+            snapshots.save_snapshot(trainer, self.run_args, self.folder.write)
+            status, message = SUCCESS, 'wrote {}'.format(
+                snapshots.snapshot_name(trainer.updater.iteration))
+        elif name == 'adjust_hyperparams':
+            status, message = FAILURE, 'refused: a snapshot would not hold ' \
+                'the change, so a resumed run would not be exact; stop, and ' \
+                'start a run with other arguments'
+        else:
+            status, message = FAILURE, 'unknown command {!r}: ' \
+                'ignored'.format(name)
+        cli.print_or_drop('dashboard: {} at iteration {}: {}'.format(
+            name if isinstance(name, str) else 'a command',
+            trainer.updater.iteration, message), sys.stderr)
+        return status, message
+
+
+def read_commands(path):
+    """The list of commands in path; FileError unless it is one."""
+    with snapshots.open_regular_file(path) as f:
+        data = f.read(MAX_COMMANDS_BYTES + 1)
+    if len(data) > MAX_COMMANDS_BYTES:
+        raise snapshots.FileError('{} is larger than {} bytes'.format(
+            path, MAX_COMMANDS_BYTES))
+    commands = snapshots.parse_json(data.decode('utf-8', 'replace'), path)
+    if not (isinstance(commands, list) and all(
+            isinstance(command, dict) and 'name' in command
+            for command in commands)):
+        raise snapshots.FileError('{}: not a list of ChainerUI commands'
+                                  .format(path))
+    return commands
+
+
+def to_json(value):
+    return json.dumps(value, indent=4, sort_keys=True)

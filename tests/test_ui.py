@@ -1,0 +1,344 @@
+"""The dashboard: ChainerUI served by dashboard.py, read in headless Chromium.
+
+They need requirements-ui.txt in the environment and Debian's chromium:
+skipped without them, except in CI (CI=true), where that fails.
+"""
+import html.parser
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import cli
+import snapshots
+from study import dashboard
+import train_rnn
+
+from helpers import ROOT, wait_for
+from test_reliability import TINY, assert_same_run, train
+from test_study_dashboard import record, write_records
+
+CHROMIUM = shutil.which('chromium')
+
+
+def need(missing):
+    """Skip with the reason, or fail in CI, where nothing may be skipped."""
+    if os.environ.get('CI') == 'true':
+        pytest.fail(missing + ', which CI must have (see .ci/run)')
+    pytest.skip(missing)
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+    """A folder of two short runs, rnn and lstm, a crafted one, and a cell
+    of the study with two seeds."""
+    try:
+        import chainerui  # noqa: F401
+    except ImportError:
+        need('ChainerUI is not installed (pip install -r '
+             'requirements-ui.txt)')
+    folder = tmp_path_factory.mktemp('runs')
+    for arch in ('rnn', 'lstm'):
+        train(folder / arch, '-a', arch, '-e', '2')
+    crafted = folder / 'crafted'
+    crafted.mkdir()
+    for name, text in (('log', '[{"epoch": "one"}, 3]'), ('args', '[1, 2]'),
+                       ('commands', '"stop"'), ('.chainerui_conf', '[]'),
+                       ('snapshot_iter_1e5', '')):
+        (crafted / name).write_text(text)
+    records = write_records(folder / 'capacity.jsonl', record(seed=0),
+                            record(seed=1))
+    assert dashboard.main([records, str(folder / 'study')]) == 0
+    return folder
+
+
+@pytest.fixture(scope='module')
+def server(runs, tmp_path_factory):
+    """(base URL, process) of dashboard.py over runs, on a free port."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, 'dashboard.py'), '--port',
+         str(port), '--db', str(tmp_path_factory.mktemp('db')), str(runs)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = 'http://127.0.0.1:{}'.format(port)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            get(url + '/api/v1/projects')
+            break
+        except OSError:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    yield url, process
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.load(response)
+
+
+def post(url, body, content_type='application/json'):
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method='POST',
+        headers={'Content-Type': content_type})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def results(url):
+    return {os.path.basename(result['pathName']): result for result in
+            get(url + '/api/v1/projects/1/results')['results']}
+
+
+class Table(html.parser.HTMLParser):
+    """The rows of the page's results table: lists of cell texts, a name
+    cell's text being its input's placeholder (the run's folder)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows = []
+        self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get('role') == 'row':
+            self.rows.append([])
+        elif attrs.get('role') in ('gridcell', 'columnheader') and \
+                self.rows:
+            self._cell = []
+            self.rows[-1].append(self._cell)
+        elif tag == 'input' and self._cell is not None and \
+                'placeholder' in attrs:
+            self._cell.append(attrs['placeholder'])
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def table(self):
+        """[{column: text}] of the rows that name something, under the
+        header that has a name column; [] without one."""
+        rows = [[''.join(cell).strip() for cell in row] for row in self.rows]
+        header = next((row for row in rows if 'name' in row), [])
+        return [dict(zip(header, row)) for row in rows
+                if row is not header and len(row) == len(header) and
+                row[header.index('name')]]
+
+
+def rendered_table(url, profile):
+    """The results table of url as headless Chromium renders it."""
+    if CHROMIUM is None:
+        need('no chromium on this machine (apt-get install chromium)')
+    for _ in range(3):  # the page fills its table from the API
+        page = subprocess.run(
+            [CHROMIUM, '--headless', '--no-sandbox', '--disable-gpu',
+             '--user-data-dir=' + str(profile), '--virtual-time-budget=15000',
+             '--dump-dom', url], capture_output=True, text=True, timeout=180)
+        assert page.returncode == 0, page.stderr
+        parser = Table()
+        parser.feed(page.stdout)
+        rows = parser.table()
+        if len(rows) >= 2:
+            return rows
+    raise AssertionError('no results table in ' + url)
+
+
+def final_entry(folder):
+    with open(os.path.join(str(folder), 'log')) as f:
+        return json.load(f)[-1]
+
+
+def test_the_page_shows_both_runs_and_their_final_accuracy(runs, server,
+                                                           tmp_path):
+    url, _ = server
+    rows = {row['name']: row for row in rendered_table(
+        url + '/projects/1', tmp_path)}
+    assert {'rnn', 'lstm', 'study/gru_vocab5_bproplen20/seed0'} <= set(rows)
+    for arch in ('rnn', 'lstm'):
+        final = final_entry(runs / arch)
+        for key in ('validation/main/accuracy',
+                    'validation/main/boundary_accuracy', 'epoch'):
+            assert float(rows[arch][key]) == final[key]
+
+
+def test_the_api_gives_every_run_its_arguments_and_whole_log(runs, server):
+    url, _ = server
+    found = results(url)
+    for arch in ('rnn', 'lstm'):
+        with open(str(runs / arch / 'log')) as f:
+            assert [entry['logDict'] for entry in found[arch]['logs']] == \
+                json.load(f)
+        arguments = {item['key']: item['value']
+                     for item in found[arch]['args']}
+        assert arguments['arch'] == arch and arguments['unit'] == '6'
+
+
+def test_crafted_files_of_one_run_leave_the_others_whole(server):
+    url, process = server
+    crafted = results(url)['crafted']
+    assert (crafted['logs'], crafted['args'], crafted['commands'],
+            crafted['snapshots'], crafted['name']) == ([], [], [], [], None)
+    assert len(results(url)['rnn']['logs']) == 2
+
+
+def test_a_cell_of_the_study_shows_each_seed_as_a_run(server):
+    url, _ = server
+    found = results(url)
+    for seed in (0, 1):
+        run = found['seed{}'.format(seed)]
+        assert run['pathName'].endswith('study/gru_vocab5_bproplen20/seed{}'
+                                        .format(seed))
+        assert [(log['logDict']['iteration'], log['logDict']['accuracy'])
+                for log in run['logs']] == [(100, 0.5), (200, 1.0)]
+        assert {'key': 'seed', 'value': str(seed), 'resultId': run['id']} \
+            in run['args']
+
+
+def test_only_requests_for_this_host_are_answered(server):
+    url, _ = server
+    port = url.rsplit(':', 1)[1]
+    for host, status in (('localhost:' + port, 200),
+                         ('attacker.example:' + port, 403)):
+        request = urllib.request.Request(url + '/api/v1/projects',
+                                         headers={'Host': host})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.status == status
+        except urllib.error.HTTPError as error:
+            assert error.code == status
+
+
+def test_assets_are_off(runs, server):
+    """ChainerUI would serve any file that .chainerui_assets names."""
+    url, _ = server
+    (runs / 'rnn' / '.chainerui_assets').write_text(json.dumps(
+        [{'images': {'secret': '/etc/hostname'}}]))
+    assert get('{}/api/v1/projects/1/results/{}/assets'.format(
+        url, run_id(url, 'rnn'))) == {'assets': []}
+
+
+def run_id(url, name):
+    """The id of the run in folder name, once the server has found it."""
+    deadline = time.monotonic() + 60
+    while name not in results(url):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    return results(url)[name]['id']
+
+
+def command_responses(url, name):
+    return [(command['name'], command['response'] and
+             command['response']['status'])
+            for command in results(url)[name]['commands']]
+
+
+def test_stop_and_take_snapshot_from_the_api_act_on_a_running_run(
+        runs, server, tmp_path):
+    url, _ = server
+    out = runs / 'stopped'
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, 'train_rnn.py'), '-o', str(out),
+         '-a', 'lstm', '-e', '200'] + TINY,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(str(out / 'log'), process)
+        commands = '{}/api/v1/projects/1/results/{}/commands'.format(
+            url, run_id(url, 'stopped'))
+        # What a web page may send elsewhere without asking (no JSON type).
+        with pytest.raises(urllib.error.HTTPError) as error:
+            post(commands, {'name': 'stop'}, content_type='text/plain')
+        assert error.value.code == 400
+        post(commands, {'name': 'take_snapshot'})
+        deadline = time.monotonic() + 60
+        while command_responses(url, 'stopped') != [
+                ('take_snapshot', 'SUCCESS')]:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.2)
+        post(commands, {'name': 'stop'})
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, err
+    assert 'Traceback' not in err
+    taken = int(err.split('dashboard: take_snapshot at iteration ')[1]
+                .split(':')[0])
+    stopped = int(err.split('Stopped at iteration ')[1].split()[0])
+    assert 15 <= taken < stopped < 3000
+    # Both are ours; the run resumes from the stop exactly.
+    for iteration in (taken, stopped):
+        path, _, run_args = snapshots.read_snapshot(
+            snapshots.snapshot_path(str(out), iteration))
+        assert run_args['epoch'] == 200
+    epochs = stopped // 15 + 1
+    assert train_rnn.main(['-r', str(out), '-e', str(epochs)]) == 0
+    train(tmp_path, '-a', 'lstm', '-e', str(epochs))
+    assert_same_run(out, tmp_path, 'lstm')
+    assert command_responses(url, 'stopped') == [
+        ('take_snapshot', 'SUCCESS'), ('stop', 'SUCCESS')]
+
+
+def test_a_finished_run_refuses_commands(server):
+    url, _ = server
+    with pytest.raises(urllib.error.HTTPError) as error:
+        post('{}/api/v1/projects/1/results/{}/commands'.format(
+            url, run_id(url, 'rnn')), {'name': 'stop'})
+    assert error.value.code == 400
+    assert json.load(error.value) == {
+        'message': 'The target training job has already stopped'}
+
+
+def test_ctrl_c_stops_the_server_in_one_line(server):
+    url, process = server
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert out == 'ChainerUI on {}/ over {} (Ctrl-C to stop)\n'.format(
+        url, process.args[-1])
+    assert err.splitlines()[-1] == 'Ctrl-C: stopped the dashboard.'
+    assert 'Traceback' not in err
+
+
+def test_a_port_in_use_is_one_line(runs, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        completed = subprocess.run(
+            [sys.executable, os.path.join(ROOT, 'dashboard.py'), '--port',
+             str(port), '--db', str(tmp_path), str(runs / 'rnn')],
+            capture_output=True, text=True, timeout=120)
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr == (
+        'dashboard.py: error: cannot serve on 127.0.0.1:{}: Address already '
+        'in use (choose another --port or --host; UI_PORT= or UI_HOST= with '
+        'make ui)\n'.format(port))
+
+
+def test_without_chainerui_the_dashboard_says_what_to_install(tmp_path):
+    blocked = tmp_path / 'chainerui'
+    blocked.mkdir()
+    (blocked / '__init__.py').write_text('raise ImportError("blocked")')
+    completed = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'dashboard.py'), str(tmp_path)],
+        env=dict(os.environ, PYTHONPATH=str(tmp_path)), capture_output=True,
+        text=True, timeout=120)
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr == (
+        'dashboard.py: error: the dashboard needs ChainerUI, which is not '
+        'installed (blocked): run make ui, or .venv/bin/python -m pip install '
+        '-r requirements-ui.txt\n')
