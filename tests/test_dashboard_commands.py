@@ -70,23 +70,24 @@ def test_stop_ends_the_update_with_a_snapshot_that_resumes_exactly(
 
 def test_take_snapshot_writes_ours_and_the_run_goes_on(left_alone, tmp_path,
                                                        capsys):
-    send(tmp_path, command('take_snapshot', iteration=7))
+    # Between the epochs' snapshots 15 and 30: among the last two kept.
+    send(tmp_path, command('take_snapshot', iteration=22))
     train(tmp_path, '-a', 'lstm', '-e', '2')
-    assert 'dashboard: take_snapshot at iteration 7: wrote snapshot_iter_7' \
-        in capsys.readouterr().err
+    assert 'dashboard: take_snapshot at iteration 22: wrote ' \
+        'snapshot_iter_22' in capsys.readouterr().err
     assert responses(tmp_path) == [('take_snapshot', (
-        'SUCCESS', 7, 'wrote snapshot_iter_7'))]
+        'SUCCESS', 22, 'wrote snapshot_iter_22'))]
+    assert not (tmp_path / 'snapshot_iter_15').exists()
     assert_same_run(tmp_path, left_alone, 'lstm')
     # Ours: the run's arguments inside, and nothing that needs pickle.
-    path, arrays, run_args = snapshots.read_snapshot(
-        str(tmp_path / 'snapshot_iter_7'))
-    assert run_args['arch'] == 'lstm' and int(arrays['updater/iteration']) \
-        == 7
+    path, run_args = snapshots.read_snapshot(
+        str(tmp_path / 'snapshot_iter_22'))
+    assert run_args['arch'] == 'lstm'
     with numpy.load(path, allow_pickle=False) as npz:
-        assert sorted(npz.files) == sorted(arrays)
-    # It resumes exactly, from the middle of the first epoch.
-    for name in ('snapshot_iter_15', 'snapshot_iter_30',
-                 'lstm_simple_sequence.model'):
+        arrays = {name: npz[name] for name in npz.files}
+    assert int(arrays['updater/iteration']) == 22
+    # It resumes exactly, from the middle of the second epoch.
+    for name in ('snapshot_iter_30', 'lstm_simple_sequence.model'):
         os.unlink(str(tmp_path / name))
     assert train_rnn.main(['-r', path]) == 0
     assert_same_run(tmp_path, left_alone, 'lstm')

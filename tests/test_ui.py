@@ -252,7 +252,7 @@ def test_stop_and_take_snapshot_from_the_api_act_on_a_running_run(
     out = runs / 'stopped'
     process = subprocess.Popen(
         [sys.executable, os.path.join(ROOT, 'train_rnn.py'), '-o', str(out),
-         '-a', 'lstm', '-e', '200'] + TINY,
+         '-a', 'lstm', '-e', '200', '--keep-snapshots', '0'] + TINY,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(str(out / 'log'), process)
@@ -281,12 +281,13 @@ def test_stop_and_take_snapshot_from_the_api_act_on_a_running_run(
     assert 15 <= taken < stopped < 3000
     # Both are ours; the run resumes from the stop exactly.
     for iteration in (taken, stopped):
-        path, _, run_args = snapshots.read_snapshot(
+        _, run_args = snapshots.read_snapshot(
             snapshots.snapshot_path(str(out), iteration))
         assert run_args['epoch'] == 200
     epochs = stopped // 15 + 1
     assert train_rnn.main(['-r', str(out), '-e', str(epochs)]) == 0
-    train(tmp_path, '-a', 'lstm', '-e', str(epochs))
+    train(tmp_path, '-a', 'lstm', '-e', str(epochs), '--keep-snapshots',
+          '0')
     assert_same_run(out, tmp_path, 'lstm')
     assert command_responses(url, 'stopped') == [
         ('take_snapshot', 'SUCCESS'), ('stop', 'SUCCESS')]
