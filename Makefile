@@ -48,7 +48,7 @@ run: setup
 	$(BIN)/python train_rnn.py -a rnn
 
 test: setup lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/python -m flake8
