@@ -165,6 +165,16 @@ def panels(summary, height=3.2):
     return figure, axes, bproplens
 
 
+def panel_lines(summary, axes, bproplens):
+    """(ax, arch, [(vocab, entry)]): each architecture's line, in the panel
+    of its bproplen."""
+    lines = lines_of(summary)
+    for ax, bproplen in zip(axes, bproplens):
+        for (arch, b), cells in lines.items():
+            if b == bproplen:
+                yield ax, arch, cells
+
+
 def legend_below(figure, axes):
     """The architectures' legend under the panels, off the data."""
     entries = {}
@@ -180,15 +190,13 @@ def plot_share(summary, path):
     """capacity_share.png: share learned against N, Wilson 95% bands."""
     figure, axes, bproplens = panels(summary)
     color = colors(summary)
-    for ax, bproplen in zip(axes, bproplens):
-        for (arch, b), cells in lines_of(summary).items():
-            if b != bproplen:
-                continue
-            x = [vocab for vocab, _ in cells]
-            ax.plot(x, [entry['share'] for _, entry in cells], marker='o',
-                    markersize=3, color=color[arch], label=arch)
-            ax.fill_between(x, *zip(*(entry['wilson'] for _, entry in cells)),
-                            color=color[arch], alpha=0.15, linewidth=0)
+    for ax, arch, cells in panel_lines(summary, axes, bproplens):
+        x = [vocab for vocab, _ in cells]
+        ax.plot(x, [entry['share'] for _, entry in cells], marker='o',
+                markersize=3, color=color[arch], label=arch)
+        ax.fill_between(x, *zip(*(entry['wilson'] for _, entry in cells)),
+                        color=color[arch], alpha=0.15, linewidth=0)
+    for ax in axes:
         ax.axhline(0.5, color='gray', linestyle='--', linewidth=1)
         ax.set_ylim(-0.03, 1.03)
     axes[0].set_ylabel('share of runs that learned')
@@ -204,23 +212,20 @@ def plot_tokens(summary, records, path):
     figure, axes, bproplens = panels(summary)
     color = colors(summary)
     cap = max(record['settings']['tokens'] for record in records)
+    for ax, arch, cells in panel_lines(summary, axes, bproplens):
+        cells = [(vocab, entry) for vocab, entry in cells
+                 if entry['median'] < math.inf]
+        if not cells:
+            continue
+        median = numpy.array([entry['median'] for _, entry in cells])
+        low, high = (numpy.minimum([entry['median_interval'][side]
+                                    for _, entry in cells], cap)
+                     for side in (0, 1))
+        ax.errorbar([vocab for vocab, _ in cells], median,
+                    yerr=numpy.vstack([median - low, high - median]),
+                    marker='o', markersize=3, capsize=2, color=color[arch],
+                    label=arch)
     for ax, bproplen in zip(axes, bproplens):
-        for (arch, b), cells in lines_of(summary).items():
-            if b != bproplen:
-                continue
-            cells = [(vocab, entry) for vocab, entry in cells
-                     if entry['median'] < math.inf]
-            if not cells:
-                continue
-            x = [vocab for vocab, _ in cells]
-            median = numpy.array([entry['median'] for _, entry in cells])
-            low, high = (numpy.minimum([entry['median_interval'][side]
-                                        for _, entry in cells], cap)
-                         for side in (0, 1))
-            errors = numpy.vstack([median - low, high - median])
-            ax.errorbar(x, median, yerr=errors,
-                        marker='o', markersize=3, capsize=2,
-                        color=color[arch], label=arch)
         for record in records:
             if record['bproplen'] == bproplen and has_learned(record):
                 ax.plot(record['vocab'], record['learned_tokens'],
