@@ -132,7 +132,9 @@ def check_record(record):
         value = record.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ValueError('{} is {!r}'.format(key, value))
-    learned = record.get('learned_tokens', 0)
+    if 'learned_tokens' not in record:
+        raise ValueError('no learned_tokens: a record of an older sweep')
+    learned = record['learned_tokens']
     if learned is not None and (not isinstance(learned, int) or
                                 isinstance(learned, bool) or
                                 not 1 <= learned <= record['tokens']):

@@ -207,3 +207,14 @@ def test_a_sweep_into_a_closed_pipe_still_writes_its_records_and_report(
     assert (completed.returncode, completed.stderr) == (0, '')
     assert len(records(tmp_path)) == 2
     assert (tmp_path / 'capacity.md').exists()
+
+
+def test_a_record_of_the_older_sweep_is_named_as_such(tiny_sweep):
+    record = records(tiny_sweep)[0]
+    del record['learned_tokens']
+    with pytest.raises(ValueError, match='no learned_tokens: a record of an '
+                       'older sweep'):
+        records_module.check_record(record)
+    record['learned_tokens'] = record['tokens'] + 1
+    with pytest.raises(ValueError, match='learned_tokens is'):
+        records_module.check_record(record)
