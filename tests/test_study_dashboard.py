@@ -11,7 +11,7 @@ def record(arch='gru', vocab=5, bproplen=20, seed=0, **more):
     """A record as study.sweep writes it, cut to what the export reads, plus
     fields it must not mind."""
     return dict({'arch': arch, 'vocab': vocab, 'bproplen': bproplen,
-                 'seed': seed, 'converged_at': None, 'settings': {
+                 'seed': seed, 'learned_tokens': None, 'settings': {
                      'alpha': 0.001, 'batchsize': 10, 'arch': 'not this'},
                  'new_field': {'nested': [1]}, 'history': [
                      {'updates': 100, 'tokens': 20000, 'accuracy': 0.5,
@@ -42,7 +42,7 @@ def test_each_run_becomes_a_folder_of_its_cell(tmp_path, capsys):
          'accuracy': 1.0, 'exact_period': 1.0}]
     assert json.loads((cell / 'seed1' / 'args').read_text()) == {
         'arch': 'gru', 'vocab': 5, 'bproplen': 20, 'seed': 1,
-        'converged_at': None, 'alpha': 0.001, 'batchsize': 10}
+        'learned_tokens': None, 'alpha': 0.001, 'batchsize': 10}
     assert (tmp_path / 'ui' / 'rnn_vocab10_bproplen20' / 'seed0' /
             'log').exists()
 
