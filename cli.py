@@ -166,10 +166,12 @@ class Signals:
             self.received = agreed
         return agreed
 
-    def say(self, message, file=None):
-        """Print message, to stderr unless file says otherwise."""
-        if message and not self.quiet:
-            print_or_drop(message, file or sys.stderr)
+    def say(self, message, stdout=False):
+        """Print message, to stderr unless stdout; nowhere if Python started
+        with that stream closed."""
+        stream = sys.stdout if stdout else sys.stderr
+        if message and not self.quiet and stream is not None:
+            print_or_drop(message, stream)
 
     def _handle(self, number, frame):
         if self.received is None:
@@ -194,12 +196,15 @@ class Signals:
 
 def print_or_drop(text, stream=None):
     """Print text to stream (default: stdout); if the reader has gone (a
-    closed pipe, as with `| head`), drop it and all later output, and let
-    the run go on, as Unix tools do: every script prints through it."""
-    stream = stream or sys.stdout
+    closed pipe, as with `| head`) or the stream cannot take it (closed, a
+    full device), drop it and all later output, and let the run go on, as
+    Unix tools do: every script prints through it."""
+    stream = sys.stdout if stream is None else stream
+    if stream is None:  # started with stdout closed
+        return
     try:
         print(text, file=stream, flush=True)
-    except BrokenPipeError:
+    except OSError:
         stop_writing(stream)
 
 

@@ -87,7 +87,7 @@ def main(argv=None):
         except KeyboardInterrupt:
             signals.say('Ctrl-C: stopped before training started.')
             return cli.EXIT_INTERRUPTED
-        signals.say(replaced, file=sys.stdout)
+        signals.say(replaced, stdout=True)
         try:
             return train(trainer, args, signals, ranks, folder)
         except KeyboardInterrupt:
@@ -210,7 +210,7 @@ def add_reports(trainer, args, write):
     """The log, the printed table, the plots and the progress bar."""
     trainer.extend(extensions.LogReport(log_name=None))
     trainer.extend(LogFile(write))
-    terminal = sys.stdout.isatty()
+    terminal = sys.stdout is not None and sys.stdout.isatty()
     trainer.extend(extensions.PrintReport([
         'epoch', 'iteration', 'main/loss', 'validation/main/loss',
         'main/accuracy', 'validation/main/accuracy',
@@ -277,7 +277,7 @@ def train(trainer, args, signals, ranks, folder):
             model_path(args.out, args.arch), cli.command_line(
                 'predict_rnn.py', '-o', cli.path_argument(args.out), '-a',
                 args.arch)),
-            file=sys.stdout)
+            stdout=True)
     if signals.share(ranks) is not None:
         signals.say('{} came as the run finished: its model is written.'
                     .format(signals.name))

@@ -250,15 +250,19 @@ class WithoutTerminalCodes:
         self.stream = stream
 
     def write(self, text):
+        if self.stream is None:  # started with stdout closed
+            return
         try:
             return self.stream.write(text.replace(self.ERASE_LINE, ''))
-        except BrokenPipeError:  # `| head`: the run goes on, unprinted
+        except OSError:  # `| head`, a full device: the run goes on unprinted
             cli.stop_writing(self.stream)
 
     def flush(self):
+        if self.stream is None:
+            return
         try:
             self.stream.flush()
-        except BrokenPipeError:
+        except OSError:
             cli.stop_writing(self.stream)
 
 

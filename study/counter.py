@@ -303,7 +303,7 @@ def main(argv=None):
     if args.quick:
         args.vocab, args.unit, args.tokens, args.bproplen = 5, 16, 4000, 5
         args.seeds, args.max_seeds, args.eval_every = 2, 2, 200
-    value = args.block or args.vocab // 2
+    value = args.vocab // 2 if args.block is None else args.block
     if not 1 <= value < args.vocab:
         parser.error('--block must be a word, 1 .. N-1')
     os.makedirs(args.out, exist_ok=True)

@@ -10,9 +10,12 @@ import fcntl
 import json
 import math
 import os
+import re
 import stat
 
 from cli import UsageError
+import simple_sequence
+import snapshots
 from study import capacity
 
 
@@ -107,11 +110,10 @@ def read_records(path):
     """The records of a file that a sweep may be writing now, read without
     its lock and changing nothing."""
     try:
-        with open(path, 'rb') as f:
+        with snapshots.open_regular_file(path) as f:
             return parse(f.read(), path)[0]
-    except OSError as error:
-        raise UsageError('cannot read {}: {}'.format(
-            path, error.strerror or error))
+    except snapshots.FileError as error:
+        raise UsageError(str(error))
 
 
 def not_a_record(path, number, error):
@@ -119,6 +121,7 @@ def not_a_record(path, number, error):
                       .format(path, number, error))
 
 
+ARCH_NAME = re.compile(r'[A-Za-z0-9_]+')  # a name, never a path
 RECORD_TYPES = {'arch': str, 'vocab': int, 'bproplen': int, 'seed': int,
                 'updates': int, 'tokens': int, 'seconds': (int, float),
                 'settings': dict, 'history': list}
@@ -132,6 +135,14 @@ def check_record(record):
         value = record.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ValueError('{} is {!r}'.format(key, value))
+    if not ARCH_NAME.fullmatch(record['arch']):
+        raise ValueError('arch is {!r}'.format(record['arch']))
+    # Words are int32, seeds NumPy's.
+    for key, low, high in (('vocab', simple_sequence.MIN_VOCABULARY,
+                            2 ** 31 - 1), ('bproplen', 1, 2 ** 31 - 1),
+                           ('seed', 0, 2 ** 32 - 1)):
+        if not low <= record[key] <= high:
+            raise ValueError('{} is {!r}'.format(key, record[key]))
     if 'learned_tokens' not in record:
         raise ValueError('no learned_tokens: a record of an older sweep')
     learned = record['learned_tokens']

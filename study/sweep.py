@@ -138,6 +138,11 @@ def check_arguments(args):
     if not 0 < args.alpha < math.inf:
         raise UsageError('--alpha must be a positive number (got {})'.format(
             args.alpha))
+    for name in ('arch', 'vocab', 'bproplen', 'seed', 'more_seeds'):
+        values = getattr(args, name)
+        if len(set(values)) < len(values):
+            raise UsageError('--{} repeats a value: {}'.format(
+                name.replace('_', '-'), ' '.join(map(str, values))))
     if set(args.seed) & set(args.more_seeds):
         raise UsageError('--more-seeds must not repeat a seed of --seed')
     seeds = args.seed + args.more_seeds

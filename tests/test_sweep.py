@@ -218,3 +218,31 @@ def test_a_record_of_the_older_sweep_is_named_as_such(tiny_sweep):
     record['learned_tokens'] = record['tokens'] + 1
     with pytest.raises(ValueError, match='learned_tokens is'):
         records_module.check_record(record)
+
+
+@pytest.mark.parametrize('key, value', [
+    ('arch', '../../../evil'), ('vocab', 10 ** 38), ('vocab', 2),
+    ('seed', -5), ('bproplen', 0)])
+def test_a_record_that_no_sweep_could_make_is_refused(tiny_sweep, key,
+                                                      value):
+    record = dict(records(tiny_sweep)[0], **{key: value})
+    with pytest.raises(ValueError, match='{} is'.format(key)):
+        records_module.check_record(record)
+
+
+def test_the_report_of_a_fifo_is_refused_without_waiting(tmp_path, capsys):
+    os.mkfifo(str(tmp_path / 'capacity.jsonl'))
+    with pytest.raises(SystemExit) as exit_info:
+        capacity_report.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert 'capacity.jsonl is not a regular file' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('flag', ['--seed', '--vocab', '--arch'])
+def test_a_value_given_twice_is_refused(flag, tmp_path, capsys):
+    argv = ['-o', str(tmp_path)] + TINY
+    argv.insert(argv.index(flag) + 1, argv[argv.index(flag) + 1])
+    with pytest.raises(SystemExit) as exit_info:
+        sweep.main(argv)
+    assert exit_info.value.code == 2
+    assert '{} repeats'.format(flag) in capsys.readouterr().err

@@ -311,6 +311,29 @@ def test_the_graph_is_readable_and_drawn_where_graphviz_is(tmp_path,
     assert (out / 'cg.png').read_bytes() == b'\x89PNG\r\n\x1a\n'
 
 
+def run_with_stdout(argv, stdout):
+    """Run a script of ours with stdout a full device, or closed."""
+    if stdout == 'full':
+        with open('/dev/full', 'w') as full:
+            return subprocess.run([sys.executable] + argv, cwd=ROOT,
+                                  stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=300)
+    return subprocess.run([sys.executable] + argv, cwd=ROOT,
+                          preexec_fn=lambda: os.close(1),
+                          stderr=subprocess.PIPE, text=True, timeout=300)
+
+
+@pytest.mark.parametrize('stdout', ['full', 'closed'])
+def test_output_that_cannot_be_written_is_dropped_and_the_files_written(
+        stdout, tmp_path):
+    out = str(tmp_path / 'out')
+    trained = run_with_stdout(['train_rnn.py', '-o', out] + SMALL, stdout)
+    assert (trained.returncode, trained.stderr) == (0, '')
+    assert len(read_log(out)) == 1
+    predicted = run_with_stdout(['predict_rnn.py', '-o', out], stdout)
+    assert (predicted.returncode, predicted.stderr) == (0, '')
+
+
 def test_output_to_a_closed_pipe_is_dropped_and_the_files_written(tmp_path):
     out = str(tmp_path / 'out')
     trained = run_into_closed_pipe(['train_rnn.py', '-o', out] + SMALL)
