@@ -11,19 +11,17 @@ and a line it is still writing is left for the next export.
 import argparse
 import json
 import os
-import re
 import sys
 
 import cli
 from cli import UsageError
 import simple_sequence
 import snapshots
+from study.records import ARCH_NAME
 
 DEFINING = {'arch': str, 'vocab': int, 'bproplen': int, 'seed': int}
 # The history's counters; every other number in an entry is a metric.
 COUNTERS = ('updates', 'tokens')
-# A folder name, never a path.
-ARCH_NAME = re.compile(r'[A-Za-z0-9_]+')
 
 
 def main(argv=None):
