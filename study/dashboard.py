@@ -17,11 +17,7 @@ import cli
 from cli import UsageError
 import simple_sequence
 import snapshots
-from study.records import ARCH_NAME
-
-DEFINING = {'arch': str, 'vocab': int, 'bproplen': int, 'seed': int}
-# The history's counters; every other number in an entry is a metric.
-COUNTERS = ('updates', 'tokens')
+from study.records import read_records
 
 
 def main(argv=None):
@@ -52,58 +48,6 @@ def build_parser():
     parser.add_argument('records', help='a sweep\'s capacity.jsonl')
     parser.add_argument('outdir', help='the folder to write the runs in')
     return parser
-
-
-def read_records(path):
-    """The distinct runs of a record file, each the last record of its key.
-
-    Only the fields that define a run and the history's counters and
-    metrics are read, so that fields added to records do not matter.
-    """
-    try:
-        with snapshots.open_regular_file(path) as f:
-            text = f.read().decode('utf-8', 'replace')
-    except snapshots.FileError as error:
-        raise UsageError(str(error))
-    lines = text.split('\n')
-    runs = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip() or number == len(lines):
-            continue  # the last line is still being written, if anything
-        try:
-            record = check_run(json.loads(line))
-        except (ValueError, RecursionError) as error:
-            raise UsageError('{} line {} is not a record of study.sweep ({})'
-                             .format(path, number, error))
-        runs[tuple(record[key] for key in DEFINING)] = record
-    return list(runs.values())
-
-
-def check_run(record):
-    """record, if it holds what a ChainerUI run is made of; else
-    ValueError."""
-    if not isinstance(record, dict):
-        raise ValueError('not an object')
-    for key, kind in DEFINING.items():
-        value = record.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool) or \
-                kind is int and value < 0:
-            raise ValueError('{} is {!r}'.format(key, value))
-    if not ARCH_NAME.fullmatch(record['arch']):
-        raise ValueError('arch is {!r}'.format(record['arch']))
-    simple_sequence.check_vocabulary(record['vocab'])
-    history = record.get('history')
-    if not isinstance(history, list) or not all(
-            isinstance(entry, dict) and all(
-                is_count(entry.get(key)) for key in COUNTERS)
-            for entry in history):
-        raise ValueError('a history without its updates and tokens')
-    return record
-
-
-def is_count(value):
-    return isinstance(value, int) and not isinstance(value, bool) and \
-        value >= 0
 
 
 def cell_name(record):

@@ -125,6 +125,7 @@ ARCH_NAME = re.compile(r'[A-Za-z0-9_]+')  # a name, never a path
 RECORD_TYPES = {'arch': str, 'vocab': int, 'bproplen': int, 'seed': int,
                 'updates': int, 'tokens': int, 'seconds': (int, float),
                 'settings': dict, 'history': list}
+HISTORY_COUNTERS = ('updates', 'tokens')  # of each evaluation
 
 
 def check_record(record):
@@ -156,7 +157,14 @@ def check_record(record):
     check_metrics(record, capacity.METRICS)
     for metrics in record['history']:
         check_metrics(metrics, capacity.TEACHER_FORCED)
+        if not all(is_count(metrics.get(key)) for key in HISTORY_COUNTERS):
+            raise ValueError('a history without its updates and tokens')
     return record
+
+
+def is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and \
+        value >= 0
 
 
 def check_metrics(metrics, names):
@@ -170,8 +178,7 @@ def check_metrics(metrics, names):
         if name == 'exact_period':
             good = isinstance(value, bool)
         elif name == 'counting_horizon':
-            good = isinstance(value, int) and not isinstance(value, bool) \
-                and value >= 0
+            good = is_count(value)
         else:
             good = isinstance(value, float) and 0 <= value <= 1
         if not good:

@@ -14,11 +14,15 @@ from models import RecurrentPredictor, SequenceClassifier
 from models import build_model
 import simple_sequence
 import snapshots
+from study.capacity import METRICS
 from updaters import BPTTUpdater
 
 CPU = chainer.get_device('@numpy')
 # The repository's root, where the scripts run from.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The settings of study_record's sweep.
+STUDY_SETTINGS = {'tokens': 1000, 'eval_every': 100, 'unit': 8,
+                  'batchsize': 10, 'alpha': 0.001, 'gradclip': 5.0}
 
 
 class RuleOracle(RecurrentPredictor):
@@ -143,3 +147,19 @@ def load_npz(path, obj):
     """Restore obj from an npz file, checked as predict_rnn.py checks a
     model's."""
     snapshots.load_checked(obj, snapshots.read_npz(path), path)
+
+
+def study_record(arch, bproplen, vocab, seed, learned_tokens=None,
+                 boundary=0.5):
+    """A record of study.sweep: a run that learned after learned_tokens, or
+    was censored at 1000, evaluated every 100 tokens."""
+    metrics = {metric: boundary for metric in METRICS}
+    metrics['counting_horizon'] = 1
+    metrics['exact_period'] = learned_tokens is not None
+    tokens = 1000 if learned_tokens is None else learned_tokens + 100
+    history = [dict(metrics, updates=t // 10, tokens=t)
+               for t in range(100, tokens + 1, 100)]
+    return dict(metrics, arch=arch, vocab=vocab, bproplen=bproplen,
+                seed=seed, tokens=tokens, updates=tokens // 10,
+                learned_tokens=learned_tokens, history=history, seconds=1.5,
+                settings=STUDY_SETTINGS)

@@ -3,25 +3,8 @@ import math
 
 import pytest
 
+from helpers import STUDY_SETTINGS, study_record as record
 from study import capacity_report
-from study.capacity import METRICS
-
-SETTINGS = {'tokens': 1000, 'eval_every': 100, 'unit': 8, 'batchsize': 10,
-            'alpha': 0.001, 'gradclip': 5.0}
-
-
-def record(arch, bproplen, vocab, seed, learned_tokens=None, boundary=0.5):
-    """A run that learned after learned_tokens, or was censored at 1000."""
-    metrics = {metric: boundary for metric in METRICS}
-    metrics['counting_horizon'] = 1
-    metrics['exact_period'] = learned_tokens is not None
-    tokens = 1000 if learned_tokens is None else learned_tokens + 100
-    history = [dict(metrics, updates=t // 10, tokens=t)
-               for t in range(100, tokens + 1, 100)]
-    return dict(metrics, arch=arch, vocab=vocab, bproplen=bproplen,
-                seed=seed, tokens=tokens, updates=tokens // 10,
-                learned_tokens=learned_tokens, history=history, seconds=1.5,
-                settings=SETTINGS)
 
 
 def cell(arch, bproplen, vocab, learned_at, censored):
@@ -106,7 +89,7 @@ def test_the_report_command_says_what_is_missing(tmp_path, capsys):
 
 def test_several_folders_print_their_frontiers_side_by_side(
         tmp_path, capsys):
-    faster = [dict(run, settings=dict(SETTINGS, alpha=0.003))
+    faster = [dict(run, settings=dict(STUDY_SETTINGS, alpha=0.003))
               for run in cell('rnn', 5, 5, [100, 200], 2)]
     for name, runs in (('a', RECORDS), ('b', faster)):
         (tmp_path / name).mkdir()

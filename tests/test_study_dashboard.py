@@ -4,20 +4,15 @@ import json
 import pytest
 
 import cli
+from helpers import study_record
 from study import dashboard
 
 
 def record(arch='gru', vocab=5, bproplen=20, seed=0, **more):
-    """A record as study.sweep writes it, cut to what the export reads, plus
-    fields it must not mind."""
-    return dict({'arch': arch, 'vocab': vocab, 'bproplen': bproplen,
-                 'seed': seed, 'learned_tokens': None, 'settings': {
-                     'alpha': 0.001, 'batchsize': 10, 'arch': 'not this'},
-                 'new_field': {'nested': [1]}, 'history': [
-                     {'updates': 100, 'tokens': 20000, 'accuracy': 0.5,
-                      'exact_period': False, 'note': 'text'},
-                     {'updates': 200, 'tokens': 40000, 'accuracy': 1.0,
-                      'exact_period': True}]}, **more)
+    """A record as study.sweep writes it, censored, and evaluated twice."""
+    run = study_record(arch, bproplen, vocab, seed)
+    run['history'] = run['history'][:2]
+    return dict(run, **more)
 
 
 def write_records(path, *records, torn=''):
@@ -35,25 +30,20 @@ def test_each_run_becomes_a_folder_of_its_cell(tmp_path, capsys):
         'UI_DIRS={0}/gru_vocab5_bproplen20\n'.format(tmp_path / 'ui'))
     cell = tmp_path / 'ui' / 'gru_vocab5_bproplen20'
     assert sorted(p.name for p in cell.iterdir()) == ['seed0', 'seed1']
+    metrics = {'accuracy': 0.5, 'boundary_accuracy': 0.5,
+               'non_boundary_accuracy': 0.5, 'generation_cold': 0.5,
+               'generation_warm': 0.5, 'counting_horizon': 1,
+               'exact_period': 0.0}
+    # A period of N=5 is 10 words.
     assert json.loads((cell / 'seed1' / 'log').read_text()) == [
-        {'iteration': 100, 'updates': 100, 'tokens': 20000, 'epoch': 2000.0,
-         'accuracy': 0.5, 'exact_period': 0.0},
-        {'iteration': 200, 'updates': 200, 'tokens': 40000, 'epoch': 4000.0,
-         'accuracy': 1.0, 'exact_period': 1.0}]
-    assert json.loads((cell / 'seed1' / 'args').read_text()) == {
-        'arch': 'gru', 'vocab': 5, 'bproplen': 20, 'seed': 1,
-        'learned_tokens': None, 'alpha': 0.001, 'batchsize': 10}
+        dict(metrics, iteration=10, updates=10, tokens=100, epoch=10.0),
+        dict(metrics, iteration=20, updates=20, tokens=200, epoch=20.0)]
+    assert json.loads((cell / 'seed1' / 'args').read_text()) == dict(
+        metrics, exact_period=False, arch='gru', vocab=5, bproplen=20,
+        seed=1, learned_tokens=None, tokens=1000, updates=100, seconds=1.5,
+        eval_every=100, unit=8, batchsize=10, alpha=0.001, gradclip=5.0)
     assert (tmp_path / 'ui' / 'rnn_vocab10_bproplen20' / 'seed0' /
             'log').exists()
-
-
-def test_the_last_record_of_a_run_wins(tmp_path):
-    later = record()
-    later['history'] = later['history'][:1]
-    records = write_records(tmp_path / 'records', record(), later)
-    assert dashboard.main([records, str(tmp_path / 'ui')]) == 0
-    assert len(json.loads((tmp_path / 'ui' / 'gru_vocab5_bproplen20' /
-                           'seed0' / 'log').read_text())) == 1
 
 
 @pytest.mark.parametrize('bad, says', [
@@ -61,7 +51,8 @@ def test_the_last_record_of_a_run_wins(tmp_path):
     (json.dumps(record(arch='../../x')), "arch is '../../x'"),
     (json.dumps(record(seed=-1)), 'seed is -1'),
     (json.dumps(record(vocab=True)), 'vocab is True'),
-    (json.dumps(record(history=[{'tokens': 1}])),
+    (json.dumps(record(history=[dict(record()['history'][0],
+                                     updates=None)])),
      'a history without its updates and tokens'),
     ('{"arch": ', 'Expecting value'),
 ])
