@@ -186,6 +186,14 @@ def legend_below(figure, axes):
                       loc='lower center', fontsize='small', frameon=False)
 
 
+def finish(figure, axes, ylabel, title, path):
+    """Label the panels' y axis, put the legend below and save."""
+    axes[0].set_ylabel(ylabel)
+    legend_below(figure, axes)
+    figure.suptitle(title, fontsize='medium')
+    save(figure, path)
+
+
 def plot_share(summary, path):
     """capacity_share.png: share learned against N, Wilson 95% bands."""
     figure, axes, bproplens = panels(summary)
@@ -199,12 +207,9 @@ def plot_share(summary, path):
     for ax in axes:
         ax.axhline(0.5, color='gray', linestyle='--', linewidth=1)
         ax.set_ylim(-0.03, 1.03)
-    axes[0].set_ylabel('share of runs that learned')
-    legend_below(figure, axes)
-    figure.suptitle('Which runs learned within the cap (a whole period '
-                    'exact at two evaluations in a row)\nbands: Wilson 95%',
-                    fontsize='medium')
-    save(figure, path)
+    finish(figure, axes, 'share of runs that learned',
+           'Which runs learned within the cap (a whole period exact at two '
+           'evaluations in a row)\nbands: Wilson 95%', path)
 
 
 def plot_tokens(summary, records, path):
@@ -233,12 +238,9 @@ def plot_tokens(summary, records, path):
                         color=color[record['arch']])
         ax.axhline(cap, color='gray', linestyle='--', linewidth=1)
         ax.set_yscale('log')
-    axes[0].set_ylabel('tokens to learn')
-    legend_below(figure, axes)
-    figure.suptitle('Median tokens to learn (Kaplan-Meier), with 95% '
-                    'intervals\ndots: single runs; dashed: the cap',
-                    fontsize='medium')
-    save(figure, path)
+    finish(figure, axes, 'tokens to learn',
+           'Median tokens to learn (Kaplan-Meier), with 95% intervals\n'
+           'dots: single runs; dashed: the cap', path)
 
 
 def plot_frontier(found, path):
