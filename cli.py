@@ -6,6 +6,7 @@ memory, commands to copy as printed, and what Ctrl-C and SIGTERM do.
 import argparse
 import contextlib
 import os
+import re
 import shlex
 import signal
 import sys
@@ -28,12 +29,35 @@ class UsageError(Exception):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """Reports a bad argument in one line on stderr, exit status 2."""
+    """Reports a bad argument in one line on stderr, exit status 2; takes
+    numbers in ASCII alone."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register('type', int, whole_number)
+        self.register('type', float, real_number)
 
     def error(self, message):
         # A path with a newline in it must not split the line.
         message = message.replace('\n', '\\n').replace('\r', '\\r')
         self.exit(EXIT_USAGE, '{}: error: {}\n'.format(self.prog, message))
+
+
+def ascii_number(convert, pattern):
+    """convert (int or float) for a text that pattern matches whole, else
+    ValueError (argparse's invalid value): Python's int() and float() take
+    any script's digits ('\u0663' is 3), underscores and spaces."""
+    def converted(text):
+        if not re.fullmatch(pattern, text, re.IGNORECASE):
+            raise ValueError(text)
+        return convert(text)
+    return converted
+
+
+# What type=int and type=float read on the command line.
+whole_number = ascii_number(int, r'[-+]?[0-9]+')
+real_number = ascii_number(
+    float, r'[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)(e[-+]?[0-9]+)?|[-+]?(inf|nan)')
 
 
 def check_whole(name, value, low, high=None):

@@ -397,7 +397,8 @@ CRAFTED = [
     ('processes a string', run_args_set(processes='1'),
      "processes must be a whole number of at least 1 (got '1')"),
     ('keep_snapshots negative', run_args_set(keep_snapshots=-1),
-     'keep_snapshots must be a whole number of at least 0 (got -1)'),
+     'keep_snapshots must be a whole number from 0 to 9223372036854775807 '
+     '(got -1)'),
     ('unit negative', run_args_set(unit=-5), 'records arguments that make'),
     ('unit huge', run_args_set(unit=10 ** 9), 'of memory'),
     ('negative counter', replaced('updater/iteration',
