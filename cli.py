@@ -202,8 +202,11 @@ class Signals:
             self.received = number
             if self._stop_trigger is not None:
                 self._stop_trigger.request()
-                self.say('\n{}: stopping after this update to write a '
+                # On a terminal, off the line that ^C or the progress bar
+                # left unfinished; elsewhere no empty line.
+                self.say('{}{}: stopping after this update to write a '
                          'snapshot (Ctrl-C again to quit at once)'.format(
+                             '\n' if is_terminal(sys.stderr) else '',
                              self.name))
         elif number == signal.SIGINT:
             raise KeyboardInterrupt
@@ -216,6 +219,11 @@ class Signals:
     def exit_status(self):
         # A stop that no signal asked for (the dashboard's) ends as SIGTERM.
         return 128 + (self.received or signal.SIGTERM)
+
+
+def is_terminal(stream):
+    """Whether stream (None if Python started with it closed) is a tty."""
+    return stream is not None and stream.isatty()
 
 
 def print_or_drop(text, stream=None):

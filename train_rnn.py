@@ -210,7 +210,7 @@ def add_reports(trainer, args, write):
     """The log, the printed table, the plots and the progress bar."""
     trainer.extend(extensions.LogReport(log_name=None))
     trainer.extend(LogFile(write))
-    terminal = sys.stdout is not None and sys.stdout.isatty()
+    terminal = cli.is_terminal(sys.stdout)
     trainer.extend(extensions.PrintReport([
         'epoch', 'iteration', 'main/loss', 'validation/main/loss',
         'main/accuracy', 'validation/main/accuracy',

@@ -199,7 +199,8 @@ def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path):
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM
-    assert 'SIGTERM: stopping after this update' in stderr
+    # No empty line first: stderr is no terminal, with no line to end.
+    assert stderr.startswith('SIGTERM: stopping after this update')
     assert 'Traceback' not in stderr
     stopped = int(re.search(r'Stopped at iteration (\d+)', stderr).group(1))
     assert snapshots.latest_snapshot(str(out)).endswith(
@@ -210,6 +211,23 @@ def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path):
         numpy.testing.assert_array_equal(
             snapshots.read_npz(train_rnn.model_path(str(out), 'lstm'))[name],
             array)
+
+
+def test_a_signal_on_a_terminal_starts_a_line_of_its_own(
+        monkeypatch, capsys):
+    """Off the line that ^C, or the progress bar on stdout, left open."""
+    monkeypatch.setattr(sys.stderr, 'isatty', lambda: True)
+    trigger = train_rnn.StopOnRequest((1, 'epoch'))
+    handlers = {number: signal.getsignal(number)
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with cli.Signals() as signals, signals.stopping(trigger):
+            signal.raise_signal(signal.SIGTERM)
+    finally:  # which a stopped run leaves ignored
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    assert capsys.readouterr().err.startswith('\nSIGTERM: stopping after')
+    assert trigger.requested
 
 
 def test_ctrl_c_twice_quits_at_once_with_the_hint(tmp_path):
