@@ -5,6 +5,7 @@ memory, commands to copy as printed, and what Ctrl-C and SIGTERM do.
 """
 import argparse
 import contextlib
+import errno
 import os
 import re
 import shlex
@@ -70,6 +71,19 @@ def check_whole(name, value, low, high=None):
             name, 'of at least {}'.format(low) if high is None else
             'from {} to {}'.format(low, high), value))
     return value
+
+
+def open_problem(error, link_refused):
+    """What is wrong with the path that an OSError of os.open names, in
+    words. O_NOFOLLOW fails on a symbolic link with ELOOP, whose text, 'Too
+    many levels of symbolic links', says nothing of a link: it is refused,
+    for the reason link_refused."""
+    if error.errno == errno.ELOOP and os.path.islink(error.filename):
+        return '{} is a symbolic link, which is refused: {}'.format(
+            error.filename, link_refused)
+    if error.errno == errno.EISDIR:
+        return '{} is a folder, not a file'.format(error.filename)
+    return 'cannot open {}: {}'.format(error.filename, error.strerror)
 
 
 def select_device(gpu):

@@ -25,6 +25,7 @@ import json
 import os
 import stat
 
+import cli
 import snapshots
 
 PRIVATE = '.train_rnn'
@@ -62,14 +63,18 @@ class OutFolder:
         if os.path.basename(os.path.normpath(self.path)) == PRIVATE:
             raise FolderError('--out cannot be a {} folder, which holds a '
                               'run\'s lock and record'.format(PRIVATE))
+        lock = os.path.join(self.private, LOCK)
         try:
             self._make_folders()
-            # Not through a link: a lock elsewhere would lock nothing here.
-            descriptor = os.open(os.path.join(self.private, LOCK),
-                                 os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
+            descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
                                  0o666)
         except OSError as error:
             self.abandon()
+            if error.filename == lock:
+                raise FolderError(
+                    'cannot lock the out folder {}: {} (move it aside: a run '
+                    'makes its own)'.format(self.path, cli.open_problem(
+                        error, 'a lock through it would lock nothing here')))
             raise FolderError('cannot write to the out folder {}: {}'.format(
                 self.path, error.strerror or error))
         try:

@@ -727,6 +727,54 @@ def test_two_sweeps_on_one_file_run_once_and_count_once(tmp_path, capsys):
 
 # What a hostile review found.
 
+def test_a_linked_lock_or_record_file_is_named_a_link_and_refused(
+        finished, tmp_path, capsys):
+    """O_NOFOLLOW's error, 'Too many levels of symbolic links', said
+    nothing of a link."""
+    victim = tmp_path / 'victim'
+    victim.write_text('mine')
+    out = tmp_path / 'out'
+    os.system('cp -r {} {}'.format(finished, out))
+    lock = out / out_folder.PRIVATE / out_folder.LOCK
+    lock.unlink()
+    lock.symlink_to(victim)
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-o', str(out), '-e', '1'] + TINY)
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert_one_line_error(capsys.readouterr().err, (
+        'cannot lock the out folder {}: {} is a symbolic link, which is '
+        'refused: a lock through it would lock nothing here'.format(
+            out, lock)))
+    records = tmp_path / 'sweep' / 'capacity.jsonl'
+    records.parent.mkdir()
+    records.symlink_to(victim)
+    with pytest.raises(SystemExit) as exit_info:
+        sweep.main(['-o', str(records.parent)] + SWEEP)
+    assert exit_info.value.code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err == ('python -m study.sweep: error: {} is a symbolic link, '
+                   'which is refused: the sweep would append to the file it '
+                   'points to, and cut it short (choose another --out)\n'
+                   .format(records))
+    assert victim.read_text() == 'mine'
+
+
+def test_a_lock_that_is_a_folder_is_named(finished, tmp_path, capsys):
+    out = tmp_path / 'out'
+    os.system('cp -r {} {}'.format(finished, out))
+    lock = out / out_folder.PRIVATE / out_folder.LOCK
+    lock.unlink()
+    lock.mkdir()
+    before = files_of(out)
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-o', str(out), '-e', '1'] + TINY)
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert_one_line_error(capsys.readouterr().err, (
+        'cannot lock the out folder {}: {} is a folder, not a file (move it '
+        'aside: a run makes its own)'.format(out, lock)))
+    assert files_of(out) == before
+
+
 def test_a_linked_private_folder_is_refused_and_its_target_kept(tmp_path):
     victim = tmp_path / 'victim'
     victim.mkdir()
@@ -837,3 +885,4 @@ def test_ctrl_c_stops_a_sweep_without_running_the_rest(tmp_path):
     assert 'the same command goes on from there' in stderr
     done = (tmp_path / 'capacity.jsonl').read_text().splitlines()
     assert 1 <= len(done) < 40
+
