@@ -213,6 +213,7 @@ class OutFolder:
         here = os.listdir(self.path)
         names = list(RUN_FILES) + [model_name] + [
             name for name in here if snapshots.SNAPSHOT_NAME.fullmatch(name)]
+        self._refuse_what_is_in_the_way(names, model_name)
         foreign = self.foreign(names)
         if foreign:
             raise FolderError(
@@ -234,6 +235,27 @@ class OutFolder:
         self.keep_snapshots = run_args['keep_snapshots']
         self._save_record()
         return replaced
+
+    def _refuse_what_is_in_the_way(self, names, model_name):
+        """FolderError for a folder at one of names, where the run writes
+        files, or for anything at a temporary the run writes under (the
+        claim removed its own): the write would fail mid-run, after the
+        previous run's files were removed."""
+        for name in self.existing(names):
+            path = os.path.join(self.path, name)
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                raise FolderError('{} is a folder, where the run writes a '
+                                  'file: move it aside, or choose another '
+                                  '--out'.format(path))
+        for entry in os.listdir(self.private):
+            name = entry[:-len(TEMPORARY_SUFFIX)]
+            if entry.endswith(TEMPORARY_SUFFIX) and (
+                    _is_run_file(name) or
+                    name in (model_name, RECORD) + SHARED_FILES):
+                raise FolderError(
+                    '{} is in the way: the run writes its {} there first; '
+                    'move it aside, or choose another --out'.format(
+                        os.path.join(self.private, entry), name))
 
     def _replace(self, previous, run_args, overwrite):
         """Remove the previous run's files; say what that was."""

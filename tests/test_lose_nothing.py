@@ -775,6 +775,34 @@ def test_a_lock_that_is_a_folder_is_named(finished, tmp_path, capsys):
     assert files_of(out) == before
 
 
+@pytest.mark.parametrize('name, make', [
+    ('args', 'mkdir'), ('log', 'mkdir'), ('args.json', 'mkdir'),
+    ('snapshot_iter_15', 'mkdir'), ('rnn_simple_sequence.model', 'mkdir'),
+    ('.train_rnn/record.json.tmp', 'mkdir'),
+    ('.train_rnn/snapshot_iter_45.tmp', 'mkdir'),
+    ('.train_rnn/snapshot_iter_45.tmp', 'touch'),
+    ('.train_rnn/commands.tmp', 'mkdir')])
+def test_what_is_in_the_way_of_a_write_is_refused_before_anything_goes(
+        name, make, finished, tmp_path, capsys):
+    """A folder at a name the run writes, or anything at a temporary that
+    it writes under (a kill's leftover is removed first): the write would
+    fail mid-run, the previous run's files gone."""
+    out = tmp_path / 'out'
+    os.system('cp -r {} {}'.format(finished, out))
+    if (out / name).exists():
+        (out / name).unlink()
+    getattr(out / name, make)()
+    before = files_of(out)
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-o', str(out), '-e', '3'] + TINY)
+    assert exit_info.value.code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert_one_line_error(err, str(out / name))
+    assert 'is a folder, where the run writes a file' in err or \
+        'is in the way: the run writes its' in err
+    assert files_of(out) == before
+
+
 def test_a_linked_private_folder_is_refused_and_its_target_kept(tmp_path):
     victim = tmp_path / 'victim'
     victim.mkdir()
