@@ -914,3 +914,36 @@ def test_ctrl_c_stops_a_sweep_without_running_the_rest(tmp_path):
     done = (tmp_path / 'capacity.jsonl').read_text().splitlines()
     assert 1 <= len(done) < 40
 
+
+def sweep_workers(pid):
+    """The process ids of the pool's workers of the sweep pid."""
+    with open('/proc/{0}/task/{0}/children'.format(pid)) as f:
+        children = f.read().split()
+    workers = []
+    for child in children:
+        with open('/proc/{}/cmdline'.format(child), 'rb') as f:
+            if b'spawn_main' in f.read():
+                workers.append(int(child))
+    return workers
+
+
+def test_a_sweep_worker_killed_is_one_line_and_the_records_stay(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path), '-j',
+         '2', '--arch', 'rnn', '--vocab', '5', '--bproplen', '3', '--seed',
+         '0', '1', '2', '3', '--more-seeds', '--tokens', '30000',
+         '--eval-every', '500', '--grid'],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not process.stdout.readline().startswith('[1/4]'):
+        assert process.poll() is None
+    os.kill(sweep_workers(process.pid)[0], signal.SIGKILL)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == cli.EXIT_FAILED
+    assert err == ('python -m study.sweep: error: a worker process died '
+                   'during a run: the finished runs are in {}; the same '
+                   'command goes on from there.\n'.format(
+                       tmp_path / 'capacity.jsonl'))
+    done = (tmp_path / 'capacity.jsonl').read_text().splitlines()
+    assert 1 <= len(done) < 4
+    assert len(done) == 1 + sum(line.startswith('[')
+                                for line in out.splitlines())
