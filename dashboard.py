@@ -7,11 +7,14 @@ train_rnn.py answer the page's stop and take_snapshot (see
 dashboard_commands.py). `make ui` installs what it needs and starts it.
 """
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import re
 import signal
+import socket
+import sqlite3
 import sys
 
 import cli
@@ -57,6 +60,15 @@ def main(argv=None):
         cli.print_or_drop('Ctrl-C: stopped the dashboard before it served.',
                           sys.stderr)
         return 0
+    except DatabaseError as error:
+        parser.error('{} (choose another --db, or move it aside)'.format(
+            error))
+    except socket.gaierror as error:
+        # Its errno is the resolver's, no OSError's: os.strerror(-2) is
+        # 'Unknown error -2'. args[1], the resolver's text, without the
+        # address that gevent adds to strerror.
+        parser.error('cannot resolve --host {}: {} (choose another --host; '
+                     'UI_HOST= with make ui)'.format(args.host, error.args[1]))
     except OSError as error:
         parser.error('cannot serve on {}:{}: {} (choose another --port or '
                      '--host; UI_PORT= or UI_HOST= with make ui)'.format(
@@ -99,29 +111,58 @@ def build_parser():
     return parser
 
 
+class DatabaseError(Exception):
+    """--db cannot hold ChainerUI's database: one line for the user."""
+
+
 def open_app(db_folder, dirs):
     """ChainerUI's Flask app over a database in db_folder, made or brought
     up to date, with each of dirs registered as a project."""
     os.environ['CHAINERUI_ROOT'] = os.path.abspath(db_folder)
+    import alembic.util
     from chainerui.database import db
     from chainerui.logging import set_loglevel
     from chainerui.models.project import Project
     from chainerui.server import create_app
+    import sqlalchemy.exc
 
     set_loglevel(logging.WARNING)  # not a line for every request
     guard_crawling()
     without_assets()
-    os.makedirs(os.path.join(db_folder, 'db'), exist_ok=True)
-    if not db.setup():
-        raise OSError('ChainerUI cannot open its database in ' + db_folder)
-    db.upgrade()
-    for folder in dirs:
-        path = os.path.abspath(folder)
-        if db.session.query(Project).filter_by(path_name=path).first() \
-                is None:
-            Project.create(path, folder)
+    database = os.path.join(db_folder, 'db', 'chainerui.db')
+    check_database(database)
+    try:
+        if not db.setup():
+            raise DatabaseError('ChainerUI cannot open its database in ' +
+                                db_folder)
+        db.upgrade()
+        for folder in dirs:
+            path = os.path.abspath(folder)
+            if db.session.query(Project).filter_by(path_name=path).first() \
+                    is None:
+                Project.create(path, folder)
+    except (sqlalchemy.exc.SQLAlchemyError, alembic.util.CommandError) as \
+            error:  # a database, but not one of ChainerUI's
+        raise DatabaseError('ChainerUI cannot use the database {}: {}'.format(
+            database, getattr(error, 'orig', None) or error))
     db.session.remove()
     return create_app()
+
+
+def check_database(path):
+    """DatabaseError, naming path, unless SQLite can open (or make) the
+    database there: ChainerUI would print its error on stdout, or raise it
+    in a traceback."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            connection.execute('PRAGMA schema_version')
+    except OSError as error:
+        raise DatabaseError('cannot make ChainerUI\'s database {}: {}: {}'
+                            .format(path, error.filename, error.strerror))
+    except sqlite3.Error as error:
+        raise DatabaseError('cannot open ChainerUI\'s database {}: {}'
+                            .format(path, error))
 
 
 def without_assets():

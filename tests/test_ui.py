@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -343,3 +344,52 @@ def test_without_chainerui_the_dashboard_says_what_to_install(tmp_path):
         'dashboard.py: error: the dashboard needs ChainerUI, which is not '
         'installed (blocked): run make ui, or .venv/bin/python -m pip install '
         '-r requirements-ui.txt\n')
+
+
+def another_programs_database(path):
+    with sqlite3.connect(str(path)) as connection:
+        connection.execute('CREATE TABLE project (name)')
+
+
+@pytest.mark.parametrize('make, problem', [
+    (lambda path: path.write_text('garbage'),
+     "cannot open ChainerUI's database {}: file is not a database"),
+    (lambda path: path.mkdir(),
+     "cannot open ChainerUI's database {}: unable to open database file"),
+    (another_programs_database,
+     'ChainerUI cannot use the database {}: table project already exists'),
+    (None, "cannot make ChainerUI's database {}: {db}/db: Not a directory")],
+    ids=['garbage', 'a folder', "another program's", 'a file as --db'])
+def test_a_database_that_cannot_be_used_is_named(make, problem, runs,
+                                                 tmp_path):
+    """It was a traceback, or blamed the port."""
+    db = tmp_path / 'db'
+    database = db / 'db' / 'chainerui.db'
+    if make is None:
+        db.write_text('mine')
+    else:
+        database.parent.mkdir(parents=True)
+        make(database)
+    completed = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'dashboard.py'), '--db',
+         str(db), str(runs / 'rnn')], capture_output=True, text=True,
+        timeout=120)
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr == 'dashboard.py: error: {} (choose another ' \
+        '--db, or move it aside)\n'.format(problem.format(database, db=db))
+    assert completed.stdout == ''
+
+
+def test_a_host_that_cannot_be_resolved_is_named(runs, tmp_path):
+    """os.strerror of the resolver's errno said 'Unknown error -2'."""
+    completed = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'dashboard.py'), '--host',
+         '999.1.1.1', '--db', str(tmp_path), str(runs / 'rnn')],
+        capture_output=True, text=True, timeout=120)
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr.startswith(
+        'dashboard.py: error: cannot resolve --host 999.1.1.1: ')
+    assert completed.stderr.endswith(
+        ' (choose another --host; UI_HOST= with make ui)\n')
+    assert completed.stderr.count('\n') == 1
+    assert 'Unknown error' not in completed.stderr
