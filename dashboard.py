@@ -128,6 +128,7 @@ def open_app(db_folder, dirs):
 
     set_loglevel(logging.WARNING)  # not a line for every request
     guard_crawling()
+    guard_commands()
     without_assets()
     database = os.path.join(db_folder, 'db', 'chainerui.db')
     check_database(database)
@@ -215,6 +216,36 @@ def guard_crawling():
 
     crawl_module.crawl_result_path = crawl_result_path
     crawl_module._update_to_default_name = update_to_default_name
+
+
+def guard_commands():
+    """Make ChainerUI read what a command to a run needs through checks of
+    ours.
+
+    Before it takes a command, ChainerUI reads the run's
+    `.chainerui_commands` and `commands`; one of an unexpected shape raised
+    there: HTTP 500, and nothing said. Here such a `.chainerui_commands`
+    answers 400 (ChainerUI's 'Cannot get the target training job status')
+    and such a `commands` reads as empty, each with one line on stderr.
+    """
+    from chainerui.utils.command_item import CommandItem
+    from chainerui.utils.commands_state import CommandsState, JobStatus
+
+    def job_status(out_path):
+        name = CommandsState._default_filename
+        if not os.path.lexists(os.path.join(out_path, name)):
+            return JobStatus.NO_EXTENSION_ERROR
+        state = read_json(out_path, name, lambda value: is_object(value) and
+                          str(value.get('job_status')).upper() in
+                          JobStatus.__members__)
+        return JobStatus[state['job_status'].upper()] if state else None
+
+    def load_commands(result_path, file_name=CommandItem.DEFAULT_FILE_NAME):
+        return [CommandItem(**command) for command in
+                read_json(result_path, file_name, is_commands)]
+
+    CommandsState.job_status = job_status
+    CommandItem.load_commands = load_commands
 
 
 def read_json(folder, name, fits):

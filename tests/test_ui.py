@@ -6,6 +6,7 @@ skipped without them, except in CI (CI=true), where that fails.
 import html.parser
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -302,6 +303,47 @@ def test_a_finished_run_refuses_commands(server):
     assert error.value.code == 400
     assert json.load(error.value) == {
         'message': 'The target training job has already stopped'}
+
+
+def server_says(process, text, timeout=30):
+    """The line of the server's stderr that holds text, once it comes."""
+    seen = b''
+    deadline = time.monotonic() + timeout
+    while text.encode() not in seen:
+        assert time.monotonic() < deadline, seen
+        if select.select([process.stderr], [], [], 0.5)[0]:
+            seen += os.read(process.stderr.fileno(), 65536)
+    return next(line for line in seen.decode().splitlines() if text in line)
+
+
+def test_a_command_to_a_run_whose_state_file_is_garbage_is_refused(
+        runs, server):
+    """ChainerUI answered 500, and said nothing."""
+    url, process = server
+    out = runs / 'garbled'
+    shutil.copytree(str(runs / 'rnn'), str(out))
+    (out / '.chainerui_commands').write_text('{"job_status": 5}')
+    with pytest.raises(urllib.error.HTTPError) as error:
+        post('{}/api/v1/projects/1/results/{}/commands'.format(
+            url, run_id(url, 'garbled')), {'name': 'stop'})
+    assert error.value.code == 400
+    assert json.load(error.value) == {
+        'message': 'Cannot get the target training job status'}
+    assert server_says(process, str(out / '.chainerui_commands')) == \
+        'dashboard: ignored {}: not what ChainerUI reads there'.format(
+            out / '.chainerui_commands')
+
+
+def test_a_command_to_a_run_whose_commands_are_garbage_is_taken(runs,
+                                                                server):
+    url, _ = server
+    out = runs / 'garbled_commands'
+    shutil.copytree(str(runs / 'rnn'), str(out))
+    (out / '.chainerui_commands').write_text('{"job_status": "running"}')
+    (out / 'commands').write_text('"stop"')
+    answer = post('{}/api/v1/projects/1/results/{}/commands'.format(
+        url, run_id(url, 'garbled_commands')), {'name': 'stop'})
+    assert [command['name'] for command in answer['commands']] == ['stop']
 
 
 def test_ctrl_c_stops_the_server_in_one_line(server):
