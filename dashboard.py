@@ -42,6 +42,10 @@ def main(argv=None):
     if not 0 < args.port < 2 ** 16:
         parser.error('--port must be from 1 to 65535 (got {})'.format(
             args.port))
+    if os.path.exists(args.db) and not os.path.isdir(args.db):
+        parser.error('--db {} is a file: it names the folder where ChainerUI '
+                     'keeps its database (db/chainerui.db in it); choose '
+                     'another --db'.format(args.db))
     for folder in args.dirs:
         if not os.path.isdir(folder):
             parser.error('{} is not a folder of runs: train one there '
@@ -154,6 +158,9 @@ def check_database(path):
     """DatabaseError, naming path, unless SQLite can open (or make) the
     database there: ChainerUI would print its error on stdout, or raise it
     in a traceback."""
+    if os.path.isdir(path):  # SQLite: 'unable to open database file'
+        raise DatabaseError('ChainerUI\'s database {} is a folder'.format(
+            path))
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with contextlib.closing(sqlite3.connect(path)) as connection:

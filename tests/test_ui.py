@@ -396,12 +396,11 @@ def another_programs_database(path):
 @pytest.mark.parametrize('make, problem', [
     (lambda path: path.write_text('garbage'),
      "cannot open ChainerUI's database {}: file is not a database"),
-    (lambda path: path.mkdir(),
-     "cannot open ChainerUI's database {}: unable to open database file"),
+    (lambda path: path.mkdir(), "ChainerUI's database {} is a folder"),
     (another_programs_database,
      'ChainerUI cannot use the database {}: table project already exists'),
-    (None, "cannot make ChainerUI's database {}: {db}/db: Not a directory")],
-    ids=['garbage', 'a folder', "another program's", 'a file as --db'])
+    (None, "cannot make ChainerUI's database {}: {db}: Not a directory")],
+    ids=['garbage', 'a folder', "another program's", 'a file above --db'])
 def test_a_database_that_cannot_be_used_is_named(make, problem, runs,
                                                  tmp_path):
     """It was a traceback, or blamed the port."""
@@ -409,25 +408,39 @@ def test_a_database_that_cannot_be_used_is_named(make, problem, runs,
     database = db / 'db' / 'chainerui.db'
     if make is None:
         db.write_text('mine')
+        db = db / 'below'
+        database = db / 'db' / 'chainerui.db'
     else:
         database.parent.mkdir(parents=True)
         make(database)
-    completed = subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'dashboard.py'), '--db',
-         str(db), str(runs / 'rnn')], capture_output=True, text=True,
-        timeout=120)
+    completed = run_dashboard('--db', str(db), str(runs / 'rnn'))
     assert completed.returncode == cli.EXIT_USAGE
     assert completed.stderr == 'dashboard.py: error: {} (choose another ' \
         '--db, or move it aside)\n'.format(problem.format(database, db=db))
     assert completed.stdout == ''
 
 
+def test_a_file_as_db_is_named(runs, tmp_path):
+    (tmp_path / 'chainerui.db').write_text('mine')
+    completed = run_dashboard('--db', str(tmp_path / 'chainerui.db'),
+                              str(runs / 'rnn'))
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr == (
+        'dashboard.py: error: --db {} is a file: it names the folder where '
+        'ChainerUI keeps its database (db/chainerui.db in it); choose another '
+        '--db\n'.format(tmp_path / 'chainerui.db'))
+
+
+def run_dashboard(*args):
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'dashboard.py')] + list(args),
+        capture_output=True, text=True, timeout=120)
+
+
 def test_a_host_that_cannot_be_resolved_is_named(runs, tmp_path):
     """os.strerror of the resolver's errno said 'Unknown error -2'."""
-    completed = subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'dashboard.py'), '--host',
-         '999.1.1.1', '--db', str(tmp_path), str(runs / 'rnn')],
-        capture_output=True, text=True, timeout=120)
+    completed = run_dashboard('--host', '999.1.1.1', '--db', str(tmp_path),
+                              str(runs / 'rnn'))
     assert completed.returncode == cli.EXIT_USAGE
     assert completed.stderr.startswith(
         'dashboard.py: error: cannot resolve --host 999.1.1.1: ')
