@@ -5,7 +5,9 @@ memory, commands to copy as printed, and what Ctrl-C and SIGTERM do.
 """
 import argparse
 import contextlib
+import errno
 import os
+import re
 import shlex
 import signal
 import sys
@@ -28,12 +30,35 @@ class UsageError(Exception):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """Reports a bad argument in one line on stderr, exit status 2."""
+    """Reports a bad argument in one line on stderr, exit status 2; takes
+    numbers in ASCII alone."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register('type', int, whole_number)
+        self.register('type', float, real_number)
 
     def error(self, message):
         # A path with a newline in it must not split the line.
         message = message.replace('\n', '\\n').replace('\r', '\\r')
         self.exit(EXIT_USAGE, '{}: error: {}\n'.format(self.prog, message))
+
+
+def ascii_number(convert, pattern):
+    """convert (int or float) for a text that pattern matches whole, else
+    ValueError (argparse's invalid value): Python's int() and float() take
+    any script's digits ('\u0663' is 3), underscores and spaces."""
+    def converted(text):
+        if not re.fullmatch(pattern, text, re.IGNORECASE):
+            raise ValueError(text)
+        return convert(text)
+    return converted
+
+
+# What type=int and type=float read on the command line.
+whole_number = ascii_number(int, r'[-+]?[0-9]+')
+real_number = ascii_number(
+    float, r'[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)(e[-+]?[0-9]+)?|[-+]?(inf|nan)')
 
 
 def check_whole(name, value, low, high=None):
@@ -46,6 +71,19 @@ def check_whole(name, value, low, high=None):
             name, 'of at least {}'.format(low) if high is None else
             'from {} to {}'.format(low, high), value))
     return value
+
+
+def open_problem(error, link_refused):
+    """What is wrong with the path that an OSError of os.open names, in
+    words. O_NOFOLLOW fails on a symbolic link with ELOOP, whose text, 'Too
+    many levels of symbolic links', says nothing of a link: it is refused,
+    for the reason link_refused."""
+    if error.errno == errno.ELOOP and os.path.islink(error.filename):
+        return '{} is a symbolic link, which is refused: {}'.format(
+            error.filename, link_refused)
+    if error.errno == errno.EISDIR:
+        return '{} is a folder, not a file'.format(error.filename)
+    return 'cannot open {}: {}'.format(error.filename, error.strerror)
 
 
 def select_device(gpu):
@@ -178,8 +216,11 @@ class Signals:
             self.received = number
             if self._stop_trigger is not None:
                 self._stop_trigger.request()
-                self.say('\n{}: stopping after this update to write a '
+                # On a terminal, off the line that ^C or the progress bar
+                # left unfinished; elsewhere no empty line.
+                self.say('{}{}: stopping after this update to write a '
                          'snapshot (Ctrl-C again to quit at once)'.format(
+                             '\n' if is_terminal(sys.stderr) else '',
                              self.name))
         elif number == signal.SIGINT:
             raise KeyboardInterrupt
@@ -192,6 +233,11 @@ class Signals:
     def exit_status(self):
         # A stop that no signal asked for (the dashboard's) ends as SIGTERM.
         return 128 + (self.received or signal.SIGTERM)
+
+
+def is_terminal(stream):
+    """Whether stream (None if Python started with it closed) is a tty."""
+    return stream is not None and stream.isatty()
 
 
 def print_or_drop(text, stream=None):

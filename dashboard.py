@@ -7,11 +7,14 @@ train_rnn.py answer the page's stop and take_snapshot (see
 dashboard_commands.py). `make ui` installs what it needs and starts it.
 """
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import re
 import signal
+import socket
+import sqlite3
 import sys
 
 import cli
@@ -39,6 +42,10 @@ def main(argv=None):
     if not 0 < args.port < 2 ** 16:
         parser.error('--port must be from 1 to 65535 (got {})'.format(
             args.port))
+    if os.path.exists(args.db) and not os.path.isdir(args.db):
+        parser.error('--db {} is a file: it names the folder where ChainerUI '
+                     'keeps its database (db/chainerui.db in it); choose '
+                     'another --db'.format(args.db))
     for folder in args.dirs:
         if not os.path.isdir(folder):
             parser.error('{} is not a folder of runs: train one there '
@@ -57,6 +64,15 @@ def main(argv=None):
         cli.print_or_drop('Ctrl-C: stopped the dashboard before it served.',
                           sys.stderr)
         return 0
+    except DatabaseError as error:
+        parser.error('{} (choose another --db, or move it aside)'.format(
+            error))
+    except socket.gaierror as error:
+        # Its errno is the resolver's, no OSError's: os.strerror(-2) is
+        # 'Unknown error -2'. args[1], the resolver's text, without the
+        # address that gevent adds to strerror.
+        parser.error('cannot resolve --host {}: {} (choose another --host; '
+                     'UI_HOST= with make ui)'.format(args.host, error.args[1]))
     except OSError as error:
         parser.error('cannot serve on {}:{}: {} (choose another --port or '
                      '--host; UI_PORT= or UI_HOST= with make ui)'.format(
@@ -99,29 +115,62 @@ def build_parser():
     return parser
 
 
+class DatabaseError(Exception):
+    """--db cannot hold ChainerUI's database: one line for the user."""
+
+
 def open_app(db_folder, dirs):
     """ChainerUI's Flask app over a database in db_folder, made or brought
     up to date, with each of dirs registered as a project."""
     os.environ['CHAINERUI_ROOT'] = os.path.abspath(db_folder)
+    import alembic.util
     from chainerui.database import db
     from chainerui.logging import set_loglevel
     from chainerui.models.project import Project
     from chainerui.server import create_app
+    import sqlalchemy.exc
 
     set_loglevel(logging.WARNING)  # not a line for every request
     guard_crawling()
+    guard_commands()
     without_assets()
-    os.makedirs(os.path.join(db_folder, 'db'), exist_ok=True)
-    if not db.setup():
-        raise OSError('ChainerUI cannot open its database in ' + db_folder)
-    db.upgrade()
-    for folder in dirs:
-        path = os.path.abspath(folder)
-        if db.session.query(Project).filter_by(path_name=path).first() \
-                is None:
-            Project.create(path, folder)
+    database = os.path.join(db_folder, 'db', 'chainerui.db')
+    check_database(database)
+    try:
+        if not db.setup():
+            raise DatabaseError('ChainerUI cannot open its database in ' +
+                                db_folder)
+        db.upgrade()
+        for folder in dirs:
+            path = os.path.abspath(folder)
+            if db.session.query(Project).filter_by(path_name=path).first() \
+                    is None:
+                Project.create(path, folder)
+    except (sqlalchemy.exc.SQLAlchemyError, alembic.util.CommandError) as \
+            error:  # a database, but not one of ChainerUI's
+        raise DatabaseError('ChainerUI cannot use the database {}: {}'.format(
+            database, getattr(error, 'orig', None) or error))
     db.session.remove()
     return create_app()
+
+
+def check_database(path):
+    """DatabaseError, naming path, unless SQLite can open (or make) the
+    database there: ChainerUI would print its error on stdout, or raise it
+    in a traceback."""
+    if os.path.isdir(path):  # SQLite: 'unable to open database file'
+        raise DatabaseError('ChainerUI\'s database {} is a folder'.format(
+            path))
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            connection.execute('PRAGMA schema_version')
+    except OSError as error:
+        raise DatabaseError('cannot make ChainerUI\'s database {}: {}: {}'
+                            .format(path, error.filename, error.strerror))
+    except sqlite3.Error as error:
+        raise DatabaseError('cannot open ChainerUI\'s database {}: {}'
+                            .format(path, error))
 
 
 def without_assets():
@@ -174,6 +223,36 @@ def guard_crawling():
 
     crawl_module.crawl_result_path = crawl_result_path
     crawl_module._update_to_default_name = update_to_default_name
+
+
+def guard_commands():
+    """Make ChainerUI read what a command to a run needs through checks of
+    ours.
+
+    Before it takes a command, ChainerUI reads the run's
+    `.chainerui_commands` and `commands`; one of an unexpected shape raised
+    there: HTTP 500, and nothing said. Here such a `.chainerui_commands`
+    answers 400 (ChainerUI's 'Cannot get the target training job status')
+    and such a `commands` reads as empty, each with one line on stderr.
+    """
+    from chainerui.utils.command_item import CommandItem
+    from chainerui.utils.commands_state import CommandsState, JobStatus
+
+    def job_status(out_path):
+        name = CommandsState._default_filename
+        if not os.path.lexists(os.path.join(out_path, name)):
+            return JobStatus.NO_EXTENSION_ERROR
+        state = read_json(out_path, name, lambda value: is_object(value) and
+                          str(value.get('job_status')).upper() in
+                          JobStatus.__members__)
+        return JobStatus[state['job_status'].upper()] if state else None
+
+    def load_commands(result_path, file_name=CommandItem.DEFAULT_FILE_NAME):
+        return [CommandItem(**command) for command in
+                read_json(result_path, file_name, is_commands)]
+
+    CommandsState.job_status = job_status
+    CommandItem.load_commands = load_commands
 
 
 def read_json(folder, name, fits):

@@ -116,8 +116,15 @@ class DashboardCommands(chainer.training.Extension):
                 'elapsed_time': trainer.elapsed_time,
                 'status': status, 'body': {'message': body}}
             answered = True
-        if answered:
-            self.folder.replace_shared(COMMANDS, to_json(commands))
+        if not answered:
+            return
+        try:
+            text = commands_json(commands, self.path)
+        except snapshots.FileError as error:  # the responses made it so
+            cli.print_or_drop('dashboard: wrote no responses: {}'.format(
+                error), sys.stderr)
+            return
+        self.folder.replace_shared(COMMANDS, text)
 
     def due(self, trainer, schedule):
         """False if a command with this schedule is due now, None if it is
@@ -175,7 +182,20 @@ def read_commands(path):
             for command in commands)):
         raise snapshots.FileError('{}: not a list of ChainerUI commands'
                                   .format(path))
+    commands_json(commands, path)
     return commands
+
+
+def commands_json(commands, path):
+    """The text of the commands file at path that holds commands, as the
+    run writes it; FileError past MAX_COMMANDS_BYTES. Checked as the file
+    is read, too: a small file nested deep grows past it, indented."""
+    text = to_json(commands)
+    if len(text.encode()) > MAX_COMMANDS_BYTES:
+        raise snapshots.FileError('{} would be larger than {} bytes as the '
+                                  'run writes it'.format(path,
+                                                         MAX_COMMANDS_BYTES))
+    return text
 
 
 def to_json(value):

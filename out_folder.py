@@ -25,6 +25,7 @@ import json
 import os
 import stat
 
+import cli
 import snapshots
 
 PRIVATE = '.train_rnn'
@@ -62,14 +63,18 @@ class OutFolder:
         if os.path.basename(os.path.normpath(self.path)) == PRIVATE:
             raise FolderError('--out cannot be a {} folder, which holds a '
                               'run\'s lock and record'.format(PRIVATE))
+        lock = os.path.join(self.private, LOCK)
         try:
             self._make_folders()
-            # Not through a link: a lock elsewhere would lock nothing here.
-            descriptor = os.open(os.path.join(self.private, LOCK),
-                                 os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
+            descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
                                  0o666)
         except OSError as error:
             self.abandon()
+            if error.filename == lock:
+                raise FolderError(
+                    'cannot lock the out folder {}: {} (move it aside: a run '
+                    'makes its own)'.format(self.path, cli.open_problem(
+                        error, 'a lock through it would lock nothing here')))
             raise FolderError('cannot write to the out folder {}: {}'.format(
                 self.path, error.strerror or error))
         try:
@@ -208,6 +213,7 @@ class OutFolder:
         here = os.listdir(self.path)
         names = list(RUN_FILES) + [model_name] + [
             name for name in here if snapshots.SNAPSHOT_NAME.fullmatch(name)]
+        self._refuse_what_is_in_the_way(names, model_name)
         foreign = self.foreign(names)
         if foreign:
             raise FolderError(
@@ -229,6 +235,27 @@ class OutFolder:
         self.keep_snapshots = run_args['keep_snapshots']
         self._save_record()
         return replaced
+
+    def _refuse_what_is_in_the_way(self, names, model_name):
+        """FolderError for a folder at one of names, where the run writes
+        files, or for anything at a temporary the run writes under (the
+        claim removed its own): the write would fail mid-run, after the
+        previous run's files were removed."""
+        for name in self.existing(names):
+            path = os.path.join(self.path, name)
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                raise FolderError('{} is a folder, where the run writes a '
+                                  'file: move it aside, or choose another '
+                                  '--out'.format(path))
+        for entry in os.listdir(self.private):
+            name = entry[:-len(TEMPORARY_SUFFIX)]
+            if entry.endswith(TEMPORARY_SUFFIX) and (
+                    _is_run_file(name) or
+                    name in (model_name, RECORD) + SHARED_FILES):
+                raise FolderError(
+                    '{} is in the way: the run writes its {} there first; '
+                    'move it aside, or choose another --out'.format(
+                        os.path.join(self.private, entry), name))
 
     def _replace(self, previous, run_args, overwrite):
         """Remove the previous run's files; say what that was."""

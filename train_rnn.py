@@ -210,7 +210,7 @@ def add_reports(trainer, args, write):
     """The log, the printed table, the plots and the progress bar."""
     trainer.extend(extensions.LogReport(log_name=None))
     trainer.extend(LogFile(write))
-    terminal = sys.stdout is not None and sys.stdout.isatty()
+    terminal = cli.is_terminal(sys.stdout)
     trainer.extend(extensions.PrintReport([
         'epoch', 'iteration', 'main/loss', 'validation/main/loss',
         'main/accuracy', 'validation/main/accuracy',
@@ -354,11 +354,12 @@ def build_parser():
 
 
 def snapshot_count(text):
-    """--keep-snapshots' value: a whole number, 0 or more."""
-    count = int(text)
-    if count < 0:
+    """--keep-snapshots' value: a whole number from 0 to what a snapshot's
+    counters hold (more would mean all, as 0 does)."""
+    count = cli.whole_number(text)
+    if not 0 <= count <= MAX_COUNTER:
         raise argparse.ArgumentTypeError(
-            'must be 0 (all) or more (got {})'.format(count))
+            'must be 0 (all) to {} (got {})'.format(MAX_COUNTER, count))
     return count
 
 
@@ -443,7 +444,8 @@ def merge_resumed_arguments(args, explicit, snapshot, saved):
     try:
         check_arguments(argparse.Namespace(**saved))
         cli.check_whole('processes', saved['processes'], 1)
-        cli.check_whole('keep_snapshots', saved['keep_snapshots'], 0)
+        cli.check_whole('keep_snapshots', saved['keep_snapshots'], 0,
+                        MAX_COUNTER)
     except UsageError as error:
         raise snapshots.FileError('{} records arguments that make no run: '
                                   '{}'.format(snapshot, error))

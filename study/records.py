@@ -13,7 +13,7 @@ import os
 import re
 import stat
 
-from cli import UsageError
+from cli import UsageError, open_problem
 import simple_sequence
 import snapshots
 from study import capacity
@@ -33,8 +33,9 @@ class RecordFile:
             descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND |
                                  os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
         except OSError as error:
-            raise UsageError('cannot write to {}: {}'.format(
-                path, error.strerror or error))
+            raise UsageError('{} (choose another --out)'.format(open_problem(
+                error, 'the sweep would append to the file it points to, '
+                'and cut it short')))
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             os.close(descriptor)
             raise UsageError('{} is not a regular file'.format(path))

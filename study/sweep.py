@@ -390,6 +390,11 @@ def sweep(args, settings, record_file, records, prog):
         say('{}: error: writing to {} failed: {} (the records written so '
             'far are kept)'.format(prog, args.out, error), sys.stderr)
         return cli.EXIT_FAILED
+    except concurrent.futures.BrokenExecutor:  # a worker killed, or OOM
+        say('{}: error: a worker process died during a run: the finished '
+            'runs are in {}; the same command goes on from there.'.format(
+                prog, record_file.path), sys.stderr)
+        return cli.EXIT_FAILED
     say('Wrote the report to {}: {} runs in this session took {:.1f} min.'
         .format(args.out, ran, wall / 60))
     return 0

@@ -134,6 +134,9 @@ GARBAGE = {
     'entries without a name': b'[{"request": {}}, 3]',
     'too deep': b'[' * 100000 + b']' * 100000,
     'too large': b'[' + b' ' * dashboard_commands.MAX_COMMANDS_BYTES + b']',
+    # 2 kB, but 2 MB as the run writes it back, indented.
+    'nested deep': json.dumps([command('rewind', body='@')]).replace(
+        '"@"', '[' * 700 + ']' * 700).encode(),
 }
 
 
@@ -167,3 +170,17 @@ def test_the_args_file_holds_the_run_arguments_for_chainerui(tmp_path):
     assert json.loads((tmp_path / 'args').read_text()) == json.loads(
         (tmp_path / 'args.json').read_text())
     assert json.loads((tmp_path / 'args').read_text())['unit'] == 6
+
+
+def test_responses_past_the_size_limit_are_not_written(tmp_path, capsys):
+    """The run never writes a commands file it would refuse to read."""
+    long_name = 'x' * (dashboard_commands.MAX_COMMANDS_BYTES * 2 // 3)
+    send(tmp_path, command(long_name, iteration=3))
+    before = (tmp_path / 'commands').read_bytes()
+    train(tmp_path, '-e', '1')
+    err = capsys.readouterr().err
+    assert 'dashboard: wrote no responses: {} would be larger than {} bytes ' \
+        'as the run writes it'.format(tmp_path / 'commands',
+                                      dashboard_commands.MAX_COMMANDS_BYTES) \
+        in err
+    assert (tmp_path / 'commands').read_bytes() == before

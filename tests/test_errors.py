@@ -43,6 +43,7 @@ def files(tmp_path, finished):
         'bad args': str(tmp_path / 'bad args'),
         'unknown arch': str(tmp_path / 'unknown arch'),
         'endless': str(tmp_path / 'endless'),
+        'hoarding': str(tmp_path / 'hoarding'),
     }
     open(made['empty'], 'wb').close()
     with open(made['truncated'], 'wb') as f:
@@ -55,7 +56,9 @@ def files(tmp_path, finished):
     recorded = json.loads(str(arrays[snapshots.RUN_ARGS_KEY]))
     for name, run_args in (('bad args', {'arch': 'rnn'}),
                            ('unknown arch', dict(recorded, arch='evil')),
-                           ('endless', dict(recorded, epoch=10 ** 30))):
+                           ('endless', dict(recorded, epoch=10 ** 30)),
+                           ('hoarding', dict(recorded,
+                                             keep_snapshots=10 ** 30))):
         arrays[snapshots.RUN_ARGS_KEY] = numpy.array(json.dumps(run_args))
         with open(made[name], 'wb') as f:
             numpy.savez(f, **arrays)
@@ -88,10 +91,21 @@ TRAIN_CASES = [
     (['-g', '0'], '--gpu needs CuPy, which is not installed'),
     (['--bogus'], 'unrecognized arguments: --bogus'),
     (['-a', 'rnn3', '--fused'], '--fused has no rnn3'),
-    (['--keep-snapshots', '-1'],
-     'argument --keep-snapshots: must be 0 (all) or more (got -1)'),
-    (['-r', '{finished}', '--keep-snapshots', '-2'],
-     'argument --keep-snapshots: must be 0 (all) or more (got -2)'),
+    (['--keep-snapshots', '-1'], 'argument --keep-snapshots: must be 0 '
+     '(all) to 9223372036854775807 (got -1)'),
+    (['-r', '{finished}', '--keep-snapshots', '-2'], 'argument '
+     '--keep-snapshots: must be 0 (all) to 9223372036854775807 (got -2)'),
+    (['-r', '{hoarding}'], '{hoarding} records arguments that make no run: '
+     'keep_snapshots must be a whole number from 0 to 9223372036854775807'),
+    (['--keep-snapshots', str(10 ** 30)], 'argument --keep-snapshots: must '
+     'be 0 (all) to 9223372036854775807 (got {})'.format(10 ** 30)),
+    # int() and float() take any script's digits: '\u0663' is 3.
+    (['-e', '\u0663'], "argument --epoch/-e: invalid int value: '\u0663'"),
+    (['--keep-snapshots', '\u0663'],
+     "invalid snapshot_count value: '\u0663'"),
+    (['-c', '\u0663'], "argument --gradclip/-c: invalid float value: "
+     "'\u0663'"),
+    (['-u', '1_0'], "argument --unit/-u: invalid int value: '1_0'"),
     (['--keep-snapshots', 'two'],
      "argument --keep-snapshots: invalid snapshot_count value: 'two'"),
     (['-r', '{finished}', '--fused'],

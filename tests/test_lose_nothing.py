@@ -199,7 +199,8 @@ def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path):
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM
-    assert 'SIGTERM: stopping after this update' in stderr
+    # No empty line first: stderr is no terminal, with no line to end.
+    assert stderr.startswith('SIGTERM: stopping after this update')
     assert 'Traceback' not in stderr
     stopped = int(re.search(r'Stopped at iteration (\d+)', stderr).group(1))
     assert snapshots.latest_snapshot(str(out)).endswith(
@@ -210,6 +211,23 @@ def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path):
         numpy.testing.assert_array_equal(
             snapshots.read_npz(train_rnn.model_path(str(out), 'lstm'))[name],
             array)
+
+
+def test_a_signal_on_a_terminal_starts_a_line_of_its_own(
+        monkeypatch, capsys):
+    """Off the line that ^C, or the progress bar on stdout, left open."""
+    monkeypatch.setattr(sys.stderr, 'isatty', lambda: True)
+    trigger = train_rnn.StopOnRequest((1, 'epoch'))
+    handlers = {number: signal.getsignal(number)
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with cli.Signals() as signals, signals.stopping(trigger):
+            signal.raise_signal(signal.SIGTERM)
+    finally:  # which a stopped run leaves ignored
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    assert capsys.readouterr().err.startswith('\nSIGTERM: stopping after')
+    assert trigger.requested
 
 
 def test_ctrl_c_twice_quits_at_once_with_the_hint(tmp_path):
@@ -397,7 +415,8 @@ CRAFTED = [
     ('processes a string', run_args_set(processes='1'),
      "processes must be a whole number of at least 1 (got '1')"),
     ('keep_snapshots negative', run_args_set(keep_snapshots=-1),
-     'keep_snapshots must be a whole number of at least 0 (got -1)'),
+     'keep_snapshots must be a whole number from 0 to 9223372036854775807 '
+     '(got -1)'),
     ('unit negative', run_args_set(unit=-5), 'records arguments that make'),
     ('unit huge', run_args_set(unit=10 ** 9), 'of memory'),
     ('negative counter', replaced('updater/iteration',
@@ -708,6 +727,82 @@ def test_two_sweeps_on_one_file_run_once_and_count_once(tmp_path, capsys):
 
 # What a hostile review found.
 
+def test_a_linked_lock_or_record_file_is_named_a_link_and_refused(
+        finished, tmp_path, capsys):
+    """O_NOFOLLOW's error, 'Too many levels of symbolic links', said
+    nothing of a link."""
+    victim = tmp_path / 'victim'
+    victim.write_text('mine')
+    out = tmp_path / 'out'
+    os.system('cp -r {} {}'.format(finished, out))
+    lock = out / out_folder.PRIVATE / out_folder.LOCK
+    lock.unlink()
+    lock.symlink_to(victim)
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-o', str(out), '-e', '1'] + TINY)
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert_one_line_error(capsys.readouterr().err, (
+        'cannot lock the out folder {}: {} is a symbolic link, which is '
+        'refused: a lock through it would lock nothing here'.format(
+            out, lock)))
+    records = tmp_path / 'sweep' / 'capacity.jsonl'
+    records.parent.mkdir()
+    records.symlink_to(victim)
+    with pytest.raises(SystemExit) as exit_info:
+        sweep.main(['-o', str(records.parent)] + SWEEP)
+    assert exit_info.value.code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err == ('python -m study.sweep: error: {} is a symbolic link, '
+                   'which is refused: the sweep would append to the file it '
+                   'points to, and cut it short (choose another --out)\n'
+                   .format(records))
+    assert victim.read_text() == 'mine'
+
+
+def test_a_lock_that_is_a_folder_is_named(finished, tmp_path, capsys):
+    out = tmp_path / 'out'
+    os.system('cp -r {} {}'.format(finished, out))
+    lock = out / out_folder.PRIVATE / out_folder.LOCK
+    lock.unlink()
+    lock.mkdir()
+    before = files_of(out)
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-o', str(out), '-e', '1'] + TINY)
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert_one_line_error(capsys.readouterr().err, (
+        'cannot lock the out folder {}: {} is a folder, not a file (move it '
+        'aside: a run makes its own)'.format(out, lock)))
+    assert files_of(out) == before
+
+
+@pytest.mark.parametrize('name, make', [
+    ('args', 'mkdir'), ('log', 'mkdir'), ('args.json', 'mkdir'),
+    ('snapshot_iter_15', 'mkdir'), ('rnn_simple_sequence.model', 'mkdir'),
+    ('.train_rnn/record.json.tmp', 'mkdir'),
+    ('.train_rnn/snapshot_iter_45.tmp', 'mkdir'),
+    ('.train_rnn/snapshot_iter_45.tmp', 'touch'),
+    ('.train_rnn/commands.tmp', 'mkdir')])
+def test_what_is_in_the_way_of_a_write_is_refused_before_anything_goes(
+        name, make, finished, tmp_path, capsys):
+    """A folder at a name the run writes, or anything at a temporary that
+    it writes under (a kill's leftover is removed first): the write would
+    fail mid-run, the previous run's files gone."""
+    out = tmp_path / 'out'
+    os.system('cp -r {} {}'.format(finished, out))
+    if (out / name).exists():
+        (out / name).unlink()
+    getattr(out / name, make)()
+    before = files_of(out)
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-o', str(out), '-e', '3'] + TINY)
+    assert exit_info.value.code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert_one_line_error(err, str(out / name))
+    assert 'is a folder, where the run writes a file' in err or \
+        'is in the way: the run writes its' in err
+    assert files_of(out) == before
+
+
 def test_a_linked_private_folder_is_refused_and_its_target_kept(tmp_path):
     victim = tmp_path / 'victim'
     victim.mkdir()
@@ -818,3 +913,37 @@ def test_ctrl_c_stops_a_sweep_without_running_the_rest(tmp_path):
     assert 'the same command goes on from there' in stderr
     done = (tmp_path / 'capacity.jsonl').read_text().splitlines()
     assert 1 <= len(done) < 40
+
+
+def sweep_workers(pid):
+    """The process ids of the pool's workers of the sweep pid."""
+    with open('/proc/{0}/task/{0}/children'.format(pid)) as f:
+        children = f.read().split()
+    workers = []
+    for child in children:
+        with open('/proc/{}/cmdline'.format(child), 'rb') as f:
+            if b'spawn_main' in f.read():
+                workers.append(int(child))
+    return workers
+
+
+def test_a_sweep_worker_killed_is_one_line_and_the_records_stay(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path), '-j',
+         '2', '--arch', 'rnn', '--vocab', '5', '--bproplen', '3', '--seed',
+         '0', '1', '2', '3', '--more-seeds', '--tokens', '30000',
+         '--eval-every', '500', '--grid'],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not process.stdout.readline().startswith('[1/4]'):
+        assert process.poll() is None
+    os.kill(sweep_workers(process.pid)[0], signal.SIGKILL)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == cli.EXIT_FAILED
+    assert err == ('python -m study.sweep: error: a worker process died '
+                   'during a run: the finished runs are in {}; the same '
+                   'command goes on from there.\n'.format(
+                       tmp_path / 'capacity.jsonl'))
+    done = (tmp_path / 'capacity.jsonl').read_text().splitlines()
+    assert 1 <= len(done) < 4
+    assert len(done) == 1 + sum(line.startswith('[')
+                                for line in out.splitlines())

@@ -165,7 +165,7 @@ def test_leftovers_of_interrupted_writes_are_removed_and_nothing_else(
     # user's, and those of files the record does not name.
     others = [private / '.my notes.deadbeef.tmp',
               private / '.snapshot_iter_30.1f2e3d4c.tmp',
-              private / 'snapshot_iter_45.tmp',
+              private / 'my_snapshot_iter_45.tmp',
               tmp_path / '.snapshot_iter_30.1f2e3d4c.tmp',
               tmp_path / 'logk2j4h5g6', tmp_path / 'logk2j4h5g6' / 'log.json',
               tmp_path / '.notes.0123abcd.tmp']

@@ -6,9 +6,11 @@ skipped without them, except in CI (CI=true), where that fails.
 import html.parser
 import json
 import os
+import select
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -303,6 +305,47 @@ def test_a_finished_run_refuses_commands(server):
         'message': 'The target training job has already stopped'}
 
 
+def server_says(process, text, timeout=30):
+    """The line of the server's stderr that holds text, once it comes."""
+    seen = b''
+    deadline = time.monotonic() + timeout
+    while text.encode() not in seen:
+        assert time.monotonic() < deadline, seen
+        if select.select([process.stderr], [], [], 0.5)[0]:
+            seen += os.read(process.stderr.fileno(), 65536)
+    return next(line for line in seen.decode().splitlines() if text in line)
+
+
+def test_a_command_to_a_run_whose_state_file_is_garbage_is_refused(
+        runs, server):
+    """ChainerUI answered 500, and said nothing."""
+    url, process = server
+    out = runs / 'garbled'
+    shutil.copytree(str(runs / 'rnn'), str(out))
+    (out / '.chainerui_commands').write_text('{"job_status": 5}')
+    with pytest.raises(urllib.error.HTTPError) as error:
+        post('{}/api/v1/projects/1/results/{}/commands'.format(
+            url, run_id(url, 'garbled')), {'name': 'stop'})
+    assert error.value.code == 400
+    assert json.load(error.value) == {
+        'message': 'Cannot get the target training job status'}
+    assert server_says(process, str(out / '.chainerui_commands')) == \
+        'dashboard: ignored {}: not what ChainerUI reads there'.format(
+            out / '.chainerui_commands')
+
+
+def test_a_command_to_a_run_whose_commands_are_garbage_is_taken(runs,
+                                                                server):
+    url, _ = server
+    out = runs / 'garbled_commands'
+    shutil.copytree(str(runs / 'rnn'), str(out))
+    (out / '.chainerui_commands').write_text('{"job_status": "running"}')
+    (out / 'commands').write_text('"stop"')
+    answer = post('{}/api/v1/projects/1/results/{}/commands'.format(
+        url, run_id(url, 'garbled_commands')), {'name': 'stop'})
+    assert [command['name'] for command in answer['commands']] == ['stop']
+
+
 def test_ctrl_c_stops_the_server_in_one_line(server):
     url, process = server
     process.send_signal(signal.SIGINT)
@@ -343,3 +386,65 @@ def test_without_chainerui_the_dashboard_says_what_to_install(tmp_path):
         'dashboard.py: error: the dashboard needs ChainerUI, which is not '
         'installed (blocked): run make ui, or .venv/bin/python -m pip install '
         '-r requirements-ui.txt\n')
+
+
+def another_programs_database(path):
+    with sqlite3.connect(str(path)) as connection:
+        connection.execute('CREATE TABLE project (name)')
+
+
+@pytest.mark.parametrize('make, problem', [
+    (lambda path: path.write_text('garbage'),
+     "cannot open ChainerUI's database {}: file is not a database"),
+    (lambda path: path.mkdir(), "ChainerUI's database {} is a folder"),
+    (another_programs_database,
+     'ChainerUI cannot use the database {}: table project already exists'),
+    (None, "cannot make ChainerUI's database {}: {db}: Not a directory")],
+    ids=['garbage', 'a folder', "another program's", 'a file above --db'])
+def test_a_database_that_cannot_be_used_is_named(make, problem, runs,
+                                                 tmp_path):
+    """It was a traceback, or blamed the port."""
+    db = tmp_path / 'db'
+    database = db / 'db' / 'chainerui.db'
+    if make is None:
+        db.write_text('mine')
+        db = db / 'below'
+        database = db / 'db' / 'chainerui.db'
+    else:
+        database.parent.mkdir(parents=True)
+        make(database)
+    completed = run_dashboard('--db', str(db), str(runs / 'rnn'))
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr == 'dashboard.py: error: {} (choose another ' \
+        '--db, or move it aside)\n'.format(problem.format(database, db=db))
+    assert completed.stdout == ''
+
+
+def test_a_file_as_db_is_named(runs, tmp_path):
+    (tmp_path / 'chainerui.db').write_text('mine')
+    completed = run_dashboard('--db', str(tmp_path / 'chainerui.db'),
+                              str(runs / 'rnn'))
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr == (
+        'dashboard.py: error: --db {} is a file: it names the folder where '
+        'ChainerUI keeps its database (db/chainerui.db in it); choose another '
+        '--db\n'.format(tmp_path / 'chainerui.db'))
+
+
+def run_dashboard(*args):
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'dashboard.py')] + list(args),
+        capture_output=True, text=True, timeout=120)
+
+
+def test_a_host_that_cannot_be_resolved_is_named(runs, tmp_path):
+    """os.strerror of the resolver's errno said 'Unknown error -2'."""
+    completed = run_dashboard('--host', '999.1.1.1', '--db', str(tmp_path),
+                              str(runs / 'rnn'))
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr.startswith(
+        'dashboard.py: error: cannot resolve --host 999.1.1.1: ')
+    assert completed.stderr.endswith(
+        ' (choose another --host; UI_HOST= with make ui)\n')
+    assert completed.stderr.count('\n') == 1
+    assert 'Unknown error' not in completed.stderr
