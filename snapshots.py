@@ -34,6 +34,12 @@ READ_CHUNK = 2 ** 20
 NO_STATE_SHAPE = (0,)
 _NPY_VERSIONS = {(1, 0): numpy.lib.format.read_array_header_1_0,
                  (2, 0): numpy.lib.format.read_array_header_2_0}
+# The most characters of text an entry may hold: a run's arguments are a
+# few hundred; the log grows by about 300 an epoch, so this bounds what
+# 50,000 epochs log. Text is held 4 bytes a character, then copied and
+# parsed: a bound keeps a deflated bomb from being read at all.
+MAX_TEXT = {RUN_ARGS_KEY: 2 ** 16}
+MAX_LOG_TEXT = 2 ** 24
 
 
 class FileError(Exception):
@@ -190,6 +196,7 @@ def _read_arrays(f, path, admit):
                 raise FileError('{} holds {} twice'.format(path, name))
             with archive.open(entry) as member:
                 shape, _, dtype = _read_header(member, entry, path)
+            check_text_size(name, shape, dtype, path)
             declared[name] = Declared(shape, dtype)
         wanted = declared.keys() if admit is None else admit(declared)
         arrays = {}
@@ -232,6 +239,20 @@ def _read_header(member, entry, path):
                         'holds {}'.format(path, entry.filename, n_bytes,
                                           entry.file_size - member.tell()))
     return shape, fortran_order, dtype
+
+
+def check_text_size(name, shape, dtype, path):
+    """FileError if the entry name declares more text than MAX_TEXT (or
+    MAX_LOG_TEXT) allows, before it is read."""
+    if dtype.kind not in 'US':
+        return
+    characters = math.prod(shape) * dtype.itemsize // (
+        4 if dtype.kind == 'U' else 1)
+    limit = MAX_TEXT.get(name, MAX_LOG_TEXT)
+    if characters > limit:
+        raise FileError('{}: {} declares {} characters of text, more than '
+                        'the {} this reader takes'.format(
+                            path, name, characters, limit))
 
 
 def _read_array(member, entry, path):

@@ -1,6 +1,7 @@
 """What a hostile or unlucky user does: two runs at once, kills and Ctrl-C
 at any moment, SIGTERM, full disks, damaged and crafted files."""
 import json
+import math
 import os
 import random
 import re
@@ -410,7 +411,7 @@ CRAFTED = [
         'extensions/LogReport/_log': numpy.array('[' * 100000)}),
      'not valid JSON'),
     ('run_args nested deep', lambda arrays: arrays.update({
-        'run_args': numpy.array('[' * 100000 + ']' * 100000)}),
+        'run_args': numpy.array('[' * 30000 + ']' * 30000)}),
      'not valid JSON'),
     ('streams ahead of the updates', replaced(
         'updater/iterator:main/iteration', lambda a: a + 1),
@@ -528,18 +529,24 @@ def test_an_array_header_declaring_a_huge_array_is_refused(tmp_path):
         snapshots.read_npz(path)
 
 
-def with_zero_entry(path, name, n_bytes):
-    """Add to the npz at path an entry of n_bytes zeros, deflated: a small
-    file that declares a large array."""
-    header = numpy.lib.format.header_data_from_array_1_0(
-        numpy.zeros(0, numpy.uint8))
-    header['shape'] = (n_bytes,)
-    chunk = bytes(2 ** 20)
+def with_large_entry(path, name, dtype, shape, chunk):
+    """Add to the npz at path the entry name, an array of dtype and shape
+    whose data is chunk over and over, deflated: a small file that declares
+    a large array."""
+    dtype = numpy.dtype(dtype)
+    header = {'descr': numpy.lib.format.dtype_to_descr(dtype),
+              'fortran_order': False, 'shape': shape}
+    n_bytes = math.prod(shape) * dtype.itemsize
     with zipfile.ZipFile(path, 'a', zipfile.ZIP_DEFLATED) as archive:
         with archive.open(name + '.npy', 'w', force_zip64=True) as member:
             numpy.lib.format.write_array_header_1_0(member, header)
             for _ in range(n_bytes // len(chunk)):
                 member.write(chunk)
+
+
+def with_zero_entry(path, name, n_bytes):
+    """Add to the npz at path an entry of n_bytes zeros."""
+    with_large_entry(path, name, numpy.uint8, (n_bytes,), bytes(2 ** 20))
 
 
 PEAK_MEMORY_OF_A_RUN = """
@@ -549,20 +556,48 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
 """
 
 
+def peak_memory_run(script, *args):
+    """(stderr, peak memory in MiB) of one of our scripts run with args."""
+    completed = subprocess.run(
+        [sys.executable, '-c', PEAK_MEMORY_OF_A_RUN, sys.executable,
+         os.path.join(ROOT, script)] + list(args),
+        capture_output=True, text=True, timeout=300)
+    return completed.stderr, int(completed.stdout)
+
+
 def test_an_entry_no_snapshot_has_is_refused_before_it_is_read(
         finished, tmp_path):
     path = str(tmp_path / 'snapshot_iter_30')
     with open(str(finished / 'snapshot_iter_30'), 'rb') as f:
         open(path, 'wb').write(f.read())
     with_zero_entry(path, 'extra', 2 ** 30)
-    completed = subprocess.run(
-        [sys.executable, '-c', PEAK_MEMORY_OF_A_RUN, sys.executable,
-         os.path.join(ROOT, 'train_rnn.py'), '-r', path, '-o',
-         str(tmp_path / 'out')], capture_output=True, text=True, timeout=300)
-    assert completed.stderr == 'train_rnn.py: error: {} holds extra, which ' \
-        'no snapshot of this run has\n'.format(path)
+    stderr, peak = peak_memory_run('train_rnn.py', '-r', path, '-o',
+                                   str(tmp_path / 'out'))
+    assert stderr == 'train_rnn.py: error: {} holds extra, which no ' \
+        'snapshot of this run has\n'.format(path)
     # MiB: reading the entry would take 1024 (docs/reliability.md).
-    assert int(completed.stdout) < 256
+    assert peak < 256
+    assert not (tmp_path / 'out').exists()
+
+
+# 2 ** 26 spaces, 256 MiB as NumPy holds text, in a file of 256 KiB.
+SPACES = 2 ** 26
+
+
+@pytest.mark.parametrize('key, limit', [
+    ('run_args', 2 ** 16), ('extensions/LogReport/_log', 2 ** 24)])
+def test_a_text_bomb_is_refused_before_it_is_read(key, limit, finished,
+                                                  tmp_path):
+    path = rewritten(tmp_path, finished, lambda arrays: arrays.pop(key))
+    with_large_entry(path, key, numpy.dtype(('U', SPACES)), (),
+                     ' '.encode('utf-32-le') * 2 ** 18)
+    stderr, peak = peak_memory_run('train_rnn.py', '-r', path, '-o',
+                                   str(tmp_path / 'out'))
+    assert stderr == 'train_rnn.py: error: {}: {} declares {} characters ' \
+        'of text, more than the {} this reader takes\n'.format(
+            path, key, SPACES, limit)
+    # MiB: reading it took 2,500 for 250 million (docs/reliability.md).
+    assert peak < 256
     assert not (tmp_path / 'out').exists()
 
 
