@@ -314,7 +314,14 @@ def check_shapes(arrays, reference, path, states=(), any_rows=False):
             raise FileError('{} does not fit this model: {} is {} {}, where '
                             '{} {} belongs'.format(
                                 path, key, actual.dtype, actual.shape,
-                                expected.dtype, expected.shape))
+                                type_name(expected.dtype), expected.shape))
+
+
+def type_name(dtype):
+    """What an entry of dtype must be, as check_shapes takes it: floats
+    exactly, text and integers of any length."""
+    return {'U': 'str', 'S': 'bytes', 'i': 'int', 'u': 'uint'}.get(
+        dtype.kind, str(dtype))
 
 
 def check_finite(arrays, reference, path):
@@ -413,9 +420,9 @@ def with_run_args(arrays, run_args):
 
 def read_run_args(arrays, path):
     """The run arguments recorded in a snapshot's or model's arrays."""
-    if RUN_ARGS_KEY not in arrays or arrays[RUN_ARGS_KEY].dtype.kind != 'U' \
-            or arrays[RUN_ARGS_KEY].shape != ():
+    if RUN_ARGS_KEY not in arrays:
         raise FileError('{} is not a snapshot of train_rnn.py'.format(path))
+    check_shapes(arrays, {RUN_ARGS_KEY: numpy.array('')}, path)
     return parse_json(str(arrays[RUN_ARGS_KEY]),
                       '{}: the run\'s arguments'.format(path))
 

@@ -323,11 +323,16 @@ def rewritten(tmp_path, finished, change):
     return str(path)
 
 
+DROP = object()  # a value of run_args_set: leave the argument out
+
+
 def run_args_set(**changes):
     def change(arrays):
         recorded = json.loads(str(arrays['run_args']))
         recorded.update(changes)
-        arrays['run_args'] = numpy.array(json.dumps(recorded))
+        arrays['run_args'] = numpy.array(json.dumps(
+            {name: value for name, value in recorded.items()
+             if value is not DROP}))
     return change
 
 
@@ -357,9 +362,12 @@ def set_key(key_of, make):
     return change
 
 
+LOG = 'extensions/LogReport/_log'
+
+
 def log_set(log):
     def change(arrays):
-        arrays['extensions/LogReport/_log'] = numpy.array(json.dumps(log))
+        arrays[LOG] = numpy.array(json.dumps(log))
     return change
 
 
@@ -464,6 +472,18 @@ CRAFTED = [
     ('a log of a 400-digit loss', log_set([{'epoch': 1, 'iteration': 15,
                                             'main/loss': -10 ** 400}]),
      'holds a damaged log: an entry that is not numbers by name'),
+    # Messages that name what was found and what belongs.
+    ('a log of a number', lambda arrays: arrays.update({
+        LOG: numpy.array(3)}),
+     'extensions/LogReport/_log is int64 (), where str () belongs'),
+    ('run_args a number', lambda arrays: arrays.update({
+        'run_args': numpy.array(1.5)}),
+     'run_args is float64 (), where str () belongs'),
+    ('run_args without unit', run_args_set(unit=DROP, seed=DROP),
+     'does not record the arguments of its run: it lacks seed, unit'),
+    ('run_args of an unknown name', run_args_set(lr=0.1),
+     'does not record the arguments of its run: it names lr, which '
+     'train_rnn.py does not know'),
 ]
 
 

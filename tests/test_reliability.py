@@ -465,7 +465,7 @@ def test_a_snapshot_without_a_first_recorded_argument_is_refused(
     assert exit_info.value.code == cli.EXIT_USAGE
     assert capsys.readouterr().err == (
         'train_rnn.py: error: {} does not record the arguments of its '
-        'run\n'.format(tmp_path / 'snapshot_iter_15'))
+        'run: it lacks {}\n'.format(tmp_path / 'snapshot_iter_15', flag))
 
 
 def test_a_snapshot_of_a_run_in_a_terminal_resumes_without_one(tmp_path):
