@@ -355,6 +355,12 @@ def state_key(arrays):
                 arrays[key].ndim == 2 and arrays[key].shape[0] == 4)
 
 
+def adam_key(part):
+    """The key of part (m or v) of Adam's state of the first bias."""
+    return lambda arrays: first_bias(arrays).replace(
+        'updater/model:main/', 'updater/optimizer:main/') + '/' + part
+
+
 def set_key(key_of, make):
     def change(arrays):
         key = key_of(arrays)
@@ -368,6 +374,15 @@ LOG = 'extensions/LogReport/_log'
 def log_set(log):
     def change(arrays):
         arrays[LOG] = numpy.array(json.dumps(log))
+    return change
+
+
+def log_entry_set(index, **fields):
+    """Set fields of the log's entry at index."""
+    def change(arrays):
+        log = json.loads(str(arrays[LOG]))
+        log[index].update(fields)
+        log_set(log)(arrays)
     return change
 
 
@@ -461,10 +476,8 @@ CRAFTED = [
         'extensions/LogReport/_summary/_summaries/0/_x': numpy.zeros(9)}),
      'holds extensions/LogReport/_summary/_summaries/0/_x, which no '
      'snapshot of this run has'),
-    ('an Adam state that broadcasts', set_key(
-        lambda arrays: first_bias(arrays).replace(
-            'updater/model:main/', 'updater/optimizer:main/') + '/m',
-        lambda a: a[:1]),
+    ('an Adam state that broadcasts', set_key(adam_key('m'),
+                                              lambda a: a[:1]),
      'does not fit this model: updater/optimizer:main/predictor/'),
     ('a log of a 400-digit epoch', log_set(
         [{'epoch': 10 ** 400, 'iteration': 15}]),
@@ -472,6 +485,58 @@ CRAFTED = [
     ('a log of a 400-digit loss', log_set([{'epoch': 1, 'iteration': 15,
                                             'main/loss': -10 ** 400}]),
      'holds a damaged log: an entry that is not numbers by name'),
+    # The log must be the one LogReport kept up to the snapshot.
+    ('a log of no entries', log_set([]),
+     'holds a damaged log: 0 entries, where 2 epochs ended'),
+    ('a log entry from elsewhere', log_entry_set(1, epoch=77, iteration=999),
+     'holds a damaged log: its entry of epoch 2 says epoch 77, iteration '
+     '999, where epoch 2 ended at iteration 30'),
+    ('a log entry an update early', log_entry_set(0, iteration=14),
+     'its entry of epoch 1 says epoch 1, iteration 14, where epoch 1 ended '
+     'at iteration 15'),
+    ('a log entry of a name no run logs', log_entry_set(
+        0, **{'main/evil': 1.0}),
+     'holds a damaged log: an entry of main/evil, which no run logs'),
+    ('a log going back in time', log_entry_set(0, elapsed_time=10.0 ** 9),
+     'holds a damaged log: its entry of epoch 2 went back in time'),
+    ('a log past the snapshot\'s time', log_entry_set(
+        1, elapsed_time=10.0 ** 9),
+     'holds a damaged log: its elapsed time is '),
+    ('a log summary of words not seen', lambda arrays: arrays.update({
+        'extensions/LogReport/_summary/_names': numpy.array('["main/loss"]'),
+        'extensions/LogReport/_summary/_summaries/0/_x': numpy.array(1.0),
+        'extensions/LogReport/_summary/_summaries/0/_x2': numpy.array(1.0),
+        'extensions/LogReport/_summary/_summaries/0/_n': numpy.array(7)}),
+     'holds a damaged log: its summary counts 7 words, where the 0 updates '
+     'since its last entry saw 0'),
+    # What Adam's updates cannot make.
+    ('a negative Adam v', set_key(adam_key('v'), lambda a: -1 - a),
+     'holds an impossible Adam state: updater/optimizer:main/predictor/'),
+    ('a NaN Adam v', set_key(adam_key('v'), lambda a: a * numpy.nan),
+     'holds a value that is NaN or infinite in updater/optimizer:main/'),
+    ('an infinite Adam m', set_key(adam_key('m'), lambda a: a * numpy.inf),
+     'holds a value that is NaN or infinite in updater/optimizer:main/'),
+    ('an Adam m its v cannot allow', set_key(adam_key('m'),
+                                             lambda a: a * 0 + 1000),
+     'm is larger than its v allows (m^2 <= 52.9 v)'),
+    # Triggers where the updates are not.
+    ('a stop trigger far ahead', replaced(
+        'stop_trigger/previous_iteration', lambda a: numpy.array(10 ** 18)),
+     'is inconsistent: 30 updates, but stop_trigger/previous_iteration is '
+     '1000000000000000000'),
+    ('a trigger behind', replaced(
+        'extensions/LogReport/_trigger/previous_iteration', lambda a: a - 5),
+     'is inconsistent: 30 updates, but extensions/LogReport/_trigger/'
+     'previous_iteration is 25'),
+    ('a trigger before the start', replaced(
+        'extension_triggers/Snapshot/previous_iteration',
+        lambda a: a * 0 - 7),
+     'but extension_triggers/Snapshot/previous_iteration is -7'),
+    ('a trigger in another epoch', replaced(
+        'extension_triggers/LogReport/previous_epoch_detail',
+        lambda a: a + 1),
+     'is inconsistent: extension_triggers/LogReport/previous_epoch_detail '
+     'is 3.0, where 2.0 belongs'),
     # Messages that name what was found and what belongs.
     ('a log of a number', lambda arrays: arrays.update({
         LOG: numpy.array(3)}),
@@ -804,13 +869,13 @@ def test_a_log_summary_without_its_values_is_refused(finished, tmp_path,
                                                      capsys):
     def names_without_summaries(arrays):
         arrays['extensions/LogReport/_summary/_names'] = numpy.array(
-            '["a", "b"]')
+            '["main/loss", "main/accuracy"]')
 
     path = rewritten(tmp_path, finished, names_without_summaries)
     with pytest.raises(SystemExit):
         train_rnn.main(['-r', path, '-o', str(tmp_path / 'out'), '-e', '3'])
     assert_one_line_error(capsys.readouterr().err,
-                          'holds a damaged log: the summary of a')
+                          'holds a damaged log: the summary of main/loss')
     assert not (tmp_path / 'out').exists()
 
 

@@ -474,7 +474,9 @@ def test_a_snapshot_of_a_run_in_a_terminal_resumes_without_one(tmp_path):
     train(tmp_path, '-e', '1')
     snapshot = str(tmp_path / 'snapshot_iter_15')
     arrays = snapshots.read_npz(snapshot)
-    arrays.update(train_rnn.progress_bar_entries())
+    # Called at every update, as every extension's trigger.
+    arrays.update({key: arrays[key.replace('ProgressBar', 'LogReport')]
+                   for key in train_rnn.progress_bar_entries()})
     write_npz(snapshot, arrays)
     assert train_rnn.main(['-r', str(tmp_path), '-e', '2']) == 0
     assert len(read_log(tmp_path)) == 2
