@@ -347,6 +347,28 @@ def load_into(obj, arrays, path):
         raise FileError('{} does not fit this model: {}'.format(path, error))
 
 
+def read_model(path, predictor):
+    """The arrays of the model file at path, for predictor (one without a
+    state). What every entry declares is checked first, and only this
+    predictor's parameters, an empty state (train_rnn.py writes the model
+    after reset_state) and the run's arguments are read."""
+    reference = dict(serialized(predictor), **{RUN_ARGS_KEY: numpy.array('')})
+
+    def admit(declared):
+        for name in sorted(name[1:] for name, _ in predictor.namedparams()):
+            if name not in declared:
+                raise FileError('{} lacks {}: it was not written for this '
+                                'model'.format(path, name))
+        for name in declared:
+            if name not in reference:
+                raise FileError('{} holds {}, which is no part of this model'
+                                .format(path, name))
+        check_shapes(declared, reference, path)
+        return declared.keys()
+
+    return read_npz(path, admit)
+
+
 def recurrent_state_shapes(predictor, rows):
     """{key: array}: the recurrent state that predictor serializes after a
     step of `rows` streams, found by running one step on a copy."""

@@ -665,6 +665,18 @@ def test_an_entry_no_snapshot_has_is_refused_before_it_is_read(
     assert not (tmp_path / 'out').exists()
 
 
+def test_an_entry_no_model_has_is_refused_before_it_is_read(
+        finished, tmp_path):
+    path = str(tmp_path / 'some.model')
+    with open(train_rnn.model_path(str(finished), 'rnn'), 'rb') as f:
+        open(path, 'wb').write(f.read())
+    with_zero_entry(path, 'extra', 2 ** 28)
+    stderr, peak = peak_memory_run('predict_rnn.py', '-m', path)
+    assert stderr == 'predict_rnn.py: error: {} holds extra, which is no ' \
+        'part of this model\n'.format(path)
+    assert peak < 256  # MiB: reading the entry would take 256 more
+
+
 # 2 ** 26 spaces, 256 MiB as NumPy holds text, in a file of 256 KiB.
 SPACES = 2 ** 26
 
