@@ -129,36 +129,54 @@ def without_run_arguments(out):
                 ', '.join(archs)))
 
 
-def file_settings(path, arrays, arch):
-    """What a model file says of itself: its run_args, else its shapes."""
+def file_settings(path, arch):
+    """What a model file says of itself: its run_args, else the shape its
+    embed/W declares; no other entry is read."""
+    declared = {}
+
+    def run_args_alone(headers):
+        declared.update(headers)
+        embed = headers.get('embed/W')
+        if embed is None or len(embed.shape) != 2:
+            raise snapshots.FileError('{} lacks embed/W (vocabulary, units): '
+                                      'it is not a model file'.format(path))
+        snapshots.check_shapes(headers, {snapshots.RUN_ARGS_KEY:
+                                         numpy.array('')}, path)
+        return {snapshots.RUN_ARGS_KEY} & headers.keys()
+
+    arrays = snapshots.read_npz(path, run_args_alone)
     if snapshots.RUN_ARGS_KEY in arrays:
         recorded = snapshots.parse_json(
             str(arrays[snapshots.RUN_ARGS_KEY]),
             'the run arguments in {}'.format(path))
-        return check_settings(recorded, path)
-    embed = arrays.get('embed/W')
-    if embed is None or embed.ndim != 2:
-        raise snapshots.FileError('{} lacks embed/W (vocabulary, units): it '
-                                  'is not a model file'.format(path))
-    vocab, unit = embed.shape
-    return check_settings({'arch': arch or 'rnn', 'unit': int(unit),
-                           'vocab': int(vocab)}, path)
+        recorded = check_settings(recorded, path)
+    else:
+        vocab, unit = declared['embed/W'].shape
+        recorded = check_settings({'arch': arch or 'rnn', 'unit': int(unit),
+                                   'vocab': int(vocab)}, path)
+    if declared['embed/W'].shape != (recorded['vocab'], recorded['unit']):
+        raise snapshots.FileError(
+            '{} records a model of vocabulary {} and {} units, but its '
+            'embed/W is {}'.format(path, recorded['vocab'], recorded['unit'],
+                                   declared['embed/W'].shape))
+    return recorded
 
 
 def settings_of(args):
-    """(path, arrays, settings): the model file to load and how to build it.
+    """(path, settings): the model file to load and how to build it.
 
     -m names the file. Else -o names a run's folder, which may hold several
     architectures' models side by side, as the tutorial's result/ did: -a
-    picks one, else args.json names the latest run's. Either way the file's
-    own record of its run, where it has one, says how to build it.
+    picks one, else args.json names the latest run's, whose model it must
+    be. Either way the file's own record of its run, where it has one, says
+    how to build it.
     """
-    path = args.modelpath
+    path, run = args.modelpath, None
     if path is None:
-        arch = args.arch or read_run_arguments(args.out)['arch']
-        path = model_path(args.out, arch)
-    arrays = snapshots.read_npz(path)
-    recorded = file_settings(path, arrays, args.arch)
+        if args.arch is None:
+            run = read_run_arguments(args.out)
+        path = model_path(args.out, args.arch or run['arch'])
+    recorded = file_settings(path, args.arch)
     for flag, name in (('--arch', 'arch'), ('--unit', 'unit'),
                        ('--vocab', 'vocab')):
         value = getattr(args, name)
@@ -166,25 +184,26 @@ def settings_of(args):
             raise UsageError('{} {} contradicts {}, which holds a model of '
                              '{} {}'.format(flag, value, path, name,
                                             recorded[name]))
-    embed = arrays.get('embed/W')
-    if embed is None:
-        raise snapshots.FileError('{} lacks embed/W: it is not a model '
-                                  'file'.format(path))
-    if embed.shape != (recorded['vocab'], recorded['unit']):
-        raise snapshots.FileError(
-            '{} records a model of vocabulary {} and {} units, but its '
-            'embed/W is {}'.format(path, recorded['vocab'], recorded['unit'],
-                                   embed.shape))
+        # A later run of the same architecture, unfinished, leaves the
+        # earlier model: not the one args.json describes.
+        if run is not None and run[name] != recorded[name]:
+            raise UsageError(
+                '{} records {} {}, but {} holds a model of {} {}: pass -a '
+                '{} to load that model'.format(
+                    os.path.join(args.out, 'args.json'), name, run[name],
+                    path, name, recorded[name], recorded['arch']))
     check_fits_in_memory(recorded['arch'], recorded['unit'],
                          recorded['vocab'])
-    return path, arrays, recorded
+    return path, recorded
 
 
-def load_model(path, arrays, settings, device):
-    """The predictor that settings describe, its parameters from arrays."""
+def load_model(path, settings, device):
+    """The predictor that settings describe, its parameters from the file
+    at path, whose entries must be this predictor's."""
     predictor = build_model(settings['arch'], settings['vocab'],
                             settings['unit'])
-    snapshots.load_checked(predictor, arrays, path)
+    snapshots.load_checked(predictor, snapshots.read_model(path, predictor),
+                           path)
     predictor.to_device(device)
     return predictor
 
@@ -281,10 +300,10 @@ def main(argv=None):
                 check_whole(flag, value, 1, largest)
         length = check_whole('--length', args.length, 1, MAX_LENGTH)
         device = select_device(args.gpu)
-        path, arrays, settings = settings_of(args)
+        path, settings = settings_of(args)
         vocab = settings['vocab']
         prime = check_whole('--primeindex', args.primeindex, 1, vocab - 1)
-        predictor = load_model(path, arrays, settings, device)
+        predictor = load_model(path, settings, device)
     except (UsageError, snapshots.FileError) as error:
         parser.error(str(error))
 

@@ -7,6 +7,7 @@ verifies every entry's checksum; nothing is written that would need pickle.
 """
 import collections
 import contextlib
+import copy
 import io
 import json
 import math
@@ -34,6 +35,12 @@ READ_CHUNK = 2 ** 20
 NO_STATE_SHAPE = (0,)
 _NPY_VERSIONS = {(1, 0): numpy.lib.format.read_array_header_1_0,
                  (2, 0): numpy.lib.format.read_array_header_2_0}
+# The most characters of text an entry may hold: a run's arguments are a
+# few hundred; the log grows by about 300 an epoch, so this bounds what
+# 50,000 epochs log. Text is held 4 bytes a character, then copied and
+# parsed: a bound keeps a deflated bomb from being read at all.
+MAX_TEXT = {RUN_ARGS_KEY: 2 ** 16}
+MAX_LOG_TEXT = 2 ** 24
 
 
 class FileError(Exception):
@@ -190,6 +197,7 @@ def _read_arrays(f, path, admit):
                 raise FileError('{} holds {} twice'.format(path, name))
             with archive.open(entry) as member:
                 shape, _, dtype = _read_header(member, entry, path)
+            check_text_size(name, shape, dtype, path)
             declared[name] = Declared(shape, dtype)
         wanted = declared.keys() if admit is None else admit(declared)
         arrays = {}
@@ -232,6 +240,20 @@ def _read_header(member, entry, path):
                         'holds {}'.format(path, entry.filename, n_bytes,
                                           entry.file_size - member.tell()))
     return shape, fortran_order, dtype
+
+
+def check_text_size(name, shape, dtype, path):
+    """FileError if the entry name declares more text than MAX_TEXT (or
+    MAX_LOG_TEXT) allows, before it is read."""
+    if dtype.kind not in 'US':
+        return
+    characters = math.prod(shape) * dtype.itemsize // (
+        4 if dtype.kind == 'U' else 1)
+    limit = MAX_TEXT.get(name, MAX_LOG_TEXT)
+    if characters > limit:
+        raise FileError('{}: {} declares {} characters of text, more than '
+                        'the {} this reader takes'.format(
+                            path, name, characters, limit))
 
 
 def _read_array(member, entry, path):
@@ -293,7 +315,14 @@ def check_shapes(arrays, reference, path, states=(), any_rows=False):
             raise FileError('{} does not fit this model: {} is {} {}, where '
                             '{} {} belongs'.format(
                                 path, key, actual.dtype, actual.shape,
-                                expected.dtype, expected.shape))
+                                type_name(expected.dtype), expected.shape))
+
+
+def type_name(dtype):
+    """What an entry of dtype must be, as check_shapes takes it: floats
+    exactly, text and integers of any length."""
+    return {'U': 'str', 'S': 'bytes', 'i': 'int', 'u': 'uint'}.get(
+        dtype.kind, str(dtype))
 
 
 def check_finite(arrays, reference, path):
@@ -316,6 +345,28 @@ def load_into(obj, arrays, path):
                         'model'.format(path, error))
     except (ValueError, TypeError) as error:
         raise FileError('{} does not fit this model: {}'.format(path, error))
+
+
+def read_model(path, predictor):
+    """The arrays of the model file at path, for predictor (one without a
+    state). What every entry declares is checked first, and only this
+    predictor's parameters, an empty state (train_rnn.py writes the model
+    after reset_state) and the run's arguments are read."""
+    reference = dict(serialized(predictor), **{RUN_ARGS_KEY: numpy.array('')})
+
+    def admit(declared):
+        for name in sorted(name[1:] for name, _ in predictor.namedparams()):
+            if name not in declared:
+                raise FileError('{} lacks {}: it was not written for this '
+                                'model'.format(path, name))
+        for name in declared:
+            if name not in reference:
+                raise FileError('{} holds {}, which is no part of this model'
+                                .format(path, name))
+        check_shapes(declared, reference, path)
+        return declared.keys()
+
+    return read_npz(path, admit)
 
 
 def recurrent_state_shapes(predictor, rows):
@@ -392,9 +443,9 @@ def with_run_args(arrays, run_args):
 
 def read_run_args(arrays, path):
     """The run arguments recorded in a snapshot's or model's arrays."""
-    if RUN_ARGS_KEY not in arrays or arrays[RUN_ARGS_KEY].dtype.kind != 'U' \
-            or arrays[RUN_ARGS_KEY].shape != ():
+    if RUN_ARGS_KEY not in arrays:
         raise FileError('{} is not a snapshot of train_rnn.py'.format(path))
+    check_shapes(arrays, {RUN_ARGS_KEY: numpy.array('')}, path)
     return parse_json(str(arrays[RUN_ARGS_KEY]),
                       '{}: the run\'s arguments'.format(path))
 
@@ -477,14 +528,19 @@ def restore(trainer, arrays, path):
                  iteration.shape == () and iteration == 0 else ())
     check_finite(arrays, reference, path)
     for key, value in arrays.items():
-        if key.endswith(('iteration', '/t', '/epoch', 'position')) and \
+        # A trigger's previous iteration is left to check_triggers.
+        if key.endswith(('/iteration', '/t', '/epoch', 'position')) and \
                 value.shape == () and value.dtype.kind in 'iu' and value < 0:
             raise FileError('{} records a negative counter {}'.format(
                 path, key))
     check_random_state(arrays, path)
-    check_recorded_log(arrays, path)
+    check_adam_state(arrays, updater.get_optimizer('main'), path)
+    log = check_recorded_log(arrays, path)
     load_into(trainer, arrays, path)
     check_counters(updater, path)
+    check_triggers(arrays, updater, path)
+    if log is not None:
+        check_log_against_run(log, arrays, updater, path)
 
 
 def check_counters(updater, path):
@@ -508,6 +564,81 @@ def check_counters(updater, path):
         raise FileError('{} is inconsistent: its streams are in epoch {}, '
                         'but Adam counted {}'.format(
                             path, iterator.epoch, optimizer.epoch))
+
+
+def clock_at(updater, iteration):
+    """(epoch, epoch_detail) that updater reports after that many updates:
+    its iterator's whole state is the steps it took."""
+    iterator = copy.copy(updater.get_iterator('main'))
+    iterator.iteration = iteration * updater.bprop_len
+    return iterator.epoch, iterator.epoch_detail
+
+
+def epoch_end(updater, epoch):
+    """The update in which updater's epoch reaches epoch."""
+    # From a guess a little short of it: the division rounds.
+    iteration = max(int(epoch / clock_at(updater, 1)[1]) - 2, 1)
+    while clock_at(updater, iteration)[0] < epoch:
+        iteration += 1
+    return iteration
+
+
+TRIGGER_STATE = re.compile(r'(.*/)previous_iteration')
+
+
+def check_triggers(arrays, updater, path):
+    """FileError unless every trigger's state in arrays is where the
+    restored updater says: called at the last update or the one before
+    (Chainer calls every trigger once per update, the stop trigger before
+    it), at that update's epoch_detail; or -1, Chainer's mark of a trigger
+    whose state was not saved (a progress bar new to a resumed run)."""
+    iteration = updater.iteration
+    for key in sorted(arrays):
+        match = TRIGGER_STATE.fullmatch(key)
+        if match is None:
+            continue
+        previous = arrays[key]
+        detail = arrays.get(match.group(1) + 'previous_epoch_detail')
+        if previous == -1 and (detail is None or detail == -1):
+            continue
+        if not (max(iteration - 1, 0) <= previous <= iteration):
+            raise FileError('{} is inconsistent: {} updates, but {} is {}'
+                            .format(path, iteration, key, previous))
+        expected = clock_at(updater, int(previous))[1]
+        if detail is not None and detail != expected:
+            raise FileError('{} is inconsistent: {}previous_epoch_detail is '
+                            '{}, where {} belongs'.format(
+                                path, match.group(1), detail, expected))
+
+
+def check_adam_state(arrays, optimizer, path):
+    """FileError unless Adam's m and v in arrays are what its updates can
+    make: v, a mean of squares, is never negative, and bounds m.
+
+    m = (1 - b1) sum b1^k g_k and v = (1 - b2) sum b2^k g_k^2, so by
+    Cauchy-Schwarz m^2 <= C v, C = (1 - b1)^2 / ((1 - b2)(1 - b1^2 / b2));
+    twice that, and a float32 tiny, allow for rounding and for squares
+    that underflow.
+    """
+    hp = optimizer.hyperparam
+    bound = 2 * (1 - hp.beta1) ** 2 / (
+        (1 - hp.beta2) * (1 - hp.beta1 ** 2 / hp.beta2))
+    prefix = 'updater/optimizer:main/'
+    for key in sorted(arrays):
+        if not (key.startswith(prefix) and key.endswith('/v')):
+            continue
+        v = arrays[key].astype(numpy.float64)
+        m = arrays.get(key[:-1] + 'm')
+        if (v < 0).any():
+            raise FileError('{} holds an impossible Adam state: {} has {}, '
+                            'where a mean of squares is never negative'
+                            .format(path, key, v.min()))
+        if m is not None and m.shape == v.shape and (
+                numpy.square(m.astype(numpy.float64)) >
+                bound * v + numpy.finfo(numpy.float32).tiny).any():
+            raise FileError('{} holds an impossible Adam state: {}m is '
+                            'larger than its v allows (m^2 <= {:.3g} v)'
+                            .format(path, key[:-1], bound / 2))
 
 
 RANDOM_STATE = 'updater/random/'
@@ -553,15 +684,28 @@ LOG_SUMMARY = re.compile(re.escape(LOG_REPORT) +
                          r'_summary/_summaries/\d+/_(x|x2|n)')
 
 
+# What LogReport logs of our runs: its clock, and the means that
+# models.SequenceClassifier reports, in training and in evaluation.
+LOG_CLOCK = ('epoch', 'iteration', 'elapsed_time')
+LOGGED = set(LOG_CLOCK) | {prefix + name for prefix in (
+    'main/', 'validation/main/') for name in (
+        'loss', 'accuracy', 'boundary_accuracy')}
+
+
+def damaged_log(path, what):
+    return FileError('{} holds a damaged log: {}'.format(path, what))
+
+
 def check_recorded_log(arrays, path):
-    """FileError unless the LogReport's log and summary in arrays are what
-    LogReport wrote: entries of finite numbers, counters whole."""
+    """The LogReport's log in arrays (None if it has none), once it and the
+    summary are what LogReport writes: entries of finite numbers under the
+    names it logs, counters whole; FileError if not. How the entries fit
+    the run is left to check_log_against_run, once it is restored."""
     def bad(what):
-        return FileError('{} holds a damaged log: {}'.format(
-            path, what))
+        return damaged_log(path, what)
 
     if LOG_REPORT + '_log' not in arrays:
-        return
+        return None
     log = parse_json(str(arrays[LOG_REPORT + '_log']),
                      '{}: its log'.format(path))
     if not isinstance(log, list):
@@ -570,14 +714,18 @@ def check_recorded_log(arrays, path):
         if not isinstance(entry, dict) or not all(
                 map(_is_logged_number, entry.values())):
             raise bad('an entry that is not numbers by name')
-        for key in ('epoch', 'iteration'):
-            if not isinstance(entry.get(key), int) or entry[key] < 0:
+        for key in LOG_CLOCK:
+            if key not in entry or entry[key] < 0 or \
+                    key != 'elapsed_time' and not isinstance(entry[key], int):
                 raise bad('an entry without its {}'.format(key))
+        unknown = sorted(set(entry) - LOGGED)
+        if unknown:
+            raise bad('an entry of {}, which no run logs'.format(unknown[0]))
     names = parse_json(
         str(arrays.get(LOG_REPORT + '_summary/_names', '[]')),
         '{}: its log summary'.format(path))
     if not isinstance(names, list) or not all(
-            isinstance(name, str) for name in names):
+            name in LOGGED - set(LOG_CLOCK) for name in names):
         raise bad('the summary\'s names')
     summaries = LOG_REPORT + '_summary/_summaries/'
     for index in range(len(names)):
@@ -591,6 +739,44 @@ def check_recorded_log(arrays, path):
     if elapsed is not None and not (elapsed.shape == () and
                                     0 <= elapsed < math.inf):
         raise bad('its elapsed time')
+    return log
+
+
+def check_log_against_run(log, arrays, updater, path):
+    """FileError unless the log is the one LogReport kept up to the
+    restored updater's iteration: an entry at the update that ended each
+    epoch, elapsed times in order up to the snapshot's, and no more words
+    in its summary than the updates since the last entry saw."""
+    def bad(what):
+        return damaged_log(path, what)
+
+    if len(log) != updater.epoch:
+        raise bad('{} entries, where {} epochs ended'.format(
+            len(log), updater.epoch))
+    last, elapsed = 0, 0
+    for epoch, entry in enumerate(log, 1):
+        ended = epoch_end(updater, epoch)
+        if (entry['epoch'], entry['iteration']) != (epoch, ended):
+            raise bad('its entry of epoch {} says epoch {}, iteration {}, '
+                      'where epoch {} ended at iteration {}'.format(
+                          epoch, entry['epoch'], entry['iteration'], epoch,
+                          ended))
+        if entry['elapsed_time'] < elapsed:
+            raise bad('its entry of epoch {} went back in time'.format(epoch))
+        last, elapsed = ended, entry['elapsed_time']
+    total = arrays.get('_snapshot_elapsed_time')
+    if total is not None and total < elapsed:
+        raise bad('its elapsed time is {}, less than its last entry\'s'
+                  .format(total))
+    words = (updater.iteration - last) * updater.bprop_len * \
+        updater.get_iterator('main').batch_size
+    summaries = LOG_REPORT + '_summary/_summaries/'
+    for key in sorted(arrays):
+        if key.startswith(summaries) and key.endswith('/_n') and \
+                arrays[key] > words:
+            raise bad('its summary counts {} words, where the {} updates '
+                      'since its last entry saw {}'.format(
+                          arrays[key], updater.iteration - last, words))
 
 
 def _is_logged_number(value):

@@ -433,11 +433,22 @@ def resumed_snapshot(args, argv, ranks):
 
 def merge_resumed_arguments(args, explicit, snapshot, saved):
     """Take the run's arguments from the snapshot, refusing contradictions."""
-    if not isinstance(saved, dict) or not \
-            set(RECORDED) - set(RECORDED_LATER) <= set(saved) <= \
-            set(RECORDED):
+    if not isinstance(saved, dict):
         raise snapshots.FileError('{} does not record the arguments of its '
-                                  'run'.format(snapshot))
+                                  'run: they are no names with values'
+                                  .format(snapshot))
+    missing = sorted(set(RECORDED) - set(RECORDED_LATER) - set(saved))
+    unknown = sorted(set(saved) - set(RECORDED))
+    problems = []
+    if missing:
+        problems.append('it lacks ' + ', '.join(missing))
+    if unknown:
+        problems.append('it names {}, which train_rnn.py does not know'
+                        .format(', '.join(unknown)))
+    if problems:
+        raise snapshots.FileError('{} does not record the arguments of its '
+                                  'run: {}'.format(snapshot,
+                                                   '; '.join(problems)))
     parser = build_parser()
     saved = dict({name: parser.get_default(name)
                   for name in RECORDED_LATER}, **saved)

@@ -239,13 +239,16 @@ def test_bad_prediction_inputs(case, argv, message, tmp_path, finished,
     assert message.format(folder=folder) in err
 
 
-def model_file(tmp_path, finished, run_args=None, drop=()):
+def model_file(tmp_path, finished, run_args=None, changes=None):
     """The finished run's model, with run_args (a dict or raw text) added
-    and the keys in drop left out."""
+    and the arrays in changes set (left out where None)."""
     arrays = snapshots.read_npz(train_rnn.model_path(finished, 'rnn'))
     del arrays[snapshots.RUN_ARGS_KEY]  # as in the tutorial's files
-    for key in drop:
-        del arrays[key]
+    for key, value in (changes or {}).items():
+        if value is None:
+            del arrays[key]
+        else:
+            arrays[key] = value
     if run_args is not None:
         text = run_args if isinstance(run_args, str) else json.dumps(
             dict({'arch': 'rnn', 'unit': 6, 'vocab': 3, 'epoch': 2},
@@ -257,32 +260,46 @@ def model_file(tmp_path, finished, run_args=None, drop=()):
 
 
 MODEL_FILE_CASES = [
-    ({}, [], ['-a', 'lstm'], '--arch lstm contradicts {path}, which holds a '
+    ({}, {}, ['-a', 'lstm'], '--arch lstm contradicts {path}, which holds a '
      'model of arch rnn'),
-    ({}, [], ['--vocab', '4'], '--vocab 4 contradicts {path}, which holds a '
+    ({}, {}, ['--vocab', '4'], '--vocab 4 contradicts {path}, which holds a '
      'model of vocab 3'),
-    (None, [], ['-u', '5'], '--unit 5 contradicts {path}, which holds a '
+    (None, {}, ['-u', '5'], '--unit 5 contradicts {path}, which holds a '
      'model of unit 6'),
-    (None, [], ['-a', 'gru'], '{path} lacks'),
-    (None, ['embed/W'], [], '{path} lacks embed/W (vocabulary, units): it is '
-     'not a model file'),
-    ({'unit': -3}, [], [], "{path}: unit must be a whole number from 1 to "
+    (None, {}, ['-a', 'gru'], '{path} lacks l1/U/W: it was not written for '
+     'this model'),
+    (None, {'embed/W': None}, [], '{path} lacks embed/W (vocabulary, '
+     'units): it is not a model file'),
+    ({'unit': -3}, {}, [], "{path}: unit must be a whole number from 1 to "
      "100000 (got -3)"),
-    ({'vocab': 10 ** 9}, [], [], '{path}: vocab must be a whole number from '
+    ({'vocab': 10 ** 9}, {}, [], '{path}: vocab must be a whole number from '
      '1 to 100000 (got 1000000000)'),
-    ({'unit': '6'}, [], [], "{path}: unit must be a whole number from 1 to "
+    ({'unit': '6'}, {}, [], "{path}: unit must be a whole number from 1 to "
      "100000 (got '6')"),
-    ({'arch': 'evil'}, [], [], "{path} names an unknown architecture 'evil'"),
-    ({'vocab': 2}, [], [], '{path}: the vocabulary must hold at least 3'),
-    ('{"arch": ', [], [], 'the run arguments in {path}: not valid JSON'),
-    ('[1, 2]', [], [], '{path} is not what train_rnn.py writes'),
+    ({'arch': 'evil'}, {}, [], "{path} names an unknown architecture 'evil'"),
+    ({'vocab': 2}, {}, [], '{path}: the vocabulary must hold at least 3'),
+    ('{"arch": ', {}, [], 'the run arguments in {path}: not valid JSON'),
+    ('[1, 2]', {}, [], '{path} is not what train_rnn.py writes'),
+    # Entries checked by their headers against the model, before reading.
+    (None, {'state/h': numpy.zeros((4, 6), numpy.float32)}, [],
+     '{path} does not fit this model: state/h is float32 (4, 6), where '
+     'float32 (0,) belongs'),
+    (None, {'extra': numpy.zeros(3)}, [],
+     '{path} holds extra, which is no part of this model'),
+    (None, {'l1/b': numpy.zeros(6, numpy.float64)}, [],
+     '{path} does not fit this model: l1/b is float64 (6,), where float32 '
+     '(6,) belongs'),
+    (None, {'run_args': numpy.array(7)}, [],
+     '{path} does not fit this model: run_args is int64 (), where str () '
+     'belongs'),
 ]
 
 
-@pytest.mark.parametrize('run_args, drop, argv, message', MODEL_FILE_CASES)
-def test_bad_model_files_and_flags(run_args, drop, argv, message, tmp_path,
+@pytest.mark.parametrize('run_args, changes, argv, message',
+                         MODEL_FILE_CASES)
+def test_bad_model_files_and_flags(run_args, changes, argv, message, tmp_path,
                                    finished, capsys):
-    path = model_file(tmp_path, finished, run_args, drop)
+    path = model_file(tmp_path, finished, run_args, changes)
     with pytest.raises(SystemExit) as exit_info:
         predict_rnn.main(['-m', path] + argv)
     assert exit_info.value.code == cli.EXIT_USAGE
@@ -301,16 +318,27 @@ def test_a_model_file_needs_no_out_folder(tmp_path, finished, capsys):
             path))
 
 
-def test_a_model_is_built_as_its_own_file_says(tmp_path, finished, capsys):
-    """Not as args.json says, which may be a newer, unfinished run's."""
+def test_args_json_contradicting_the_model_is_refused(tmp_path, finished,
+                                                      capsys):
+    """args.json, which may be a newer, unfinished run's, says which model
+    -o loads: not one of other settings. -a picks the model alone, which is
+    built as its own file says."""
     with open(os.path.join(finished, 'args.json')) as f:
         recorded = json.load(f)
     folder = model_folder(tmp_path, finished, args_text=json.dumps(
-        dict(recorded, unit=8, vocab=7)))
-    assert predict_rnn.main(['-o', folder]) == 0
+        dict(recorded, unit=7)))
+    model = os.path.join(folder, 'rnn_simple_sequence.model')
+    with pytest.raises(SystemExit) as exit_info:
+        predict_rnn.main(['-o', folder])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == (
+        'predict_rnn.py: error: {}/args.json records unit 7, but {} holds a '
+        'model of unit 6: pass -a rnn to load that model\n'.format(
+            folder, model))
+    assert predict_rnn.main(['-o', folder, '-a', 'rnn', '-l', '3']) == 0
     assert capsys.readouterr().out.startswith(
         'Loaded {}: rnn, 6 units, vocabulary 3, trained 2 epochs.'.format(
-            os.path.join(folder, 'rnn_simple_sequence.model')))
+            model))
 
 
 @pytest.fixture

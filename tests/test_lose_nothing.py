@@ -1,6 +1,7 @@
 """What a hostile or unlucky user does: two runs at once, kills and Ctrl-C
 at any moment, SIGTERM, full disks, damaged and crafted files."""
 import json
+import math
 import os
 import random
 import re
@@ -340,11 +341,16 @@ def rewritten(tmp_path, finished, change):
     return str(path)
 
 
+DROP = object()  # a value of run_args_set: leave the argument out
+
+
 def run_args_set(**changes):
     def change(arrays):
         recorded = json.loads(str(arrays['run_args']))
         recorded.update(changes)
-        arrays['run_args'] = numpy.array(json.dumps(recorded))
+        arrays['run_args'] = numpy.array(json.dumps(
+            {name: value for name, value in recorded.items()
+             if value is not DROP}))
     return change
 
 
@@ -367,6 +373,12 @@ def state_key(arrays):
                 arrays[key].ndim == 2 and arrays[key].shape[0] == 4)
 
 
+def adam_key(part):
+    """The key of part (m or v) of Adam's state of the first bias."""
+    return lambda arrays: first_bias(arrays).replace(
+        'updater/model:main/', 'updater/optimizer:main/') + '/' + part
+
+
 def set_key(key_of, make):
     def change(arrays):
         key = key_of(arrays)
@@ -374,9 +386,21 @@ def set_key(key_of, make):
     return change
 
 
+LOG = 'extensions/LogReport/_log'
+
+
 def log_set(log):
     def change(arrays):
-        arrays['extensions/LogReport/_log'] = numpy.array(json.dumps(log))
+        arrays[LOG] = numpy.array(json.dumps(log))
+    return change
+
+
+def log_entry_set(index, **fields):
+    """Set fields of the log's entry at index."""
+    def change(arrays):
+        log = json.loads(str(arrays[LOG]))
+        log[index].update(fields)
+        log_set(log)(arrays)
     return change
 
 
@@ -429,7 +453,7 @@ CRAFTED = [
         'extensions/LogReport/_log': numpy.array('[' * 100000)}),
      'not valid JSON'),
     ('run_args nested deep', lambda arrays: arrays.update({
-        'run_args': numpy.array('[' * 100000 + ']' * 100000)}),
+        'run_args': numpy.array('[' * 30000 + ']' * 30000)}),
      'not valid JSON'),
     ('streams ahead of the updates', replaced(
         'updater/iterator:main/iteration', lambda a: a + 1),
@@ -471,10 +495,8 @@ CRAFTED = [
         'extensions/LogReport/_summary/_summaries/0/_x': numpy.zeros(9)}),
      'holds extensions/LogReport/_summary/_summaries/0/_x, which no '
      'snapshot of this run has'),
-    ('an Adam state that broadcasts', set_key(
-        lambda arrays: first_bias(arrays).replace(
-            'updater/model:main/', 'updater/optimizer:main/') + '/m',
-        lambda a: a[:1]),
+    ('an Adam state that broadcasts', set_key(adam_key('m'),
+                                              lambda a: a[:1]),
      'does not fit this model: updater/optimizer:main/predictor/'),
     ('a log of a 400-digit epoch', log_set(
         [{'epoch': 10 ** 400, 'iteration': 15}]),
@@ -482,6 +504,70 @@ CRAFTED = [
     ('a log of a 400-digit loss', log_set([{'epoch': 1, 'iteration': 15,
                                             'main/loss': -10 ** 400}]),
      'holds a damaged log: an entry that is not numbers by name'),
+    # The log must be the one LogReport kept up to the snapshot.
+    ('a log of no entries', log_set([]),
+     'holds a damaged log: 0 entries, where 2 epochs ended'),
+    ('a log entry from elsewhere', log_entry_set(1, epoch=77, iteration=999),
+     'holds a damaged log: its entry of epoch 2 says epoch 77, iteration '
+     '999, where epoch 2 ended at iteration 30'),
+    ('a log entry an update early', log_entry_set(0, iteration=14),
+     'its entry of epoch 1 says epoch 1, iteration 14, where epoch 1 ended '
+     'at iteration 15'),
+    ('a log entry of a name no run logs', log_entry_set(
+        0, **{'main/evil': 1.0}),
+     'holds a damaged log: an entry of main/evil, which no run logs'),
+    ('a log going back in time', log_entry_set(0, elapsed_time=10.0 ** 9),
+     'holds a damaged log: its entry of epoch 2 went back in time'),
+    ('a log past the snapshot\'s time', log_entry_set(
+        1, elapsed_time=10.0 ** 9),
+     'holds a damaged log: its elapsed time is '),
+    ('a log summary of words not seen', lambda arrays: arrays.update({
+        'extensions/LogReport/_summary/_names': numpy.array('["main/loss"]'),
+        'extensions/LogReport/_summary/_summaries/0/_x': numpy.array(1.0),
+        'extensions/LogReport/_summary/_summaries/0/_x2': numpy.array(1.0),
+        'extensions/LogReport/_summary/_summaries/0/_n': numpy.array(7)}),
+     'holds a damaged log: its summary counts 7 words, where the 0 updates '
+     'since its last entry saw 0'),
+    # What Adam's updates cannot make.
+    ('a negative Adam v', set_key(adam_key('v'), lambda a: -1 - a),
+     'holds an impossible Adam state: updater/optimizer:main/predictor/'),
+    ('a NaN Adam v', set_key(adam_key('v'), lambda a: a * numpy.nan),
+     'holds a value that is NaN or infinite in updater/optimizer:main/'),
+    ('an infinite Adam m', set_key(adam_key('m'), lambda a: a * numpy.inf),
+     'holds a value that is NaN or infinite in updater/optimizer:main/'),
+    ('an Adam m its v cannot allow', set_key(adam_key('m'),
+                                             lambda a: a * 0 + 1000),
+     'm is larger than its v allows (m^2 <= 52.9 v)'),
+    # Triggers where the updates are not.
+    ('a stop trigger far ahead', replaced(
+        'stop_trigger/previous_iteration', lambda a: numpy.array(10 ** 18)),
+     'is inconsistent: 30 updates, but stop_trigger/previous_iteration is '
+     '1000000000000000000'),
+    ('a trigger behind', replaced(
+        'extensions/LogReport/_trigger/previous_iteration', lambda a: a - 5),
+     'is inconsistent: 30 updates, but extensions/LogReport/_trigger/'
+     'previous_iteration is 25'),
+    ('a trigger before the start', replaced(
+        'extension_triggers/Snapshot/previous_iteration',
+        lambda a: a * 0 - 7),
+     'but extension_triggers/Snapshot/previous_iteration is -7'),
+    ('a trigger in another epoch', replaced(
+        'extension_triggers/LogReport/previous_epoch_detail',
+        lambda a: a + 1),
+     'is inconsistent: extension_triggers/LogReport/previous_epoch_detail '
+     'is 3.0, where 2.0 belongs'),
+    # Messages that name what was found and what belongs.
+    ('a log of a number', lambda arrays: arrays.update({
+        LOG: numpy.array(3)}),
+     'extensions/LogReport/_log is int64 (), where str () belongs'),
+    ('run_args a number', lambda arrays: arrays.update({
+        'run_args': numpy.array(1.5)}),
+     'run_args is float64 (), where str () belongs'),
+    ('run_args without unit', run_args_set(unit=DROP, seed=DROP),
+     'does not record the arguments of its run: it lacks seed, unit'),
+    ('run_args of an unknown name', run_args_set(lr=0.1),
+     'does not record the arguments of its run: it names lr, which '
+     'train_rnn.py does not know'),
 ]
 
 
@@ -547,18 +633,24 @@ def test_an_array_header_declaring_a_huge_array_is_refused(tmp_path):
         snapshots.read_npz(path)
 
 
-def with_zero_entry(path, name, n_bytes):
-    """Add to the npz at path an entry of n_bytes zeros, deflated: a small
-    file that declares a large array."""
-    header = numpy.lib.format.header_data_from_array_1_0(
-        numpy.zeros(0, numpy.uint8))
-    header['shape'] = (n_bytes,)
-    chunk = bytes(2 ** 20)
+def with_large_entry(path, name, dtype, shape, chunk):
+    """Add to the npz at path the entry name, an array of dtype and shape
+    whose data is chunk over and over, deflated: a small file that declares
+    a large array."""
+    dtype = numpy.dtype(dtype)
+    header = {'descr': numpy.lib.format.dtype_to_descr(dtype),
+              'fortran_order': False, 'shape': shape}
+    n_bytes = math.prod(shape) * dtype.itemsize
     with zipfile.ZipFile(path, 'a', zipfile.ZIP_DEFLATED) as archive:
         with archive.open(name + '.npy', 'w', force_zip64=True) as member:
             numpy.lib.format.write_array_header_1_0(member, header)
             for _ in range(n_bytes // len(chunk)):
                 member.write(chunk)
+
+
+def with_zero_entry(path, name, n_bytes):
+    """Add to the npz at path an entry of n_bytes zeros."""
+    with_large_entry(path, name, numpy.uint8, (n_bytes,), bytes(2 ** 20))
 
 
 PEAK_MEMORY_OF_A_RUN = """
@@ -568,20 +660,60 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
 """
 
 
+def peak_memory_run(script, *args):
+    """(stderr, peak memory in MiB) of one of our scripts run with args."""
+    completed = subprocess.run(
+        [sys.executable, '-c', PEAK_MEMORY_OF_A_RUN, sys.executable,
+         os.path.join(ROOT, script)] + list(args),
+        capture_output=True, text=True, timeout=300)
+    return completed.stderr, int(completed.stdout)
+
+
 def test_an_entry_no_snapshot_has_is_refused_before_it_is_read(
         finished, tmp_path):
     path = str(tmp_path / 'snapshot_iter_30')
     with open(str(finished / 'snapshot_iter_30'), 'rb') as f:
         open(path, 'wb').write(f.read())
     with_zero_entry(path, 'extra', 2 ** 30)
-    completed = subprocess.run(
-        [sys.executable, '-c', PEAK_MEMORY_OF_A_RUN, sys.executable,
-         os.path.join(ROOT, 'train_rnn.py'), '-r', path, '-o',
-         str(tmp_path / 'out')], capture_output=True, text=True, timeout=300)
-    assert completed.stderr == 'train_rnn.py: error: {} holds extra, which ' \
-        'no snapshot of this run has\n'.format(path)
+    stderr, peak = peak_memory_run('train_rnn.py', '-r', path, '-o',
+                                   str(tmp_path / 'out'))
+    assert stderr == 'train_rnn.py: error: {} holds extra, which no ' \
+        'snapshot of this run has\n'.format(path)
     # MiB: reading the entry would take 1024 (docs/reliability.md).
-    assert int(completed.stdout) < 256
+    assert peak < 256
+    assert not (tmp_path / 'out').exists()
+
+
+def test_an_entry_no_model_has_is_refused_before_it_is_read(
+        finished, tmp_path):
+    path = str(tmp_path / 'some.model')
+    with open(train_rnn.model_path(str(finished), 'rnn'), 'rb') as f:
+        open(path, 'wb').write(f.read())
+    with_zero_entry(path, 'extra', 2 ** 28)
+    stderr, peak = peak_memory_run('predict_rnn.py', '-m', path)
+    assert stderr == 'predict_rnn.py: error: {} holds extra, which is no ' \
+        'part of this model\n'.format(path)
+    assert peak < 256  # MiB: reading the entry would take 256 more
+
+
+# 2 ** 26 spaces, 256 MiB as NumPy holds text, in a file of 256 KiB.
+SPACES = 2 ** 26
+
+
+@pytest.mark.parametrize('key, limit', [
+    ('run_args', 2 ** 16), ('extensions/LogReport/_log', 2 ** 24)])
+def test_a_text_bomb_is_refused_before_it_is_read(key, limit, finished,
+                                                  tmp_path):
+    path = rewritten(tmp_path, finished, lambda arrays: arrays.pop(key))
+    with_large_entry(path, key, numpy.dtype(('U', SPACES)), (),
+                     ' '.encode('utf-32-le') * 2 ** 18)
+    stderr, peak = peak_memory_run('train_rnn.py', '-r', path, '-o',
+                                   str(tmp_path / 'out'))
+    assert stderr == 'train_rnn.py: error: {}: {} declares {} characters ' \
+        'of text, more than the {} this reader takes\n'.format(
+            path, key, SPACES, limit)
+    # MiB: reading it took 2,500 for 250 million (docs/reliability.md).
+    assert peak < 256
     assert not (tmp_path / 'out').exists()
 
 
@@ -844,13 +976,13 @@ def test_a_log_summary_without_its_values_is_refused(finished, tmp_path,
                                                      capsys):
     def names_without_summaries(arrays):
         arrays['extensions/LogReport/_summary/_names'] = numpy.array(
-            '["a", "b"]')
+            '["main/loss", "main/accuracy"]')
 
     path = rewritten(tmp_path, finished, names_without_summaries)
     with pytest.raises(SystemExit):
         train_rnn.main(['-r', path, '-o', str(tmp_path / 'out'), '-e', '3'])
     assert_one_line_error(capsys.readouterr().err,
-                          'holds a damaged log: the summary of a')
+                          'holds a damaged log: the summary of main/loss')
     assert not (tmp_path / 'out').exists()
 
 

@@ -465,16 +465,23 @@ def test_a_snapshot_without_a_first_recorded_argument_is_refused(
     assert exit_info.value.code == cli.EXIT_USAGE
     assert capsys.readouterr().err == (
         'train_rnn.py: error: {} does not record the arguments of its '
-        'run\n'.format(tmp_path / 'snapshot_iter_15'))
+        'run: it lacks {}\n'.format(tmp_path / 'snapshot_iter_15', flag))
 
 
-def test_a_snapshot_of_a_run_in_a_terminal_resumes_without_one(tmp_path):
+@pytest.mark.parametrize('called', [True, False])
+def test_a_snapshot_of_a_run_in_a_terminal_resumes_without_one(
+        called, tmp_path):
     """Its progress bar's trigger is the one entry a run outside a
-    terminal does not have."""
+    terminal does not have. Called at every update, as every extension's
+    trigger; or never, holding -1, Chainer's mark of a state it did not
+    find: a run elsewhere resumed in a terminal and stopped before its
+    first update writes it."""
     train(tmp_path, '-e', '1')
     snapshot = str(tmp_path / 'snapshot_iter_15')
     arrays = snapshots.read_npz(snapshot)
-    arrays.update(train_rnn.progress_bar_entries())
+    for key in train_rnn.progress_bar_entries():
+        state = arrays[key.replace('ProgressBar', 'LogReport')]
+        arrays[key] = state if called else numpy.array(-1, state.dtype)
     write_npz(snapshot, arrays)
     assert train_rnn.main(['-r', str(tmp_path), '-e', '2']) == 0
     assert len(read_log(tmp_path)) == 2
