@@ -36,11 +36,14 @@ NO_STATE_SHAPE = (0,)
 _NPY_VERSIONS = {(1, 0): numpy.lib.format.read_array_header_1_0,
                  (2, 0): numpy.lib.format.read_array_header_2_0}
 # The most characters of text an entry may hold: a run's arguments are a
-# few hundred; the log grows by about 300 an epoch, so this bounds what
-# 50,000 epochs log. Text is held 4 bytes a character, then copied and
-# parsed: a bound keeps a deflated bomb from being read at all.
+# few hundred; the log grows by about 330 an epoch, under LOG_ENTRY_CHARS,
+# so train_rnn.py refuses runs longer than MAX_LOGGED_EPOCHS, whose
+# snapshots this reader would refuse. Text is held 4 bytes a character,
+# then copied and parsed: a bound keeps a deflated bomb from being read.
 MAX_TEXT = {RUN_ARGS_KEY: 2 ** 16}
 MAX_LOG_TEXT = 2 ** 24
+LOG_ENTRY_CHARS = 512
+MAX_LOGGED_EPOCHS = MAX_LOG_TEXT // LOG_ENTRY_CHARS
 
 
 class FileError(Exception):

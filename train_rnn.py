@@ -414,6 +414,11 @@ def check_arguments(args):
             '--epoch {} could never end: a snapshot counts the steps in 64 '
             'bits, which hold {} epochs of this run at most'.format(
                 args.epoch, most_epochs))
+    if args.epoch > snapshots.MAX_LOGGED_EPOCHS:
+        raise UsageError(
+            '--epoch {} is more than a snapshot\'s log holds: {} epochs at '
+            'most (docs/reliability.md)'.format(
+                args.epoch, snapshots.MAX_LOGGED_EPOCHS))
 
 
 def resumed_snapshot(args, argv, ranks):

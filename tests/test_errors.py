@@ -79,6 +79,8 @@ TRAIN_CASES = [
     (['-e', str(10 ** 30)], '--epoch {} could never end: a snapshot counts '
      'the steps in 64 bits, which hold 20496382304121724 epochs of this run '
      'at most'.format(10 ** 30)),
+    (['-e', '32769'], "--epoch 32769 is more than a snapshot's log holds: "
+     '32768 epochs at most'),
     (['-r', '{endless}'], '{endless} records arguments that make no run: '
      '--epoch ' + str(10 ** 30) + ' could never end'),
     (['--vocab', '2'], 'nothing to count'),

@@ -342,3 +342,13 @@ def test_output_to_a_closed_pipe_is_dropped_and_the_files_written(tmp_path):
     assert os.path.exists(train_rnn.model_path(out, 'rnn'))
     predicted = run_into_closed_pipe(['predict_rnn.py', '-o', out])
     assert (predicted.returncode, predicted.stderr) == (0, '')
+
+
+def test_the_longest_log_entry_fits_the_bound_of_the_snapshot_reader():
+    """train_rnn.py bounds --epoch by LOG_ENTRY_CHARS: no run may log more
+    than a snapshot's log may hold."""
+    longest = dict.fromkeys(LOG_KEYS, -1.2345678901234567e-308)
+    longest.update(epoch=train_rnn.MAX_COUNTER,
+                   iteration=train_rnn.MAX_COUNTER)
+    # An entry and the separator between entries of the log's list.
+    assert len(json.dumps(longest)) + len(', ') <= snapshots.LOG_ENTRY_CHARS
