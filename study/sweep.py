@@ -11,7 +11,8 @@ By default the sweep searches each frontier: for every architecture and
 bprop_len it climbs the given N in order, running the given seeds at each,
 until a cell where no run learned; then it runs the more seeds at the cells
 that decide the frontier (the largest N where at least half learned, and
-the next). --grid runs every cell instead.
+the next) where the seeds so far leave the cell's side of one half open.
+--grid runs every cell instead.
 
 Runs go to parallel processes (concurrent.futures), or under MPI to the
 workers of `mpiexec -n K python -m mpi4py.futures -m study.sweep`, which
@@ -42,6 +43,7 @@ import threadpoolctl
 
 from study import capacity
 from study import capacity_report
+from study import statistics
 import cli
 from cli import EXIT_USAGE, ArgumentParser, UsageError
 import distributed
@@ -269,7 +271,16 @@ def frontier_search(done, arch, bproplen, vocabs, seeds, more_seeds):
     frontier = frontier_index(
         [sum(cell(vocab)) / len(cell(vocab)) for vocab in climbed])
     deciding = climbed[max(frontier, 0):frontier + 2]
-    return [key for vocab in deciding for key in missing(vocab, more_seeds)]
+    return [key for vocab in deciding if undecided(cell(vocab))
+            for key in missing(vocab, more_seeds)]
+
+
+def undecided(learned):
+    """Whether a cell's runs leave it open which side of one half its share
+    lies: its Wilson interval holds 1/2. At 0, 1, 9 or 10 of 10 it does
+    not, and more seeds would not move the frontier's interval."""
+    low, high = statistics.wilson(sum(learned), len(learned))
+    return low <= 0.5 <= high
 
 
 def frontier_index(shares):

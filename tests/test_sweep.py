@@ -112,6 +112,21 @@ def test_more_seeds_that_move_the_frontier_move_the_cells_that_decide_it():
     assert search(done) == []
 
 
+def test_more_seeds_go_only_where_the_first_leave_the_frontier_open():
+    seeds = {'seed': range(10), 'more-seeds': range(10, 20)}
+    done = {**cell(5, *[True] * 10, seeds=range(10)),
+            **cell(10, *[False] * 10, seeds=range(10))}
+    # 10/10 and 0/10: each Wilson interval excludes one half.
+    assert search(done, **seeds) == []
+    done.update(cell(10, *[True] * 2, seeds=range(2)))
+    assert search(done, **seeds) == [('rnn', 20, 5, seed)
+                                     for seed in range(10)]
+    done.update(cell(20, *[False] * 10, seeds=range(10)))
+    # 2/10 learned at N=10: [0.06, 0.51] still holds one half.
+    assert search(done, **seeds) == [('rnn', 10, 5, seed)
+                                     for seed in range(10, 20)]
+
+
 def test_the_grid_runs_every_cell_with_the_seeds_given():
     assert len(search({}, grid=[])) == 4 * 2
     assert search(cell(5, True, True), grid=[])[0] == ('rnn', 10, 5, 0)
