@@ -13,9 +13,13 @@ until a cell where no run learned; then it runs the more seeds at the cells
 that decide the frontier (the largest N where at least half learned, and
 the next). --grid runs every cell instead.
 
-Runs go to parallel processes (concurrent.futures), or under MPI to the
-workers of `mpiexec -n K python -m mpi4py.futures -m study.sweep`, which
-hand out runs as workers free up. Each finished run is appended to
+The runs of a cell train as one stacked model (stacked.py), each seed's
+record the one its lone run gives, at a fraction of the cost; a round
+splits a cell's seeds into more stacks only where it holds fewer cells than
+there are processes. Stacks go to parallel processes (concurrent.futures),
+or under MPI to the workers of `mpiexec -n K python -m mpi4py.futures -m
+study.sweep`, which hand them out as workers free up. Each finished run is
+appended to
 OUT/capacity.jsonl at once (records.py), and a sweep started again goes on
 from what is there. At the end capacity_report.py writes the figures and
 OUT/capacity.md.
@@ -42,6 +46,7 @@ import threadpoolctl
 
 from study import capacity
 from study import capacity_report
+from study import stacked
 import cli
 from cli import EXIT_USAGE, ArgumentParser, UsageError
 import distributed
@@ -164,6 +169,56 @@ def run_one(task):
         return _run_one(*task)
 
 
+def run_stack(task):
+    """Train the seeds of one cell as one stack (stacked.py); their records,
+    as run_one gives each, in the order the runs ended. task: (arch,
+    n_vocab, bproplen, seeds, settings).
+
+    A run's seconds are its share of the stack's: the stack's time until
+    the run ended, over the stack's seeds.
+    """
+    with threadpoolctl.threadpool_limits(1), fast_training():
+        return list(_run_stack(*task))
+
+
+def _run_stack(arch, n_vocab, bproplen, seeds, settings):
+    if len(seeds) == 1 or not stackable(arch):
+        for seed in seeds:
+            yield _run_one(arch, n_vocab, bproplen, seed, settings)
+        return
+    started = time.perf_counter()
+    for seed, evaluated, run in stacked.train_until_learned(
+            arch, n_vocab, bproplen, seeds, settings):
+        yield dict(
+            capacity.measure(evaluated, n_vocab, settings['batchsize']),
+            arch=arch, vocab=n_vocab, bproplen=bproplen, seed=seed, **run,
+            seconds=round((time.perf_counter() - started) / len(seeds), 2),
+            settings=settings)
+
+
+def stackable(arch):
+    """Whether the runs of arch (or of the variant's base) stack."""
+    return VARIANTS.get(arch, (arch,))[0] in stacked.STACKED_ARCHITECTURES
+
+
+def stacks(keys, processes):
+    """The tasks' (arch, vocab, bproplen, seeds) for the runs' keys: each
+    cell's seeds in one stack, or, where the cells are fewer than the
+    processes, split into up to processes / cells stacks, so that every
+    process trains."""
+    cells = {}
+    for arch, vocab, bproplen, seed in keys:
+        cells.setdefault((arch, vocab, bproplen), []).append(seed)
+    parts = max(1, -(-processes // len(cells))) if cells else 1
+    tasks = []
+    for cell, seeds in cells.items():
+        count = min(len(seeds), parts) if stackable(cell[0]) else len(seeds)
+        bounds = [i * len(seeds) // count for i in range(count + 1)]
+        tasks += [cell + (tuple(seeds[start:end]),)
+                  for start, end in zip(bounds, bounds[1:])]
+    return tasks
+
+
 def evaluation_interval(n_vocab, bproplen, settings):
     """Updates between evaluations: eval_every tokens, or a period of every
     stream where that is longer, so that evaluating costs a small share of
@@ -279,29 +334,38 @@ def frontier_index(shares):
 
 
 def expected_cost(task):
-    """A rough relative cost, to start the longest runs first."""
-    arch, n_vocab, _, _, _ = task
+    """A rough relative cost, to start the longest stacks first."""
+    arch, n_vocab, _, seeds, _ = task
     return {'lstm': 5, 'lstm1': 3, 'gru': 2}.get(
-        VARIANTS.get(arch, (arch,))[0], 1) * (1 + n_vocab / 10)
+        VARIANTS.get(arch, (arch,))[0], 1) * (1 + n_vocab / 10) * len(seeds)
+
+
+def processes(jobs):
+    """How many tasks run at a time: jobs, or the mpi4py.futures workers."""
+    world = distributed.world_size()
+    return world - 1 if world > 1 else jobs
 
 
 def run_tasks(tasks, jobs):
-    """Yield the records of tasks as they finish, in this process (jobs 1),
-    on `jobs` processes, or on the workers of mpi4py.futures under MPI."""
+    """Yield the records of tasks (those of run_stack) as they finish, in
+    this process (jobs 1), on `jobs` processes, or on the workers of
+    mpi4py.futures under MPI."""
     if distributed.world_size() > 1:
         from mpi4py.futures import MPIPoolExecutor
         executor = MPIPoolExecutor()
     elif jobs == 1:
-        yield from map(run_one, tasks)
+        for task in tasks:
+            with threadpoolctl.threadpool_limits(1), fast_training():
+                yield from _run_stack(*task)
         return
     else:
         executor = concurrent.futures.ProcessPoolExecutor(
             jobs, mp_context=multiprocessing.get_context('spawn'))
     with executor:
-        futures = [executor.submit(run_one, task) for task in tasks]
+        futures = [executor.submit(run_stack, task) for task in tasks]
         try:
             for future in concurrent.futures.as_completed(futures):
-                yield future.result()
+                yield from future.result()
         except BaseException:  # Ctrl-C: no new run; the running ones end
             for future in futures:
                 future.cancel()
@@ -363,20 +427,20 @@ def sweep(args, settings, record_file, records, prog):
     try:
         # A list in a fixed order: every MPI rank must order the tasks
         # alike. Each round plans from the records so far.
-        tasks = plan(records, args)
-        while tasks:
-            tasks = sorted((key + (settings,) for key in tasks),
-                           key=expected_cost, reverse=True)
-            say('Round of {} runs'.format(len(tasks)))
+        keys = plan(records, args)
+        while keys:
+            tasks = sorted((task + (settings,) for task in stacks(
+                keys, processes(args.jobs))), key=expected_cost, reverse=True)
+            say('Round of {} runs'.format(len(keys)))
             for count, record in enumerate(run_tasks(tasks, args.jobs), 1):
                 record_file.append(record)
                 records.append(record)
                 say('[{}/{}] {arch} N={vocab} bproplen={bproplen} '
                     'seed={seed}: {outcome} ({seconds:.0f} s)'.format(
-                        count, len(tasks), outcome=outcome(record),
+                        count, len(keys), outcome=outcome(record),
                         **record))
-            ran += len(tasks)
-            tasks = plan(records, args)
+            ran += len(keys)
+            keys = plan(records, args)
         if not ran:  # the report of the session that ran them stands
             say('Nothing to run: {} is as it was.'.format(args.out))
             return 0

@@ -117,6 +117,22 @@ def test_the_grid_runs_every_cell_with_the_seeds_given():
     assert search(cell(5, True, True), grid=[])[0] == ('rnn', 10, 5, 0)
 
 
+def test_a_cell_s_seeds_train_as_one_stack_where_the_cells_fill_the_jobs():
+    keys = [(arch, 5, 5, seed) for arch in ('rnn', 'gru')
+            for seed in range(10)]
+    assert sweep.stacks(keys, 2) == [('rnn', 5, 5, tuple(range(10))),
+                                     ('gru', 5, 5, tuple(range(10)))]
+
+
+def test_a_round_of_fewer_cells_than_jobs_splits_them_for_every_job():
+    keys = [('gru', 20, 5, seed) for seed in range(10)]
+    assert sweep.stacks(keys, 2) == [('gru', 20, 5, (0, 1, 2, 3, 4)),
+                                     ('gru', 20, 5, (5, 6, 7, 8, 9))]
+    assert sweep.stacks(keys[:3], 4) == [
+        ('gru', 20, 5, (seed,)) for seed in range(3)]
+    assert sweep.stacks([], 2) == []
+
+
 def test_a_variant_trains_the_lstm_with_one_choice_undone(monkeypatch):
     built = []
     setup_training = sweep.train_rnn.setup_training
