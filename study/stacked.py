@@ -26,7 +26,6 @@ import numpy
 from iterators import next_window
 from optimizers import FlatAdam
 from study import capacity
-import train_rnn
 
 # The architectures whose stacked runs are their lone runs bit for bit
 # (tests/test_stacked.py): every fused one.
@@ -167,23 +166,26 @@ class Stack(object):
         self.seeds = [self.seeds[i] for i in positions]
 
 
+def build_stack(arch, n_vocab, bproplen, seeds, settings):
+    """The Stack of the seeds' runs of study.sweep."""
+    from study import sweep  # its recipe; it imports this module
+    runs, generators = [], []
+    for seed in seeds:
+        runs.append(sweep.setup_run(arch, n_vocab, bproplen, seed, settings))
+        # Where the lone run's dropout masks would begin.
+        generator = numpy.random.RandomState()
+        generator.set_state(numpy.random.get_state())
+        generators.append(generator)
+    return Stack(runs, generators, settings['alpha'], settings['gradclip'])
+
+
 def train_until_learned(arch, n_vocab, bproplen, seeds, settings):
     """Yield (seed, predictor, run) for each seed, in the order they end, as
     study.sweep.train_until_learned(arch, n_vocab, bproplen, seed,
     settings) gives (predictor, run) for the seed alone."""
     from study import sweep  # its recipe; it imports this module
     batch_size = settings['batchsize']
-    runs, generators = [], []
-    for seed in seeds:
-        runs.append(train_rnn.setup_training(
-            sweep.run_arguments(arch, n_vocab, bproplen, seed, settings),
-            words=capacity.phase_spread_sequence(n_vocab, batch_size),
-            alpha=settings['alpha'],
-            model_options=sweep.VARIANTS.get(arch, (arch, {}))[1]))
-        generator = numpy.random.RandomState()
-        generator.set_state(numpy.random.get_state())
-        generators.append(generator)
-    stack = Stack(runs, generators, settings['alpha'], settings['gradclip'])
+    stack = build_stack(arch, n_vocab, bproplen, seeds, settings)
     evaluated = [predictor.copy() for predictor in stack.lone]
     histories = [[] for _ in seeds]
     per_update = bproplen * batch_size

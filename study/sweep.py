@@ -243,11 +243,7 @@ def train_until_learned(arch, n_vocab, bproplen, seed, settings):
     """(predictor, run): a copy of the trained predictor that owns its state,
     and {updates, tokens, learned_tokens, history} of the run."""
     batch_size = settings['batchsize']
-    run = train_rnn.setup_training(
-        run_arguments(arch, n_vocab, bproplen, seed, settings),
-        words=capacity.phase_spread_sequence(n_vocab, batch_size),
-        alpha=settings['alpha'],
-        model_options=VARIANTS.get(arch, (arch, {}))[1])
+    run = setup_run(arch, n_vocab, bproplen, seed, settings)
     updater = run.updater
     # Evaluation runs on a copy that shares the parameters and owns its
     # state, so that training goes on from where it was.
@@ -272,6 +268,15 @@ def train_until_learned(arch, n_vocab, bproplen, seed, settings):
         'updates': updater.iteration,
         'tokens': updater.iteration * per_update,
         'learned_tokens': learned_tokens, 'history': history}
+
+
+def setup_run(arch, n_vocab, bproplen, seed, settings):
+    """train_rnn.setup_training's namespace for one run of the study."""
+    return train_rnn.setup_training(
+        run_arguments(arch, n_vocab, bproplen, seed, settings),
+        words=capacity.phase_spread_sequence(n_vocab, settings['batchsize']),
+        alpha=settings['alpha'],
+        model_options=VARIANTS.get(arch, (arch, {}))[1])
 
 
 def learned(history):
