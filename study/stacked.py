@@ -17,6 +17,7 @@ parameters, and a seed leaves the stack when it has learned.
 import chainer_compat  # noqa: F401  (must precede chainer)
 
 import math
+import time
 
 import chainer
 import chainer.functions as F
@@ -180,35 +181,47 @@ def build_stack(arch, n_vocab, bproplen, seeds, settings):
 
 
 def train_until_learned(arch, n_vocab, bproplen, seeds, settings):
-    """Yield (seed, predictor, run) for each seed, in the order they end, as
-    study.sweep.train_until_learned(arch, n_vocab, bproplen, seed,
-    settings) gives (predictor, run) for the seed alone."""
+    """Yield (seed, predictor, run, seconds) for each seed, in the order
+    they end, as study.sweep.train_until_learned(arch, n_vocab, bproplen,
+    seed, settings) gives (predictor, run) for the seed alone; seconds: the
+    seed's share of the stack's time, its evaluations and an even share of
+    the setup and of each update it was in."""
     from study import sweep  # its recipe; it imports this module
+    started = time.perf_counter()
     batch_size = settings['batchsize']
     stack = build_stack(arch, n_vocab, bproplen, seeds, settings)
     evaluated = [predictor.copy() for predictor in stack.lone]
     histories = [[] for _ in seeds]
+    spent = [(time.perf_counter() - started) / len(seeds)] * len(seeds)
     per_update = bproplen * batch_size
     updates = math.ceil(settings['tokens'] / per_update)
     interval = sweep.evaluation_interval(n_vocab, bproplen, settings)
-    iteration = 0
+    iteration, training = 0, 0.0
     while iteration < updates:
+        started = time.perf_counter()
         stack.update()
+        training += time.perf_counter() - started
         iteration += 1
         if iteration % interval and iteration < updates:
             continue
+        for i in stack.seeds:
+            spent[i] += training / len(stack.seeds)
+        training = 0.0
         staying = []
         for position, i in enumerate(stack.seeds):
+            started = time.perf_counter()
             stack.give_parameters(position)
             history = histories[i]
             metrics = capacity.teacher_forced(evaluated[i], n_vocab,
                                               batch_size)
             history.append(dict(metrics, updates=iteration,
                                 tokens=iteration * per_update))
+            spent[i] += time.perf_counter() - started
             if sweep.learned(history):
                 yield seeds[i], evaluated[i], dict(
                     updates=iteration, tokens=iteration * per_update,
-                    learned_tokens=history[-2]['tokens'], history=history)
+                    learned_tokens=history[-2]['tokens'],
+                    history=history), spent[i]
             else:
                 staying.append(position)
         if not staying:
@@ -218,4 +231,4 @@ def train_until_learned(arch, n_vocab, bproplen, seeds, settings):
     for i in stack.seeds:
         yield seeds[i], evaluated[i], dict(
             updates=iteration, tokens=iteration * per_update,
-            learned_tokens=None, history=histories[i])
+            learned_tokens=None, history=histories[i]), spent[i]

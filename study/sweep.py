@@ -174,8 +174,8 @@ def run_stack(task):
     as run_one gives each, in the order the runs ended. task: (arch,
     n_vocab, bproplen, seeds, settings).
 
-    A run's seconds are its share of the stack's: the stack's time until
-    the run ended, over the stack's seeds.
+    A run's seconds are its share of the stack's (stacked.py), so that the
+    seconds of a stack's runs add up to its time.
     """
     with threadpoolctl.threadpool_limits(1), fast_training():
         return list(_run_stack(*task))
@@ -186,14 +186,14 @@ def _run_stack(arch, n_vocab, bproplen, seeds, settings):
         for seed in seeds:
             yield _run_one(arch, n_vocab, bproplen, seed, settings)
         return
-    started = time.perf_counter()
-    for seed, evaluated, run in stacked.train_until_learned(
+    for seed, evaluated, run, seconds in stacked.train_until_learned(
             arch, n_vocab, bproplen, seeds, settings):
-        yield dict(
-            capacity.measure(evaluated, n_vocab, settings['batchsize']),
-            arch=arch, vocab=n_vocab, bproplen=bproplen, seed=seed, **run,
-            seconds=round((time.perf_counter() - started) / len(seeds), 2),
-            settings=settings)
+        started = time.perf_counter()
+        metrics = capacity.measure(evaluated, n_vocab, settings['batchsize'])
+        seconds += time.perf_counter() - started
+        yield dict(metrics, arch=arch, vocab=n_vocab, bproplen=bproplen,
+                   seed=seed, **run, seconds=round(seconds, 2),
+                   settings=settings)
 
 
 def stackable(arch):

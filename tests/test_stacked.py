@@ -54,9 +54,9 @@ def trained(arch, n_vocab, cell_settings):
     with threadpoolctl.threadpool_limits(1), fast_training():
         lone = {seed: outcome(*sweep.train_until_learned(
             arch, n_vocab, 3, seed, cell_settings)) for seed in SEEDS}
-        stack = {seed: outcome(predictor, run) for seed, predictor, run in
-                 stacked.train_until_learned(arch, n_vocab, 3, SEEDS,
-                                             cell_settings)}
+        stack = {seed: outcome(predictor, run)
+                 for seed, predictor, run, _ in stacked.train_until_learned(
+                     arch, n_vocab, 3, SEEDS, cell_settings)}
     return lone, stack
 
 
