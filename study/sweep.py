@@ -113,8 +113,9 @@ def build_parser():
                         help='gradient norm clipping (default: %(default)s)')
     parser.add_argument('--jobs', '-j', type=int,
                         default=len(os.sched_getaffinity(0)),
-                        help='runs at a time (default: the number of cores, '
-                        '%(default)s); under mpi4py.futures, its workers')
+                        help='processes at a time, each training a stack '
+                        '(default: the number of cores, %(default)s); under '
+                        'mpi4py.futures, its workers')
     return parser
 
 
