@@ -1,10 +1,11 @@
 """Train the seeds of one cell of the capacity study as one stacked model.
 
-A run of the study spends its time in Chainer's and NumPy's overhead per
-call, not in arithmetic. The runs of a cell (arch, N, bproplen) differ only
-in their seed and see the same sequence, so S of them train as one model
-whose parameters carry a leading seed axis (fused.py's nodes take it): one
-call per step and per update serves them all.
+A run of the study spends much of its time in Chainer's and NumPy's
+overhead per call. The runs of a cell (arch, N, bproplen) differ only in
+their seed and see the same sequence, so S of them train as one model whose
+parameters carry a leading seed axis (fused.py's nodes take it): one call
+per step and per update serves them all. The arithmetic stays each seed's
+(docs/capacity.md says what that leaves to gain).
 
 Each seed's run is, bit for bit, the one study.sweep.train_until_learned
 makes for it alone: its initial parameters and dropout masks come from its
@@ -113,7 +114,6 @@ class Stack(object):
         self.bprop_len = first.updater.bprop_len
         # A predictor of the same class, its parameters the seeds' stacked.
         self.predictor = first.model.predictor.copy(mode='copy')
-        self.names = [name for name, _ in self.predictor.namedparams()]
         lone_params = [dict(predictor.namedparams())
                        for predictor in self.lone]
         for name, param in self.predictor.namedparams():
