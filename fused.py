@@ -382,7 +382,8 @@ class LSTMWindow(chainer.FunctionNode):
     Inputs: x (T * B, in) or a table (see ElmanWindow), W (4H, in), b
     (4H,), U (4H, H), then c0 (B, H) if has_c0, then h0 (B, H) if has_h0.
     Outputs: hs (T * B, H), h_last and c_last (B, H), for the state that
-    carries to the next window.
+    carries to the next window. A stack of seeds: see the module's
+    docstring.
 
     The time loop is where the layer spends its time, in NumPy's overhead
     per call more than in arithmetic on (B, H) arrays: each step makes few
@@ -570,7 +571,7 @@ class GRUWindow(chainer.FunctionNode):
     Inputs: x (T * B, in) or a table (see ElmanWindow), W_r, b_r, W_z, b_z,
     W, b (each W (H, in)), U_r, c_r, U_z, c_z, U, c (each U (H, H)), then h0
     (B, H) if has_h0. Outputs: hs (T * B, H), and h_last (B, H), a copy of
-    the last step's.
+    the last step's. A stack of seeds: see the module's docstring.
     """
 
     def __init__(self, n_steps, has_h0=False, ids=None):
