@@ -160,7 +160,11 @@ def test_a_gru_window_of_a_stack_is_each_seed_s(table, has_h0):
         [x] + weights + ([h0] if has_h0 else []))
 
 
-def test_the_embedding_and_the_output_layer_of_a_stack_are_each_seed_s():
+@pytest.mark.parametrize('one_hot_max_vocab', [fused.ONE_HOT_MAX_VOCAB, 0])
+def test_the_embedding_and_the_output_layer_of_a_stack_are_each_seed_s(
+        one_hot_max_vocab, monkeypatch):
+    # The embedding's gradient by a one-hot product, or by a scatter-add.
+    monkeypatch.setattr(fused, 'ONE_HOT_MAX_VOCAB', one_hot_max_vocab)
     W_e, x, W, b = arrays((N_VOCAB, N_IN), (T * B, N_IN), (N_VOCAB, N_IN),
                           (N_VOCAB,))
     stacked_and_lone(lambda W_e: (fused.embed_id(IDS, W_e),), [W_e])
