@@ -18,10 +18,10 @@ record the one its lone run gives, at a fraction of the cost; a round
 splits a cell's seeds into more stacks only where it holds fewer cells than
 there are processes. Stacks go to parallel processes (concurrent.futures),
 or under MPI to the workers of `mpiexec -n K python -m mpi4py.futures -m
-study.sweep`, which hand them out as workers free up. Each finished run is
-appended to
-OUT/capacity.jsonl at once (records.py), and a sweep started again goes on
-from what is there. At the end capacity_report.py writes the figures and
+study.sweep`, which hand them out as workers free up. Each run is appended
+to OUT/capacity.jsonl as its seed leaves its stack (under MPI, when its
+stack ends; records.py), and a sweep started again goes on from what is
+there. At the end capacity_report.py writes the figures and
 OUT/capacity.md.
 """
 import setup_check  # noqa: F401  (first: says so where Chainer is missing)
@@ -36,6 +36,7 @@ import argparse
 import concurrent.futures
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import shlex
 import time
@@ -180,6 +181,54 @@ def run_stack(task):
     """
     with threadpoolctl.threadpool_limits(1), fast_training():
         return list(_run_stack(*task))
+
+
+class Outbox(object):
+    """Where the worker processes of run_tasks send each record as its seed
+    ends: one pipe, each record written whole under a lock."""
+
+    def __init__(self, context):
+        self.reader, self.writer = context.Pipe(duplex=False)
+        self.lock = context.Lock()
+
+    def __getstate__(self):
+        # A worker writes only: a reader gone, its writes fail, not wait.
+        return {'writer': self.writer, 'lock': self.lock}
+
+    def send(self, record):
+        with self.lock:
+            self.writer.send(record)
+
+    def received(self):
+        """The records in the pipe now."""
+        while self.reader.poll():
+            yield self.reader.recv()
+
+    def discard(self):
+        """Empty the pipe without reading records: one may be torn, by a
+        Ctrl-C that stopped its worker in the middle."""
+        while self.reader.poll():
+            os.read(self.reader.fileno(), 1 << 16)
+
+    def close(self):
+        self.reader.close()
+        self.writer.close()
+
+
+_outbox = None  # in a worker process of run_tasks, its Outbox
+
+
+def _start_worker(outbox):
+    global _outbox
+    _outbox = outbox
+
+
+def send_stack(task):
+    """run_stack in a worker process of run_tasks: each record goes to the
+    parent as its seed ends, not when the stack ends."""
+    with threadpoolctl.threadpool_limits(1), fast_training():
+        for record in _run_stack(*task):
+            _outbox.send(record)
 
 
 def _run_stack(arch, n_vocab, bproplen, seeds, settings):
@@ -353,9 +402,10 @@ def processes(jobs):
 
 
 def run_tasks(tasks, jobs):
-    """Yield the records of tasks (those of run_stack) as they finish, in
-    this process (jobs 1), on `jobs` processes, or on the workers of
-    mpi4py.futures under MPI."""
+    """Yield the records of tasks (those of run_stack) as they finish: in
+    this process (jobs 1) or on `jobs` processes, each as its seed ends; on
+    the workers of mpi4py.futures under MPI, a stack's when it ends."""
+    outbox = None
     if distributed.world_size() > 1:
         from mpi4py.futures import MPIPoolExecutor
         executor = MPIPoolExecutor()
@@ -365,17 +415,52 @@ def run_tasks(tasks, jobs):
                 yield from _run_stack(*task)
         return
     else:
+        context = multiprocessing.get_context('spawn')
+        outbox = Outbox(context)
         executor = concurrent.futures.ProcessPoolExecutor(
-            jobs, mp_context=multiprocessing.get_context('spawn'))
+            jobs, mp_context=context, initializer=_start_worker,
+            initargs=(outbox,))
     with executor:
-        futures = [executor.submit(run_stack, task) for task in tasks]
+        work = run_stack if outbox is None else send_stack
+        futures = [executor.submit(work, task) for task in tasks]
         try:
-            for future in concurrent.futures.as_completed(futures):
-                yield from future.result()
+            if outbox is None:
+                for future in concurrent.futures.as_completed(futures):
+                    yield from future.result()
+            else:
+                yield from received(futures, outbox)
         except BaseException:  # Ctrl-C: no new run; the running ones end
             for future in futures:
                 future.cancel()
+            # A running stack's records, unread, would fill the pipe and
+            # hold its worker for ever.
+            while outbox is not None and concurrent.futures.wait(
+                    futures, POLL).not_done:
+                outbox.discard()
             raise
+        finally:
+            if outbox is not None:
+                outbox.discard()
+                outbox.close()
+
+
+POLL = 0.5  # seconds between looks at the stacks that may have ended
+
+
+def received(futures, outbox):
+    """The records that the workers send to outbox as their seeds end,
+    until every future is done; a future's exception (a worker's, or
+    BrokenProcessPool where one died) once the records it sent are in."""
+    pending = set(futures)
+    while pending:
+        multiprocessing.connection.wait([outbox.reader], POLL)
+        done = {future for future in pending if future.done()}
+        # A worker sends its records before its future is done: those of
+        # the futures done are all in the pipe now.
+        yield from outbox.received()
+        for future in done:
+            future.result()
+        pending -= done
 
 
 def check_mpi():
