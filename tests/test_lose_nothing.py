@@ -828,7 +828,7 @@ STREAMED = ['--arch', 'rnn', '--vocab', '8', '--bproplen', '3', '--seed',
             '--eval-every', '500', '--unit', '8']
 
 
-def test_ctrl_c_keeps_a_seed_that_left_a_stack_still_training(tmp_path):
+def test_ctrl_c_keeps_a_sweep_s_seed_that_left_a_stack_training(tmp_path):
     args = sweep.build_parser().parse_args(STREAMED)
     assert sweep.stacks(sweep.plan([], args), 2) == [
         ('rnn', 8, 3, (0,)), ('rnn', 8, 3, (1, 2))]
