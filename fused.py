@@ -24,6 +24,14 @@ and picks the rows of the window's words, where the embedding followed by a
 projection of every word would multiply (T * B, in) by (in, kH): T * B /
 n_vocab times the work, both ways, which models.py spares where the window
 holds more words than the vocabulary.
+
+A stack of S seeds (study/stacked.py) runs through the same nodes: every
+weight and bias gains a leading seed axis, W (S, H, in), and so do the
+arrays between nodes, x (S, T * B, in), hs (S, T * B, H), h0 (S, B, H);
+ids are shared. Inside a recurrent node each step holds the S * B streams
+of all seeds side by side, step-major, so that one NumPy call per step
+serves every seed; the products with the weights run per seed, each the
+BLAS call of a lone run, and give its values bit for bit.
 """
 import chainer_compat  # noqa: F401  (must precede chainer)
 
@@ -65,11 +73,12 @@ def check_activation(activation):
 
 def _output_grads(ghs, gh_last, shape, dtype, xp):
     """The gradient of the states hs (T, B, H), a new array: ghs's, or
-    zeros, with the last state's (gh_last) added to the last step."""
+    zeros, with the last state's (gh_last) added to the last step; for a
+    stack, step-major (T, S * B, H)."""
     gh = xp.zeros(shape, dtype) if ghs is None else \
-        ghs.array.reshape(shape).copy()
+        _step_major(ghs.array, shape[0]).reshape(shape).copy()
     if gh_last is not None:
-        gh[-1] += gh_last.array
+        gh[-1] += gh_last.array.reshape(shape[1:])
     return gh
 
 
@@ -96,37 +105,123 @@ def _derivative(hs, activation, xp):
     return hs > 0  # the convention of chainer.functions.relu
 
 
+def _matmul(a, b, xp, out=None):
+    """a b: for lone 2-D arrays xp.dot, as the lone path always did; over a
+    leading seed axis, xp.matmul, one BLAS call per seed."""
+    if a.ndim == 2 and b.ndim == 2:
+        return xp.dot(a, b, out=out)
+    return xp.matmul(a, b, out=out)
+
+
+def _transposed(W):
+    """W^T of a weight (out, in), or of each seed's (S, out, in)."""
+    return W.swapaxes(-1, -2)
+
+
+def _seeds(W):
+    """The number of seeds of a stacked weight (S, out, in); None if lone."""
+    return len(W) if W.ndim == 3 else None
+
+
+def _step_major(a, n_steps):
+    """(T * S * B, k), the seeds' streams side by side in each step, for a
+    stack's a (S, T * B, k), a new array; a lone a (T * B, k) as it is."""
+    if a.ndim == 2:
+        return a
+    seeds, _, k = a.shape
+    return a.reshape(seeds, n_steps, -1, k).transpose(1, 0, 2, 3).reshape(
+        -1, k)
+
+
+def _seed_major(a, n_steps, seeds):
+    """The inverse of _step_major: (S, T * B, k) for a (T * S * B, k), a new
+    array; a lone a (seeds None) as it is."""
+    if seeds is None:
+        return a
+    k = a.shape[-1]
+    return a.reshape(n_steps, seeds, -1, k).transpose(1, 0, 2, 3).reshape(
+        seeds, -1, k)
+
+
+def _as_state(h, seeds):
+    """A step's (S * B, H) as the state a node takes and gives: (S, B, H)
+    for a stack, (B, H) as it is for a lone layer."""
+    return h if seeds is None else h.reshape(seeds, -1, h.shape[-1])
+
+
+def _add_bias(a, b, n_steps):
+    """a (T * S * B, k), step-major, plus b (k,), or each seed's b (S, k),
+    in place."""
+    if b.ndim == 1:
+        a += b
+    else:
+        by_seed = a.reshape(n_steps, len(b), -1, b.shape[-1])
+        by_seed += b[:, None]
+
+
+def _lateral(h, U_T, out, xp):
+    """out (S * B, k) = h U_T for a step's h (S * B, H), with each seed's
+    U_T (S, H, k), or a lone U_T (H, k)."""
+    if U_T.ndim == 2:
+        return xp.dot(h, U_T, out=out)
+    seeds = len(U_T)
+    return xp.matmul(h.reshape(seeds, -1, h.shape[-1]), U_T,
+                     out=out.reshape(seeds, -1, out.shape[-1]))
+
+
 def _scatter_rows(g, ids, n_rows, xp):
-    """(n_rows, k): the rows of g (N, k) added up by their ids (N,)."""
+    """(n_rows, k): the rows of g (N, k) added up by their ids (N,); for a
+    stack, g (S, N, k) gives (S, n_rows, k)."""
     if n_rows <= ONE_HOT_MAX_VOCAB:
         one_hot = xp.arange(n_rows, dtype=ids.dtype)[:, None] == ids
-        return one_hot.astype(g.dtype).dot(g)
-    total = xp.zeros((n_rows,) + g.shape[1:], g.dtype)
+        return _matmul(one_hot.astype(g.dtype), g, xp)
+    total = xp.zeros(g.shape[:-2] + (n_rows, g.shape[-1]), g.dtype)
+    rows = ids if g.ndim == 2 else (slice(None), ids)
     if hasattr(xp.add, 'at'):
-        xp.add.at(total, ids, g)
+        xp.add.at(total, rows, g)
     else:  # a CuPy without ufunc.at
         import cupyx
-        cupyx.scatter_add(total, ids, g)
+        cupyx.scatter_add(total, rows, g)
     return total
 
 
 def _n_rows(x, ids):
-    """The number of rows of the input: those of x, or one per id."""
-    return len(x) if ids is None else len(ids)
+    """The number of rows of the input (of each seed): those of x, or one
+    per id."""
+    return x.shape[-2] if ids is None else len(ids)
 
 
-def _project(x, W, ids, out, xp):
-    """out (N, k) = x W^T, or x[ids] W^T where x is a table (see above)."""
-    if ids is None:
-        return xp.dot(x, W.T, out=out)
-    return xp.take(xp.dot(x, W.T), ids, axis=0, out=out)
+def _project(x, W, ids, out, xp, n_steps):
+    """out (N, k) = x W^T, or x[ids] W^T where x is a table (see above).
+
+    For a stack, x (S, N, in) or a table (S, n_vocab, in) and W (S, k, in):
+    out (T * S * B, k), step-major (see _step_major).
+    """
+    if W.ndim == 2:
+        if ids is None:
+            return xp.dot(x, W.T, out=out)
+        return xp.take(xp.dot(x, W.T), ids, axis=0, out=out)
+    projected = xp.matmul(x, _transposed(W))
+    if ids is not None:
+        projected = xp.take(projected, ids, axis=1)
+    projected = _step_major(projected, n_steps)
+    if out is None:
+        return projected
+    out[...] = projected
+    return out
 
 
 def _project_grads(g, x, W, ids, need_gx, xp):
-    """The gradients of x and W for _project, g the gradient of out."""
+    """The gradients of x and W for _project, g the gradient of out; for a
+    stack, g (S, N, k) seed-major and the gradients seed-major too."""
     if ids is not None:
-        g = _scatter_rows(g, ids, len(x), xp)
-    return (g.dot(W) if need_gx else None), g.T.dot(x)
+        g = _scatter_rows(g, ids, x.shape[-2], xp)
+    return (_matmul(g, W, xp) if need_gx else None), _weight_grad(g, x, xp)
+
+
+def _weight_grad(g, x, xp):
+    """g^T x, of each seed for a stack: g (S, N, k), x (S, N, in)."""
+    return _matmul(_transposed(g), x, xp)
 
 
 # The order of the gates in LSTMWindow.backward, by chainer's index (a, i,
@@ -135,28 +230,35 @@ def _project_grads(g, x, W, ids, need_gx, xp):
 _LSTM_BACKWARD = (3, 0, 1, 2)
 
 
-def _gate_major(w, order, out=None):
+def _gate_major(w, order, out=None, seeds=None):
     """Rows (unit j, gate k) of chainer's LSTM, 4j + k, -> rows (gate,
-    unit), the gates in the given order: into out, or a new array."""
+    unit), the gates in the given order: into out, or a new array. With
+    seeds, w has a leading seed axis."""
     xp = backend.get_array_module(w)
-    h = len(w) // 4
+    lead = w.shape[:1] if seeds else ()
+    h = w.shape[len(lead)] // 4
+    rest = w.shape[len(lead) + 1:]
     out = xp.empty_like(w) if out is None else out
-    by_gate = out.reshape((4, h) + w.shape[1:])
-    by_unit = w.reshape((h, 4) + w.shape[1:])
+    by_gate = out.reshape(lead + (4, h) + rest)
+    by_unit = w.reshape(lead + (h, 4) + rest)
+    every = (slice(None),) * len(lead)
     for k, gate in enumerate(order):
-        by_gate[k] = by_unit[:, gate]
+        by_gate[every + (k,)] = by_unit[every + (slice(None), gate)]
     return out
 
 
-def _unit_major(w, order):
+def _unit_major(w, order, seeds=None):
     """The inverse of _gate_major, a new array."""
     xp = backend.get_array_module(w)
-    h = len(w) // 4
+    lead = w.shape[:1] if seeds else ()
+    h = w.shape[len(lead)] // 4
+    rest = w.shape[len(lead) + 1:]
     out = xp.empty_like(w)
-    by_unit = out.reshape((h, 4) + w.shape[1:])
-    by_gate = w.reshape((4, h) + w.shape[1:])
+    by_unit = out.reshape(lead + (h, 4) + rest)
+    by_gate = w.reshape(lead + (4, h) + rest)
+    every = (slice(None),) * len(lead)
     for k, gate in enumerate(order):
-        by_unit[:, gate] = by_gate[k]
+        by_unit[every + (slice(None), gate)] = by_gate[every + (k,)]
     return out
 
 
@@ -198,7 +300,7 @@ class ElmanWindow(chainer.FunctionNode):
     (H, H), c (H,), then h0 (B, H) if has_h0. Outputs: hs (T * B, H), and
     h_last (B, H), a copy of the last step's, for the state that carries to
     the next window. ids (T * B,) int, if given, makes x a table whose rows
-    ids are the input.
+    ids are the input. A stack of seeds: see the module's docstring.
     """
 
     def __init__(self, n_steps, activation='tanh', has_h0=False, ids=None):
@@ -211,37 +313,38 @@ class ElmanWindow(chainer.FunctionNode):
     def forward(self, inputs):
         xp = backend.get_array_module(*inputs)
         x, W, b, U, c = inputs[:5]
-        T, H = self.n_steps, len(W)
-        B = _n_rows(x, self.ids) // T
+        T, H, S = self.n_steps, W.shape[-2], _seeds(W)
+        B = _n_rows(x, self.ids) // T * (S or 1)  # the streams of all seeds
         # Block t of states (B rows) is h_t; block 0 is h0, or zeros.
         states = xp.empty(((T + 1) * B, H), x.dtype)
         hs = states[B:]
-        _project(x, W, self.ids, hs, xp)
-        hs += b
+        _project(x, W, self.ids, hs, xp, T)
+        _add_bias(hs, b, T)
         h = states.reshape(T + 1, B, H)
         if self.has_h0:
-            h[0] = inputs[5]
+            h[0] = inputs[5].reshape(B, H)
             first = 1  # the first block with a lateral term
         else:
             h[0] = 0
             _activate_in_place(h[1], self.activation, xp)
             first = 2
         if first <= T:
-            h[first:] += c
+            _add_bias(h[first:].reshape(-1, H), c, T + 1 - first)
         lateral = xp.empty((B, H), x.dtype)
+        U_T = _transposed(U)
         for t in range(first, T + 1):
-            xp.dot(h[t - 1], U.T, out=lateral)
+            _lateral(h[t - 1], U_T, lateral, xp)
             h[t] += lateral
             _activate_in_place(h[t], self.activation, xp)
         self._x, self._W, self._U, self._states = x, W, U, states
-        return hs, h[T].copy()
+        return _seed_major(hs, T, S), _as_state(h[T], S).copy()
 
     def backward(self, indexes, grad_outputs):
         _refuse_double_backprop()
         ghs, gh_last = grad_outputs
         x, W, U, states = self._x, self._W, self._U, self._states
         xp = backend.get_array_module(states)
-        T, H = self.n_steps, len(W)
+        T, H, S = self.n_steps, W.shape[-2], _seeds(W)
         B = len(states) // (T + 1)
         hs = states[B:]
         # g becomes the gradient of the pre-activations, step by step.
@@ -255,15 +358,17 @@ class ElmanWindow(chainer.FunctionNode):
                 g3[t] += carry
             g3[t] *= derivative[t]
             if t >= first:
-                xp.dot(g3[t], U, out=carry)
+                _lateral(g3[t], U, carry, xp)
+        g = _seed_major(g, T, S)
         gx, gW = _project_grads(g, x, W, self.ids, 0 in indexes, xp)
-        gb = g.sum(axis=0)
+        gb = g.sum(axis=-2)
         gU = gc = None
         if first < T:
-            g_lateral = g[first * B:]
-            gU = g_lateral.T.dot(states[first * B:T * B])
-            gc = g_lateral.sum(axis=0)
-        gh0 = carry if self.has_h0 else None
+            g_lateral = g[..., first * B // (S or 1):, :]
+            gU = _weight_grad(g_lateral, _seed_major(
+                states[first * B:T * B], T - first, S), xp)
+            gc = g_lateral.sum(axis=-2)
+        gh0 = _as_state(carry, S) if self.has_h0 else None
         return _variables((gx, gW, gb, gU, gc, gh0)[:len(self.inputs)])
 
 
@@ -277,7 +382,8 @@ class LSTMWindow(chainer.FunctionNode):
     Inputs: x (T * B, in) or a table (see ElmanWindow), W (4H, in), b
     (4H,), U (4H, H), then c0 (B, H) if has_c0, then h0 (B, H) if has_h0.
     Outputs: hs (T * B, H), h_last and c_last (B, H), for the state that
-    carries to the next window.
+    carries to the next window. A stack of seeds: see the module's
+    docstring.
 
     The time loop is where the layer spends its time, in NumPy's overhead
     per call more than in arithmetic on (B, H) arrays: each step makes few
@@ -293,8 +399,9 @@ class LSTMWindow(chainer.FunctionNode):
     def forward(self, inputs):
         xp = backend.get_array_module(*inputs)
         x, W, b, U = inputs[:4]
-        T, H = self.n_steps, U.shape[1]
-        B = _n_rows(x, self.ids) // T
+        T, H, S = self.n_steps, U.shape[-1], _seeds(W)
+        B = _n_rows(x, self.ids) // T * (S or 1)  # the streams of all seeds
+        lead = W.shape[:-2]  # (S,) for a stack
         # Each step's gates are one (4, B, H) block, gates[t, k] gate k: the
         # element-wise calls run on contiguous (B, H) arrays, which NumPy
         # does faster than strided ones at this size (docs/speed.md). The
@@ -304,29 +411,47 @@ class LSTMWindow(chainer.FunctionNode):
         # tanh call covers the four gates. Halving is exact in floating
         # point.
         W_f, b_f, U_f, lateral, fc = _work_arrays(
-            xp, x.dtype, (4, W.shape[1], H), (4, 1, H), (4, H, H),
-            (4, B, H), (B, H))
+            xp, x.dtype, lead + (4, W.shape[-1], H), lead + (4, 1, H),
+            lead + (4, H, H), (4, B, H), (B, H))
         for w, w_f in ((W, W_f), (b, b_f), (U, U_f)):
-            w_f[...] = w.reshape((H, 4, -1)).transpose(1, 2, 0)
-            w_f[1:] *= 0.5
-        if self.ids is None:
-            gates = xp.matmul(x.reshape(T, 1, B, -1), W_f)
-        else:  # the rows of the projected table
-            table = xp.matmul(x, W_f)
-            gates = xp.ascontiguousarray(
-                table[:, self.ids.reshape(T, B)].transpose(1, 0, 2, 3))
-        gates += b_f
+            w_f[...] = xp.moveaxis(w.reshape(lead + (H, 4, -1)), -3, -1)
+            w_f[..., 1:, :, :] *= 0.5
+        if S is None:
+            if self.ids is None:
+                gates = xp.matmul(x.reshape(T, 1, B, -1), W_f)
+            else:  # the rows of the projected table
+                table = xp.matmul(x, W_f)
+                gates = xp.ascontiguousarray(
+                    table[:, self.ids.reshape(T, B)].transpose(1, 0, 2, 3))
+            gates += b_f
+        else:  # each seed's products, then step-major (T, 4, S * B, H)
+            if self.ids is None:
+                by_seed = xp.matmul(x.reshape(S, T, 1, B // S, -1),
+                                    W_f[:, None])
+            else:
+                by_seed = xp.matmul(x[:, None], W_f)[
+                    :, :, self.ids.reshape(T, B // S)].transpose(
+                        0, 2, 1, 3, 4)
+            gates = by_seed.transpose(1, 2, 0, 3, 4).reshape(T, 4, B, H)
+            by_gate_seed = gates.reshape(T, 4, S, -1, H)
+            by_gate_seed += b_f.swapaxes(0, 1)
+        # The lateral product of a step, each seed's (S, 4, B, H) into the
+        # step's (4, S * B, H).
+        lateral_out = lateral if S is None else \
+            lateral.reshape(4, S, -1, H).swapaxes(0, 1)
+        h_by_seed = (lambda h_t: h_t) if S is None else \
+            (lambda h_t: h_t.reshape(S, 1, -1, H))
         states = xp.empty(((T + 1) * B, H), x.dtype)  # h0 or zeros, h_1, ...
         cells = xp.empty(((T + 1) * B, H), x.dtype)  # c0 or zeros, c_1, ...
         h = states.reshape(T + 1, B, H)
         c = cells.reshape(T + 1, B, H)
-        h[0] = inputs[-1] if self.has_h0 else 0
-        c[0] = inputs[4] if self.has_c0 else 0
+        h[0] = inputs[-1].reshape(B, H) if self.has_h0 else 0
+        c[0] = inputs[4].reshape(B, H) if self.has_c0 else 0
         tanh_c = xp.empty((T, B, H), x.dtype)
         for t in range(T):
             g = gates[t]
             if self.has_h0 or t > 0:
-                xp.matmul(h[t], U_f, out=lateral)
+                xp.matmul(h_by_seed(h[t]), U_f, out=lateral_out)
                 g += lateral
             xp.tanh(g, out=g)
             sigmoids = g[1:]
@@ -341,7 +466,8 @@ class LSTMWindow(chainer.FunctionNode):
         self._x, self._W, self._U = x, W, U
         self._gates, self._states, self._cells = gates, states, cells
         self._tanh_c = tanh_c
-        return states[B:], h[T].copy(), c[T].copy()
+        return (_seed_major(states[B:], T, S), _as_state(h[T], S).copy(),
+                _as_state(c[T], S).copy())
 
     def backward(self, indexes, grad_outputs):
         _refuse_double_backprop()
@@ -349,6 +475,7 @@ class LSTMWindow(chainer.FunctionNode):
         x, W, U, gates = self._x, self._W, self._U, self._gates
         xp = backend.get_array_module(gates)
         T, B, H = self._tanh_c.shape
+        S = _seeds(W)
         states, tanh_c = self._states, self._tanh_c
         c_prev = self._cells[:T * B].reshape(T, B, H)
         a, i, f, o = (gates[:, k] for k in range(4))
@@ -380,14 +507,14 @@ class LSTMWindow(chainer.FunctionNode):
         if ghs is None:
             gh[...] = 0
         else:
-            gh[...] = ghs.array.reshape(T, B, H)
+            gh[...] = _step_major(ghs.array, T).reshape(T, B, H)
         if gh_last is not None:
-            gh[-1] += gh_last.array
+            gh[-1] += gh_last.array.reshape(B, H)
         # g[t] holds, for step t, the gradients of the pre-activations of
         # o, a, i, f (the order of U_b's rows), then that of c_{t-1}.
         gc_next = xp.zeros((B, H), x.dtype) if gc_last is None else \
-            gc_last.array
-        _gate_major(U, _LSTM_BACKWARD, U_b)
+            gc_last.array.reshape(B, H)
+        _gate_major(U, _LSTM_BACKWARD, U_b, S)
         gc = xp.empty((B, H), x.dtype)
         carry = xp.empty((B, H), x.dtype)  # the gradient of h_{t-1}
         for t in range(T - 1, -1, -1):
@@ -399,31 +526,34 @@ class LSTMWindow(chainer.FunctionNode):
             xp.multiply(d[t], gc[:, None], out=g[t, :, 1:])
             gc_next = g[t, :, 4]
             if self.has_h0 or t > 0:
-                xp.dot(g[t, :, :4].reshape(B, 4 * H), U_b, out=carry)
+                _lateral(g[t, :, :4].reshape(B, 4 * H), U_b, carry, xp)
         # A contiguous copy: BLAS runs faster on it than on the strided g.
         G.reshape(T, B, 4, H)[...] = g[:, :, :4]
+        G = _seed_major(G, T, S)
         # The weights' gradients come gate-major into work arrays, and only
         # their unit-major copies are new arrays: a new array costs a page
         # fault every 4 KiB (see _work_arrays).
         if need_gx:
-            _gate_major(W, _LSTM_BACKWARD, W_b)
+            _gate_major(W, _LSTM_BACKWARD, W_b, S)
         if self.ids is None:
-            gx = G.dot(W_b) if need_gx else None
-            xp.dot(G.T, x, out=gW_g)
+            gx = _matmul(G, W_b, xp) if need_gx else None
+            _matmul(_transposed(G), x, xp, out=gW_g)
         else:
             gx, gW_g[...] = _project_grads(G, x, W_b, self.ids, need_gx, xp)
-        gW = _unit_major(gW_g, _LSTM_BACKWARD)
-        gb = _unit_major(G.sum(axis=0), _LSTM_BACKWARD)
+        gW = _unit_major(gW_g, _LSTM_BACKWARD, S)
+        gb = _unit_major(G.sum(axis=-2), _LSTM_BACKWARD, S)
         first = 0 if self.has_h0 else 1  # the first step with a lateral term
         gU = None
         if first < T:
-            xp.dot(G[first * B:].T, states[first * B:T * B], out=gU_g)
-            gU = _unit_major(gU_g, _LSTM_BACKWARD)
+            _matmul(_transposed(G[..., first * B // (S or 1):, :]),
+                    _seed_major(states[first * B:T * B], T - first, S), xp,
+                    out=gU_g)
+            gU = _unit_major(gU_g, _LSTM_BACKWARD, S)
         grads = [gx, gW, gb, gU]
         if self.has_c0:
-            grads.append(gc_next.copy())
+            grads.append(_as_state(gc_next, S).copy())
         if self.has_h0:
-            grads.append(carry)
+            grads.append(_as_state(carry, S))
         return _variables(grads)
 
 
@@ -441,7 +571,7 @@ class GRUWindow(chainer.FunctionNode):
     Inputs: x (T * B, in) or a table (see ElmanWindow), W_r, b_r, W_z, b_z,
     W, b (each W (H, in)), U_r, c_r, U_z, c_z, U, c (each U (H, H)), then h0
     (B, H) if has_h0. Outputs: hs (T * B, H), and h_last (B, H), a copy of
-    the last step's.
+    the last step's. A stack of seeds: see the module's docstring.
     """
 
     def __init__(self, n_steps, has_h0=False, ids=None):
@@ -453,20 +583,20 @@ class GRUWindow(chainer.FunctionNode):
         xp = backend.get_array_module(*inputs)
         x = inputs[0]
         W_r, b_r, W_z, b_z, W, b, U_r, c_r, U_z, c_z, U, c = inputs[1:13]
-        T, H = self.n_steps, len(W)
-        B = _n_rows(x, self.ids) // T
-        W_x = xp.concatenate((W_r, W_z, W))
-        U_rz = xp.concatenate((U_r, U_z))
+        T, H, S = self.n_steps, W.shape[-2], _seeds(W)
+        B = _n_rows(x, self.ids) // T * (S or 1)  # the streams of all seeds
+        W_x = xp.concatenate((W_r, W_z, W), axis=-2)
+        U_rz = xp.concatenate((U_r, U_z), axis=-2)
         # pre[t, :, k]: the input part of r, z and h_bar at step t, which
         # become r, z and h_bar in place.
-        pre = _project(x, W_x, self.ids, None, xp)
-        pre += xp.concatenate((b_r, b_z, b))
+        pre = _project(x, W_x, self.ids, None, xp, T)
+        _add_bias(pre, xp.concatenate((b_r, b_z, b), axis=-1), T)
         pre = pre.reshape(T, B, 3, H)
         states = xp.empty(((T + 1) * B, H), x.dtype)  # h0 or zeros, h_1, ...
         h = states.reshape(T + 1, B, H)
         r_h = xp.empty((T, B, H), x.dtype)  # r * h_{t-1}
         if self.has_h0:
-            h[0] = inputs[13]
+            h[0] = inputs[13].reshape(B, H)
             first = 0  # the first step with a lateral term
         else:
             h[0] = 0
@@ -478,16 +608,18 @@ class GRUWindow(chainer.FunctionNode):
             r_h[0] = 0
             first = 1
         if first < T:
-            pre[first:] += xp.concatenate((c_r, c_z, c)).reshape(3, H)
+            _add_bias(pre[first:].reshape(-1, 3 * H),
+                      xp.concatenate((c_r, c_z, c), axis=-1), T - first)
         lateral_rz = xp.empty((B, 2, H), x.dtype)
         lateral = xp.empty((B, H), x.dtype)
+        U_rz_T, U_T = _transposed(U_rz), _transposed(U)
         for t in range(first, T):
             g = pre[t]
-            xp.dot(h[t], U_rz.T, out=lateral_rz.reshape(B, 2 * H))
+            _lateral(h[t], U_rz_T, lateral_rz.reshape(B, 2 * H), xp)
             g[:, :2] += lateral_rz
             _sigmoid_in_place(g[:, :2], xp)
             xp.multiply(g[:, 0], h[t], out=r_h[t])
-            xp.dot(r_h[t], U.T, out=lateral)
+            _lateral(r_h[t], U_T, lateral, xp)
             g[:, 2] += lateral
             xp.tanh(g[:, 2], out=g[:, 2])
             # h_{t+1} = z * h_bar + (1 - z) * h_t
@@ -496,7 +628,7 @@ class GRUWindow(chainer.FunctionNode):
             h[t + 1] += h[t]
         self._x, self._W_x, self._U_rz, self._U = x, W_x, U_rz, U
         self._gates, self._states, self._r_h = pre, states, r_h
-        return states[B:], h[T].copy()
+        return _seed_major(states[B:], T, S), _as_state(h[T], S).copy()
 
     def backward(self, indexes, grad_outputs):
         _refuse_double_backprop()
@@ -530,28 +662,32 @@ class GRUWindow(chainer.FunctionNode):
             if t < first:
                 g[:, 0] = 0
                 continue
-            xp.dot(g[:, 2], U, out=g_r_h)
+            _lateral(g[:, 2], U, g_r_h, xp)
             xp.multiply(g_r_h, dr[t], out=g[:, 0])
             xp.multiply(gh[t], one_minus_z[t], out=carry)
             g_r_h *= r[t]
             carry += g_r_h
-            xp.dot(g[:, :2].reshape(B, 2 * H), U_rz, out=lateral)
+            _lateral(g[:, :2].reshape(B, 2 * H), U_rz, lateral, xp)
             carry += lateral
-        g = g_gates.reshape(T * B, 3 * H)
+        S = _seeds(W_x)
+        g = _seed_major(g_gates.reshape(T * B, 3 * H), T, S)
         gx, gW_x = _project_grads(g, x, W_x, self.ids, 0 in indexes, xp)
-        gW_r, gW_z, gW = xp.split(gW_x, 3)
-        gb_r, gb_z, gb = xp.split(g.sum(axis=0), 3)
+        gW_r, gW_z, gW = xp.split(gW_x, 3, axis=-2)
+        gb_r, gb_z, gb = xp.split(g.sum(axis=-2), 3, axis=-1)
         gU_r = gc_r = gU_z = gc_z = gU = gc = None
         if first < T:
-            g_lateral = g[first * B:]
-            gU_r, gU_z = xp.split(
-                g_lateral[:, :2 * H].T.dot(states[first * B:T * B]), 2)
-            gU = g_lateral[:, 2 * H:].T.dot(
-                r_h[first:].reshape(-1, H))
-            gc_r, gc_z, gc = xp.split(g_lateral.sum(axis=0), 3)
+            g_lateral = g[..., first * B // (S or 1):, :]
+            gU_r, gU_z = xp.split(_weight_grad(
+                g_lateral[..., :2 * H],
+                _seed_major(states[first * B:T * B], T - first, S), xp),
+                2, axis=-2)
+            gU = _weight_grad(
+                g_lateral[..., 2 * H:],
+                _seed_major(r_h[first:].reshape(-1, H), T - first, S), xp)
+            gc_r, gc_z, gc = xp.split(g_lateral.sum(axis=-2), 3, axis=-1)
         else:
             gW_r = gb_r = None  # r took no part
-        gh0 = carry if self.has_h0 else None
+        gh0 = _as_state(carry, S) if self.has_h0 else None
         return _variables((gx, gW_r, gb_r, gW_z, gb_z, gW, gb,
                            gU_r, gc_r, gU_z, gc_z, gU, gc,
                            gh0)[:len(self.inputs)])
@@ -561,20 +697,22 @@ class WindowEmbedID(chainer.FunctionNode):
     """chainer.functions.embed_id, with a backward that does not loop.
 
     Inputs: ids (int, any shape), W (n_vocab, n_units); output W[ids].
+    For a stack, W (S, n_vocab, n_units) and the output (S,) + W[ids]'s.
     """
 
     def forward(self, inputs):
         ids, W = inputs
         self._ids, self._w_shape = ids, W.shape
-        return W.take(ids, axis=0),
+        return W.take(ids, axis=-2),
 
     def backward(self, indexes, grad_outputs):
         _refuse_double_backprop()
         gy = grad_outputs[0].array
         xp = backend.get_array_module(gy)
         ids = self._ids.ravel()
-        n_vocab, n_units = self._w_shape
-        gW = _scatter_rows(gy.reshape(len(ids), n_units), ids, n_vocab, xp)
+        n_vocab, n_units = self._w_shape[-2:]
+        rows = self._w_shape[:-2] + (len(ids), n_units)  # (S,) in a stack
+        gW = _scatter_rows(gy.reshape(rows), ids, n_vocab, xp)
         return None, chainer.Variable(gW, requires_grad=False)
 
 
@@ -586,21 +724,25 @@ def embed_id(ids, W):
 class WindowLinear(chainer.FunctionNode):
     """x W^T + b for x (N, in), W (out, in), b (out,): one node both ways.
 
-    chainer.functions.linear's backward is three more nodes.
+    chainer.functions.linear's backward is three more nodes. For a stack,
+    x (S, N, in), W (S, out, in), b (S, out).
     """
 
     def forward(self, inputs):
         x, W, b = inputs
+        xp = backend.get_array_module(x)
         self._x, self._W = x, W
-        y = x.dot(W.T)
-        y += b
+        y = _matmul(x, _transposed(W), xp)
+        y += b[..., None, :]
         return y,
 
     def backward(self, indexes, grad_outputs):
         _refuse_double_backprop()
         gy = grad_outputs[0].array
-        gx = gy.dot(self._W) if 0 in indexes else None
-        return _variables((gx, gy.T.dot(self._x), gy.sum(axis=0)))
+        xp = backend.get_array_module(gy)
+        gx = _matmul(gy, self._W, xp) if 0 in indexes else None
+        return _variables((gx, _weight_grad(gy, self._x, xp),
+                           gy.sum(axis=-2)))
 
 
 def linear(x, W, b):
@@ -621,11 +763,11 @@ def _window_inputs(x, n_steps, ids, *states):
         raise ValueError('{} rows are not {} steps of a batch'.format(
             _n_rows(x, ids), n_steps))
     for state in states:
-        if state is not None and len(state) != batch:
+        if state is not None and state.shape[-2] != batch:
             raise ValueError(
                 'the state holds {} streams and the window {}: a fused '
                 'window cannot change the batch size'.format(
-                    len(state), batch))
+                    state.shape[-2], batch))
     return x, ids
 
 

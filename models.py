@@ -112,7 +112,7 @@ def _embedded(W, xs):
     the input is the embedded words, x (T * B, n_units), and ids None.
     """
     ids = getattr(xs, 'array', xs).ravel()
-    if len(W) <= len(ids):
+    if W.shape[-2] <= len(ids):  # W (S, n_vocab, n_units) in a stack
         return W, ids
     return fused.embed_id(ids, W), None
 
@@ -271,6 +271,10 @@ class RNNForLM(RecurrentPredictor):
             raise ValueError('n_layers must be 1 or 2 (got {})'.format(
                 n_layers))
         self.dropout = dropout
+        # None: F.dropout draws the masks from NumPy's global generator. A
+        # stack of seeds (study/stacked.py) sets a function (shape, ratio,
+        # dtype) -> mask that draws each seed's from its own.
+        self.dropout_mask = None
         self.layer_names = ('l1', 'l2')[:n_layers]
         self.state_names = tuple('{}/{}'.format(layer, state)
                                  for layer in self.layer_names
@@ -289,7 +293,12 @@ class RNNForLM(RecurrentPredictor):
         return [getattr(self, name) for name in self.layer_names]
 
     def drop(self, h):
-        return F.dropout(h, self.dropout) if self.dropout else h
+        if not self.dropout:
+            return h
+        if self.dropout_mask is None or not chainer.config.train:
+            return F.dropout(h, self.dropout)
+        return F.dropout(h, mask=self.dropout_mask(h.shape, self.dropout,
+                                                   h.dtype))
 
     def forward(self, x):
         h = self.embed(x)

@@ -14,11 +14,15 @@ that decide the frontier (the largest N where at least half learned, and
 the next) where the seeds so far leave the cell's side of one half open.
 --grid runs every cell instead.
 
-Runs go to parallel processes (concurrent.futures), or under MPI to the
-workers of `mpiexec -n K python -m mpi4py.futures -m study.sweep`, which
-hand out runs as workers free up. Each finished run is appended to
-OUT/capacity.jsonl at once (records.py), and a sweep started again goes on
-from what is there. At the end capacity_report.py writes the figures and
+The runs of a cell train as one stacked model (stacked.py), each seed's
+record the one its lone run gives, at a fraction of the cost; a round
+splits a cell's seeds into more stacks only where it holds fewer cells than
+there are processes. Stacks go to parallel processes (concurrent.futures),
+or under MPI to the workers of `mpiexec -n K python -m mpi4py.futures -m
+study.sweep`, which hand them out as workers free up. Each run is appended
+to OUT/capacity.jsonl as its seed leaves its stack (under MPI, when its
+stack ends; records.py), and a sweep started again goes on from what is
+there. At the end capacity_report.py writes the figures and
 OUT/capacity.md.
 """
 import setup_check  # noqa: F401  (first: says so where Chainer is missing)
@@ -33,6 +37,7 @@ import argparse
 import concurrent.futures
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import shlex
 import time
@@ -44,6 +49,7 @@ import threadpoolctl
 from study import capacity
 from study import capacity_report
 from study import statistics
+from study import stacked
 import cli
 from cli import EXIT_USAGE, ArgumentParser, UsageError
 import distributed
@@ -110,8 +116,9 @@ def build_parser():
                         help='gradient norm clipping (default: %(default)s)')
     parser.add_argument('--jobs', '-j', type=int,
                         default=len(os.sched_getaffinity(0)),
-                        help='runs at a time (default: the number of cores, '
-                        '%(default)s); under mpi4py.futures, its workers')
+                        help='processes at a time, each training a stack '
+                        '(default: the number of cores, %(default)s); under '
+                        'mpi4py.futures, its workers')
     return parser
 
 
@@ -166,6 +173,104 @@ def run_one(task):
         return _run_one(*task)
 
 
+def run_stack(task):
+    """Train the seeds of one cell as one stack (stacked.py); their records,
+    as run_one gives each, in the order the runs ended. task: (arch,
+    n_vocab, bproplen, seeds, settings).
+
+    A run's seconds are its share of the stack's (stacked.py), so that the
+    seconds of a stack's runs add up to its time.
+    """
+    with threadpoolctl.threadpool_limits(1), fast_training():
+        return list(_run_stack(*task))
+
+
+class Outbox(object):
+    """Where the worker processes of run_tasks send each record as its seed
+    ends: one pipe, each record written whole under a lock."""
+
+    def __init__(self, context):
+        self.reader, self.writer = context.Pipe(duplex=False)
+        self.lock = context.Lock()
+
+    def __getstate__(self):
+        # A worker writes only: a reader gone, its writes fail, not wait.
+        return {'writer': self.writer, 'lock': self.lock}
+
+    def send(self, record):
+        with self.lock:
+            self.writer.send(record)
+
+    def received(self):
+        """The records in the pipe now."""
+        while self.reader.poll():
+            yield self.reader.recv()
+
+    def discard(self):
+        """Empty the pipe without reading records: one may be torn, by a
+        Ctrl-C that stopped its worker in the middle."""
+        while self.reader.poll():
+            os.read(self.reader.fileno(), 1 << 16)
+
+    def close(self):
+        self.reader.close()
+        self.writer.close()
+
+
+_outbox = None  # in a worker process of run_tasks, its Outbox
+
+
+def _start_worker(outbox):
+    global _outbox
+    _outbox = outbox
+
+
+def send_stack(task):
+    """run_stack in a worker process of run_tasks: each record goes to the
+    parent as its seed ends, not when the stack ends."""
+    with threadpoolctl.threadpool_limits(1), fast_training():
+        for record in _run_stack(*task):
+            _outbox.send(record)
+
+
+def _run_stack(arch, n_vocab, bproplen, seeds, settings):
+    if len(seeds) == 1 or not stackable(arch):
+        for seed in seeds:
+            yield _run_one(arch, n_vocab, bproplen, seed, settings)
+        return
+    for seed, evaluated, run, seconds in stacked.train_until_learned(
+            arch, n_vocab, bproplen, seeds, settings):
+        started = time.perf_counter()
+        metrics = capacity.measure(evaluated, n_vocab, settings['batchsize'])
+        seconds += time.perf_counter() - started
+        yield dict(metrics, arch=arch, vocab=n_vocab, bproplen=bproplen,
+                   seed=seed, **run, seconds=round(seconds, 2),
+                   settings=settings)
+
+
+def stackable(arch):
+    """Whether the runs of arch (or of the variant's base) stack."""
+    return VARIANTS.get(arch, (arch,))[0] in stacked.STACKED_ARCHITECTURES
+
+
+def stacks(keys, processes):
+    """The tasks' (arch, vocab, bproplen, seeds) for the runs' keys: each
+    cell's seeds in one stack, or, where the cells are fewer than the
+    processes, split into up to processes / cells stacks, so that every
+    process trains."""
+    cells = {}
+    for arch, vocab, bproplen, seed in keys:
+        cells.setdefault((arch, vocab, bproplen), []).append(seed)
+    parts = max(1, -(-processes // len(cells))) if cells else 1
+    tasks = []
+    for cell, seeds in cells.items():
+        count = min(len(seeds), parts) if stackable(cell[0]) else len(seeds)
+        bounds = [i * len(seeds) // count for i in range(count + 1)]
+        tasks += [cell + (tuple(seeds[start:end]),)
+                  for start, end in zip(bounds, bounds[1:])]
+    return tasks
+
+
 def evaluation_interval(n_vocab, bproplen, settings):
     """Updates between evaluations: eval_every tokens, or a period of every
     stream where that is longer, so that evaluating costs a small share of
@@ -190,11 +295,7 @@ def train_until_learned(arch, n_vocab, bproplen, seed, settings):
     """(predictor, run): a copy of the trained predictor that owns its state,
     and {updates, tokens, learned_tokens, history} of the run."""
     batch_size = settings['batchsize']
-    run = train_rnn.setup_training(
-        run_arguments(arch, n_vocab, bproplen, seed, settings),
-        words=capacity.phase_spread_sequence(n_vocab, batch_size),
-        alpha=settings['alpha'],
-        model_options=VARIANTS.get(arch, (arch, {}))[1])
+    run = setup_run(arch, n_vocab, bproplen, seed, settings)
     updater = run.updater
     # Evaluation runs on a copy that shares the parameters and owns its
     # state, so that training goes on from where it was.
@@ -219,6 +320,15 @@ def train_until_learned(arch, n_vocab, bproplen, seed, settings):
         'updates': updater.iteration,
         'tokens': updater.iteration * per_update,
         'learned_tokens': learned_tokens, 'history': history}
+
+
+def setup_run(arch, n_vocab, bproplen, seed, settings):
+    """train_rnn.setup_training's namespace for one run of the study."""
+    return train_rnn.setup_training(
+        run_arguments(arch, n_vocab, bproplen, seed, settings),
+        words=capacity.phase_spread_sequence(n_vocab, settings['batchsize']),
+        alpha=settings['alpha'],
+        model_options=VARIANTS.get(arch, (arch, {}))[1])
 
 
 def learned(history):
@@ -290,33 +400,78 @@ def frontier_index(shares):
 
 
 def expected_cost(task):
-    """A rough relative cost, to start the longest runs first."""
-    arch, n_vocab, _, _, _ = task
+    """A rough relative cost, to start the longest stacks first."""
+    arch, n_vocab, _, seeds, _ = task
     return {'lstm': 5, 'lstm1': 3, 'gru': 2}.get(
-        VARIANTS.get(arch, (arch,))[0], 1) * (1 + n_vocab / 10)
+        VARIANTS.get(arch, (arch,))[0], 1) * (1 + n_vocab / 10) * len(seeds)
+
+
+def processes(jobs):
+    """How many tasks run at a time: jobs, or the mpi4py.futures workers."""
+    world = distributed.world_size()
+    return world - 1 if world > 1 else jobs
 
 
 def run_tasks(tasks, jobs):
-    """Yield the records of tasks as they finish, in this process (jobs 1),
-    on `jobs` processes, or on the workers of mpi4py.futures under MPI."""
+    """Yield the records of tasks (those of run_stack) as they finish: in
+    this process (jobs 1) or on `jobs` processes, each as its seed ends; on
+    the workers of mpi4py.futures under MPI, a stack's when it ends."""
+    outbox = None
     if distributed.world_size() > 1:
         from mpi4py.futures import MPIPoolExecutor
         executor = MPIPoolExecutor()
     elif jobs == 1:
-        yield from map(run_one, tasks)
+        for task in tasks:
+            with threadpoolctl.threadpool_limits(1), fast_training():
+                yield from _run_stack(*task)
         return
     else:
+        context = multiprocessing.get_context('spawn')
+        outbox = Outbox(context)
         executor = concurrent.futures.ProcessPoolExecutor(
-            jobs, mp_context=multiprocessing.get_context('spawn'))
+            jobs, mp_context=context, initializer=_start_worker,
+            initargs=(outbox,))
     with executor:
-        futures = [executor.submit(run_one, task) for task in tasks]
+        work = run_stack if outbox is None else send_stack
+        futures = [executor.submit(work, task) for task in tasks]
         try:
-            for future in concurrent.futures.as_completed(futures):
-                yield future.result()
+            if outbox is None:
+                for future in concurrent.futures.as_completed(futures):
+                    yield from future.result()
+            else:
+                yield from received(futures, outbox)
         except BaseException:  # Ctrl-C: no new run; the running ones end
             for future in futures:
                 future.cancel()
+            # A running stack's records, unread, would fill the pipe and
+            # hold its worker for ever.
+            while outbox is not None and concurrent.futures.wait(
+                    futures, POLL).not_done:
+                outbox.discard()
             raise
+        finally:
+            if outbox is not None:
+                outbox.discard()
+                outbox.close()
+
+
+POLL = 0.5  # seconds between looks at the stacks that may have ended
+
+
+def received(futures, outbox):
+    """The records that the workers send to outbox as their seeds end,
+    until every future is done; a future's exception (a worker's, or
+    BrokenProcessPool where one died) once the records it sent are in."""
+    pending = set(futures)
+    while pending:
+        multiprocessing.connection.wait([outbox.reader], POLL)
+        done = {future for future in pending if future.done()}
+        # A worker sends its records before its future is done: those of
+        # the futures done are all in the pipe now.
+        yield from outbox.received()
+        for future in done:
+            future.result()
+        pending -= done
 
 
 def check_mpi():
@@ -374,20 +529,20 @@ def sweep(args, settings, record_file, records, prog):
     try:
         # A list in a fixed order: every MPI rank must order the tasks
         # alike. Each round plans from the records so far.
-        tasks = plan(records, args)
-        while tasks:
-            tasks = sorted((key + (settings,) for key in tasks),
-                           key=expected_cost, reverse=True)
-            say('Round of {} runs'.format(len(tasks)))
+        keys = plan(records, args)
+        while keys:
+            tasks = sorted((task + (settings,) for task in stacks(
+                keys, processes(args.jobs))), key=expected_cost, reverse=True)
+            say('Round of {} runs'.format(len(keys)))
             for count, record in enumerate(run_tasks(tasks, args.jobs), 1):
                 record_file.append(record)
                 records.append(record)
                 say('[{}/{}] {arch} N={vocab} bproplen={bproplen} '
                     'seed={seed}: {outcome} ({seconds:.0f} s)'.format(
-                        count, len(tasks), outcome=outcome(record),
+                        count, len(keys), outcome=outcome(record),
                         **record))
-            ran += len(tasks)
-            tasks = plan(records, args)
+            ran += len(keys)
+            keys = plan(records, args)
         if not ran:  # the report of the session that ran them stands
             say('Nothing to run: {} is as it was.'.format(args.out))
             return 0

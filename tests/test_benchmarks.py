@@ -168,3 +168,16 @@ def test_the_n_step_benchmark_times_every_layer():
     assert sorted(rows) == ['gru', 'lstm', 'rnn']
     for row in rows.values():
         assert row[5].endswith('x')  # the ratio
+
+
+def test_the_stacked_benchmark_times_a_stack_against_lone_runs():
+    completed = subprocess.run(
+        [sys.executable, '-m', 'benchmarks.stacked', '--arch', 'rnn', 'gru',
+         '--vocab', '5', '--bproplen', '3', '--seeds', '2', '--rounds', '1',
+         '--tokens', '60'], cwd=ROOT, capture_output=True, text=True,
+        timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    rows = [line.split() for line in completed.stdout.splitlines()[2:-1]]
+    assert [row[:2] for row in rows] == [['rnn', '3'], ['gru', '3']]
+    for row in rows:
+        assert row[-1].endswith('x')  # the ratio

@@ -1079,3 +1079,45 @@ def test_a_sweep_worker_killed_is_one_line_and_the_records_stay(tmp_path):
     assert 1 <= len(done) < 4
     assert len(done) == 1 + sum(line.startswith('[')
                                 for line in out.splitlines())
+
+
+# A cell at which seed 1 learns after 29,580 tokens and seeds 0 and 2 have
+# not learned after 60,000: with -j 2 its round is two stacks, seed 0 alone
+# and seeds 1 and 2 together.
+STREAMED = ['--arch', 'rnn', '--vocab', '8', '--bproplen', '3', '--seed',
+            '0', '1', '2', '--more-seeds', '--tokens', '200000',
+            '--eval-every', '500', '--unit', '8']
+
+
+def test_ctrl_c_keeps_a_sweep_s_seed_that_left_a_stack_training(tmp_path):
+    args = sweep.build_parser().parse_args(STREAMED)
+    assert sweep.stacks(sweep.plan([], args), 2) == [
+        ('rnn', 8, 3, (0,)), ('rnn', 8, 3, (1, 2))]
+    # The terminal's Ctrl-C: to the sweep and its workers.
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path), '-j', '2']
+        + STREAMED, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+    try:
+        line = process.stdout.readline()
+        while line and not line.startswith('[1/3]'):
+            line = process.stdout.readline()
+        assert 'seed=1: learned after 29,580 tokens' in line
+        # Seed 2 goes on training, 30,000 tokens at least: time for the
+        # record of seed 1 to be in the file.
+        time.sleep(0.3)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == cli.EXIT_INTERRUPTED
+    assert stderr == ('Interrupted: the finished runs are in {}; the same '
+                      'command goes on from there.\n'.format(
+                          tmp_path / 'capacity.jsonl'))
+    (record,) = [json.loads(line) for line in
+                 (tmp_path / 'capacity.jsonl').read_text().splitlines()]
+    lone = sweep.run_one(('rnn', 8, 3, 1, sweep.settings_of(args)))
+    del record['seconds'], lone['seconds']
+    assert record == lone

@@ -1,5 +1,6 @@
 import json
 import os
+import time
 
 import pytest
 
@@ -132,6 +133,22 @@ def test_the_grid_runs_every_cell_with_the_seeds_given():
     assert search(cell(5, True, True), grid=[])[0] == ('rnn', 10, 5, 0)
 
 
+def test_a_cell_s_seeds_train_as_one_stack_where_the_cells_fill_the_jobs():
+    keys = [(arch, 5, 5, seed) for arch in ('rnn', 'gru')
+            for seed in range(10)]
+    assert sweep.stacks(keys, 2) == [('rnn', 5, 5, tuple(range(10))),
+                                     ('gru', 5, 5, tuple(range(10)))]
+
+
+def test_a_round_of_fewer_cells_than_jobs_splits_them_for_every_job():
+    keys = [('gru', 20, 5, seed) for seed in range(10)]
+    assert sweep.stacks(keys, 2) == [('gru', 20, 5, (0, 1, 2, 3, 4)),
+                                     ('gru', 20, 5, (5, 6, 7, 8, 9))]
+    assert sweep.stacks(keys[:3], 4) == [
+        ('gru', 20, 5, (seed,)) for seed in range(3)]
+    assert sweep.stacks([], 2) == []
+
+
 def test_a_variant_trains_the_lstm_with_one_choice_undone(monkeypatch):
     built = []
     setup_training = sweep.train_rnn.setup_training
@@ -261,3 +278,21 @@ def test_a_value_given_twice_is_refused(flag, tmp_path, capsys):
         sweep.main(argv)
     assert exit_info.value.code == 2
     assert '{} repeats'.format(flag) in capsys.readouterr().err
+
+
+def test_with_jobs_each_record_comes_as_its_seed_leaves_the_stack():
+    # At N=8 on 8 units seed 1 learns after 29,580 tokens, seed 2 not in
+    # 45,000: it trains on for 15,000 tokens after seed 1 has left.
+    settings = sweep.settings_of(sweep.build_parser().parse_args(
+        ['--tokens', '45000', '--eval-every', '500', '--unit', '8']))
+    arrived = []
+    for record in sweep.run_tasks([('rnn', 8, 3, (1, 2), settings)], 2):
+        arrived.append((time.perf_counter(), record))
+    assert [record['seed'] for _, record in arrived] == [1, 2]
+    assert arrived[0][1]['learned_tokens'] == 29580
+    assert arrived[1][1]['learned_tokens'] is None
+    # Not both at the stack's end.
+    assert arrived[1][0] - arrived[0][0] > 0.2
+    for _, record in arrived:
+        lone = sweep.run_one(('rnn', 8, 3, record['seed'], settings))
+        assert {**record, 'seconds': None} == {**lone, 'seconds': None}
