@@ -32,6 +32,8 @@ import quiet_start
 
 if __name__ == '__main__':  # before Chainer loads
     quiet_start.install()
+elif __name__ == '__mp_main__':  # a worker process of run_tasks
+    quiet_start.leave_quietly()
 
 import argparse
 import concurrent.futures

@@ -1121,3 +1121,31 @@ def test_ctrl_c_keeps_a_sweep_s_seed_that_left_a_stack_training(tmp_path):
     lone = sweep.run_one(('rnn', 8, 3, 1, sweep.settings_of(args)))
     del record['seconds'], lone['seconds']
     assert record == lone
+
+
+def test_ctrl_c_to_a_sweep_with_a_worker_idle_is_the_parent_s_line(
+        tmp_path):
+    """The N=5 cell ends in seconds, and its worker waits idle while the
+    N=8 cell trains on."""
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path), '-j', '2',
+         '--grid', '--arch', 'rnn', '--vocab', '5', '8', '--bproplen', '3',
+         '--seed', '0', '--more-seeds', '--tokens', '200000',
+         '--eval-every', '500', '--unit', '8'], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        line = process.stdout.readline()
+        while line and not line.startswith('[1/2]'):
+            line = process.stdout.readline()
+        assert line
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == cli.EXIT_INTERRUPTED
+    assert stderr == ('Interrupted: the finished runs are in {}; the same '
+                      'command goes on from there.\n'.format(
+                          tmp_path / 'capacity.jsonl'))
