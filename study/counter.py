@@ -204,9 +204,8 @@ def look(predictor, n_vocab, value):
 def study(arch, args, value):
     """{arch, tried, runs}: each run tried until args.seeds learned, those
     that learned looked at."""
-    settings = {'tokens': args.tokens, 'eval_every': args.eval_every,
-                'unit': args.unit, 'batchsize': args.batchsize,
-                'alpha': 0.001, 'gradclip': 5.0}
+    settings = sweep.settings_of(argparse.Namespace(
+        **vars(args), alpha=sweep.ALPHA, gradclip=sweep.GRADCLIP))
     runs, tried = [], 0
     while sum(run['learned_tokens'] is not None for run in runs) < \
             args.seeds and tried < args.max_seeds:

@@ -74,6 +74,8 @@ SEEDS = tuple(range(10))
 MORE_SEEDS = tuple(range(10, 20))  # where a cell decides a frontier
 TOKENS = 2000000
 EVAL_EVERY = 10000
+ALPHA = 0.001  # Adam's learning rate
+GRADCLIP = 5.0
 
 
 def build_parser():
@@ -112,9 +114,9 @@ def build_parser():
                         help='units in each layer (default: %(default)s)')
     parser.add_argument('--batchsize', type=int, default=10,
                         help='parallel streams (default: %(default)s)')
-    parser.add_argument('--alpha', type=float, default=0.001,
+    parser.add_argument('--alpha', type=float, default=ALPHA,
                         help='Adam\'s learning rate (default: %(default)s)')
-    parser.add_argument('--gradclip', type=float, default=5.0,
+    parser.add_argument('--gradclip', type=float, default=GRADCLIP,
                         help='gradient norm clipping (default: %(default)s)')
     parser.add_argument('--jobs', '-j', type=int,
                         default=len(os.sched_getaffinity(0)),
