@@ -123,6 +123,10 @@ def build_parser():
                         help='processes at a time, each training a stack '
                         '(default: the number of cores, %(default)s); under '
                         'mpi4py.futures, its workers')
+    parser.add_argument('--stack', type=int, default=None,
+                        help='seeds trained as one stack at most (default: '
+                        'a cell\'s, all): smaller stacks lose less to an '
+                        'interruption and share less of the cost')
     return parser
 
 
@@ -148,6 +152,8 @@ def check_arguments(args):
     of train_rnn.py."""
     for name in ('tokens', 'eval_every', 'jobs'):
         cli.check_whole('--' + name.replace('_', '-'), getattr(args, name), 1)
+    if args.stack is not None:
+        cli.check_whole('--stack', args.stack, 1)
     if not 0 < args.alpha < math.inf:
         raise UsageError('--alpha must be a positive number (got {})'.format(
             args.alpha))
@@ -257,18 +263,20 @@ def stackable(arch):
     return VARIANTS.get(arch, (arch,))[0] in stacked.STACKED_ARCHITECTURES
 
 
-def stacks(keys, processes):
+def stacks(keys, processes, largest=None):
     """The tasks' (arch, vocab, bproplen, seeds) for the runs' keys: each
     cell's seeds in one stack, or, where the cells are fewer than the
     processes, split into up to processes / cells stacks, so that every
-    process trains."""
+    process trains; and into stacks of at most `largest` seeds."""
     cells = {}
     for arch, vocab, bproplen, seed in keys:
         cells.setdefault((arch, vocab, bproplen), []).append(seed)
     parts = max(1, -(-processes // len(cells))) if cells else 1
     tasks = []
     for cell, seeds in cells.items():
-        count = min(len(seeds), parts) if stackable(cell[0]) else len(seeds)
+        fewest = -(-len(seeds) // (largest or len(seeds)))
+        count = min(len(seeds), max(parts, fewest)) \
+            if stackable(cell[0]) else len(seeds)
         bounds = [i * len(seeds) // count for i in range(count + 1)]
         tasks += [cell + (tuple(seeds[start:end]),)
                   for start, end in zip(bounds, bounds[1:])]
@@ -536,7 +544,8 @@ def sweep(args, settings, record_file, records, prog):
         keys = plan(records, args)
         while keys:
             tasks = sorted((task + (settings,) for task in stacks(
-                keys, processes(args.jobs))), key=expected_cost, reverse=True)
+                keys, processes(args.jobs), args.stack)), key=expected_cost,
+                reverse=True)
             say('Round of {} runs'.format(len(keys)))
             for count, record in enumerate(run_tasks(tasks, args.jobs), 1):
                 record_file.append(record)

@@ -149,6 +149,14 @@ def test_a_round_of_fewer_cells_than_jobs_splits_them_for_every_job():
     assert sweep.stacks([], 2) == []
 
 
+def test_stack_bounds_the_seeds_of_a_stack():
+    keys = [('gru', 20, 5, seed) for seed in range(10)]
+    assert sweep.stacks(keys, 1, 4) == [('gru', 20, 5, (0, 1, 2)),
+                                        ('gru', 20, 5, (3, 4, 5)),
+                                        ('gru', 20, 5, (6, 7, 8, 9))]
+    assert sweep.stacks(keys, 1, 10) == [('gru', 20, 5, tuple(range(10)))]
+
+
 def test_a_variant_trains_the_lstm_with_one_choice_undone(monkeypatch):
     built = []
     setup_training = sweep.train_rnn.setup_training
@@ -220,13 +228,16 @@ def test_evaluation_runs_on_a_copy_that_shares_the_parameters(monkeypatch):
     assert measured[0].l1.W.array is built[0].l1.W.array
 
 
-def test_a_grid_that_cannot_run_is_refused_before_anything(tmp_path,
-                                                           capsys):
+@pytest.mark.parametrize('flags, says', [
+    (['--unit', str(10 ** 9)], 'needs about'),
+    (['--stack', '0'], '--stack must be a whole number of at least 1 (got '
+     '0)')])
+def test_a_grid_that_cannot_run_is_refused_before_anything(tmp_path, capsys,
+                                                           flags, says):
     with pytest.raises(SystemExit) as exit_info:
-        sweep.main(['-o', str(tmp_path / 'out'), '--unit', str(10 ** 9)] +
-                   TINY[:-3])
+        sweep.main(['-o', str(tmp_path / 'out')] + flags + TINY[:-3])
     assert exit_info.value.code == 2
-    assert 'needs about' in capsys.readouterr().err
+    assert says in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
 
 
