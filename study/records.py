@@ -84,7 +84,7 @@ def parse(data, path):
     how many bytes hold them (less than all where the last line is the torn
     end of a killed append). UsageError for a line that is not a record."""
     lines = data.split(b'\n')
-    records, seen, kept = [], set(), 0
+    records, seen, kept = [], {}, 0
     for number, line in enumerate(lines, 1):
         if not line.strip():
             kept += len(line) + 1
@@ -101,10 +101,24 @@ def parse(data, path):
         except ValueError as error:
             raise not_a_record(path, number, error)
         kept += len(line) + 1
-        if run_key(record) not in seen:  # two sweeps of old, unlocked
-            seen.add(run_key(record))
+        key = run_key(record)
+        if key not in seen:
+            seen[key] = number, record
             records.append(record)
+            continue
+        # Two sweeps of old, unlocked, ran the same run alike: one record
+        # stands for both. Two outcomes of one run leave no way to choose.
+        first, earlier = seen[key]
+        if outcome(earlier) != outcome(record):
+            raise UsageError(
+                '{} lines {} and {} are the same run ({} N={} bproplen={} '
+                'seed={}) with different outcomes: keep the one you trust'
+                .format(path, first, number, *key))
     return records, min(kept, len(data))
+
+
+def outcome(record):
+    return record['learned_tokens'], record['tokens']
 
 
 def read_records(path):
@@ -160,7 +174,32 @@ def check_record(record):
         check_metrics(metrics, capacity.TEACHER_FORCED)
         if not all(is_count(metrics.get(key)) for key in HISTORY_COUNTERS):
             raise ValueError('a history without its updates and tokens')
+    check_counters(record)
     return record
+
+
+def check_counters(record):
+    """ValueError unless the record's tokens and those of each evaluation
+    are its updates times bproplen times the batch size, the evaluations in
+    the order they were made, none after the run's end, and learned_tokens
+    the tokens of one of them."""
+    batchsize = record['settings'].get('batchsize')
+    if not is_count(batchsize) or batchsize < 1:
+        raise ValueError('settings\' batchsize is {!r}'.format(batchsize))
+    per_update = record['bproplen'] * batchsize
+    for entry in record['history'] + [record]:
+        if entry['tokens'] != entry['updates'] * per_update:
+            raise ValueError('{} tokens in {} updates of {} tokens'.format(
+                entry['tokens'], entry['updates'], per_update))
+    tokens = [entry['tokens'] for entry in record['history']]
+    if any(a >= b for a, b in zip(tokens, tokens[1:])) or \
+            tokens and tokens[-1] > record['tokens']:
+        raise ValueError('a history whose tokens go {} in a run of {}'.format(
+            ', '.join(map(str, tokens)), record['tokens']))
+    if record['learned_tokens'] is not None and \
+            record['learned_tokens'] not in tokens:
+        raise ValueError('learned_tokens is {}, which no evaluation '
+                         'had'.format(record['learned_tokens']))
 
 
 def is_count(value):

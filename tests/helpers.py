@@ -152,14 +152,16 @@ def load_npz(path, obj):
 def study_record(arch, bproplen, vocab, seed, learned_tokens=None,
                  boundary=0.5):
     """A record of study.sweep: a run that learned after learned_tokens, or
-    was censored at 1000, evaluated every 100 tokens."""
+    was censored at 1000, evaluated every 100 tokens (bproplen must divide
+    10, a batch of 10 streams)."""
     metrics = {metric: boundary for metric in METRICS}
     metrics['counting_horizon'] = 1
     metrics['exact_period'] = learned_tokens is not None
     tokens = 1000 if learned_tokens is None else learned_tokens + 100
-    history = [dict(metrics, updates=t // 10, tokens=t)
+    per_update = bproplen * STUDY_SETTINGS['batchsize']
+    history = [dict(metrics, updates=t // per_update, tokens=t)
                for t in range(100, tokens + 1, 100)]
     return dict(metrics, arch=arch, vocab=vocab, bproplen=bproplen,
-                seed=seed, tokens=tokens, updates=tokens // 10,
+                seed=seed, tokens=tokens, updates=tokens // per_update,
                 learned_tokens=learned_tokens, history=history, seconds=1.5,
                 settings=STUDY_SETTINGS)

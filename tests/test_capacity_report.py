@@ -101,3 +101,17 @@ def test_several_folders_print_their_frontiers_side_by_side(
     assert '(alpha 0.001) | {} (alpha 0.003) |'.format(tmp_path / 'b') in out
     assert '| rnn | 5 | 10 [5, 15] | >= 5 [below, 5] |' in out
     assert '| gru |' not in out  # b has no gru
+
+
+def test_a_history_that_cannot_be_is_refused(tmp_path, capsys):
+    """200 updates of 50 tokens are 10,000 tokens, not 30,000."""
+    run = record('rnn', 5, 5, 0)
+    run['history'][0].update(updates=200, tokens=30000)
+    (tmp_path / 'capacity.jsonl').write_text(json.dumps(run) + '\n')
+    with pytest.raises(SystemExit) as exit_info:
+        capacity_report.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        'python -m study.capacity_report: error: {} line 1 is not a record '
+        'of study.sweep (30000 tokens in 200 updates of 50 tokens)\n'.format(
+            tmp_path / 'capacity.jsonl'))

@@ -8,7 +8,7 @@ from helpers import study_record
 from study import dashboard
 
 
-def record(arch='gru', vocab=5, bproplen=20, seed=0, **more):
+def record(arch='gru', vocab=5, bproplen=5, seed=0, **more):
     """A record as study.sweep writes it, censored, and evaluated twice."""
     run = study_record(arch, bproplen, vocab, seed)
     run['history'] = run['history'][:2]
@@ -27,8 +27,8 @@ def test_each_run_becomes_a_folder_of_its_cell(tmp_path, capsys):
     assert dashboard.main([records, str(tmp_path / 'ui')]) == 0
     assert capsys.readouterr().out == (
         'Wrote 3 runs in 2 cells under {0}; look at a cell with: make ui '
-        'UI_DIRS={0}/gru_vocab5_bproplen20\n'.format(tmp_path / 'ui'))
-    cell = tmp_path / 'ui' / 'gru_vocab5_bproplen20'
+        'UI_DIRS={0}/gru_vocab5_bproplen5\n'.format(tmp_path / 'ui'))
+    cell = tmp_path / 'ui' / 'gru_vocab5_bproplen5'
     assert sorted(p.name for p in cell.iterdir()) == ['seed0', 'seed1']
     metrics = {'accuracy': 0.5, 'boundary_accuracy': 0.5,
                'non_boundary_accuracy': 0.5, 'generation_cold': 0.5,
@@ -36,13 +36,13 @@ def test_each_run_becomes_a_folder_of_its_cell(tmp_path, capsys):
                'exact_period': 0.0}
     # A period of N=5 is 10 words.
     assert json.loads((cell / 'seed1' / 'log').read_text()) == [
-        dict(metrics, iteration=10, updates=10, tokens=100, epoch=10.0),
-        dict(metrics, iteration=20, updates=20, tokens=200, epoch=20.0)]
+        dict(metrics, iteration=2, updates=2, tokens=100, epoch=10.0),
+        dict(metrics, iteration=4, updates=4, tokens=200, epoch=20.0)]
     assert json.loads((cell / 'seed1' / 'args').read_text()) == dict(
-        metrics, exact_period=False, arch='gru', vocab=5, bproplen=20,
-        seed=1, learned_tokens=None, tokens=1000, updates=100, seconds=1.5,
+        metrics, exact_period=False, arch='gru', vocab=5, bproplen=5,
+        seed=1, learned_tokens=None, tokens=1000, updates=20, seconds=1.5,
         eval_every=100, unit=8, batchsize=10, alpha=0.001, gradclip=5.0)
-    assert (tmp_path / 'ui' / 'rnn_vocab10_bproplen20' / 'seed0' /
+    assert (tmp_path / 'ui' / 'rnn_vocab10_bproplen5' / 'seed0' /
             'log').exists()
 
 
@@ -55,6 +55,17 @@ def test_each_run_becomes_a_folder_of_its_cell(tmp_path, capsys):
                                      updates=None)])),
      'a history without its updates and tokens'),
     ('{"arch": ', 'Expecting value'),
+    # 10 streams, bproplen 5: 50 tokens an update.
+    (json.dumps(record(tokens=1000, updates=10)),
+     '1000 tokens in 10 updates of 50 tokens'),
+    (json.dumps(record(history=record()['history'][1::-1])),
+     'a history whose tokens go 200, 100 in a run of 1000'),
+    (json.dumps(record(history=record()['history'][:2], tokens=100,
+                       updates=2)),
+     'a history whose tokens go 100, 200 in a run of 100'),
+    (json.dumps(record(learned_tokens=150)),
+     'learned_tokens is 150, which no evaluation had'),
+    (json.dumps(record(settings={})), "settings' batchsize is None"),
 ])
 def test_a_line_that_is_not_a_record_is_refused_in_one_line(
         tmp_path, capsys, bad, says):
@@ -76,3 +87,27 @@ def test_a_missing_record_file_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == (
         'python -m study.dashboard: error: cannot read {}: No such file or '
         'directory\n'.format(tmp_path / 'none'))
+
+
+def test_two_outcomes_of_one_run_are_refused_naming_both_lines(tmp_path,
+                                                               capsys):
+    records = write_records(
+        tmp_path / 'capacity.jsonl', record(seed=0), record(seed=1),
+        record(seed=0, learned_tokens=100))
+    with pytest.raises(SystemExit) as exit_info:
+        dashboard.main([records, str(tmp_path / 'ui')])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == (
+        'python -m study.dashboard: error: {} lines 1 and 3 are the same run '
+        '(gru N=5 bproplen=5 seed=0) with different outcomes: keep the one '
+        'you trust\n'.format(records))
+    assert not (tmp_path / 'ui').exists()
+
+
+def test_a_run_recorded_twice_alike_is_written_once(tmp_path, capsys):
+    """An older, unlocked sweep could run a run twice: bit for bit the same
+    outcome, in other seconds."""
+    records = write_records(tmp_path / 'capacity.jsonl', record(),
+                            record(seconds=2.5))
+    assert dashboard.main([records, str(tmp_path / 'ui')]) == 0
+    assert 'Wrote 1 runs in 1 cells' in capsys.readouterr().out
