@@ -4,7 +4,8 @@ A sweep holds a lock on the file while it lives, so that a second sweep on
 the same file is refused instead of running (and recording) the same runs;
 a last line cut short by a kill is dropped whatever its last character, a
 last record that lost its newline gets it back, duplicates left by older,
-unlocked sweeps are skipped, and anything that is not a record is refused.
+unlocked sweeps are skipped where they agree and refused where they do not,
+and anything that is not a record is refused.
 """
 import fcntl
 import json
