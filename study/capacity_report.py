@@ -468,8 +468,6 @@ def main(argv=None):
             records = read_records(os.path.join(folder, 'capacity.jsonl'))
         except UsageError as error:
             parser.error(str(error))
-        if not records:
-            parser.error('{} holds no records yet'.format(folder))
         write_report(records, folder)
         cli.print_or_drop('Wrote the report of {} runs to {}'.format(
             len(records), folder))

@@ -36,8 +36,7 @@ def main(argv=None):
     cli.print_or_drop('Wrote {} runs in {} cells under {}; look at a cell '
                       'with: make ui UI_DIRS={}'.format(
                           len(runs), len(cells), args.outdir,
-                          os.path.join(args.outdir, cells[0]) if cells
-                          else args.outdir), sys.stdout)
+                          os.path.join(args.outdir, cells[0])), sys.stdout)
     return 0
 
 

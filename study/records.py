@@ -124,12 +124,16 @@ def outcome(record):
 
 def read_records(path):
     """The records of a file that a sweep may be writing now, read without
-    its lock and changing nothing."""
+    its lock and changing nothing; UsageError where it holds none, which
+    nothing could be made of."""
     try:
         with snapshots.open_regular_file(path) as f:
-            return parse(f.read(), path)[0]
+            records = parse(f.read(), path)[0]
     except snapshots.FileError as error:
         raise UsageError(str(error))
+    if not records:
+        raise UsageError('{} holds no records yet'.format(path))
+    return records
 
 
 def not_a_record(path, number, error):

@@ -111,3 +111,17 @@ def test_a_run_recorded_twice_alike_is_written_once(tmp_path, capsys):
                             record(seconds=2.5))
     assert dashboard.main([records, str(tmp_path / 'ui')]) == 0
     assert 'Wrote 1 runs in 1 cells' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('text', ['', '\n', '{"arch": "gr'])
+def test_a_record_file_without_records_is_refused_as_the_report_does(
+        tmp_path, capsys, text):
+    records = tmp_path / 'capacity.jsonl'
+    records.write_text(text)
+    with pytest.raises(SystemExit) as exit_info:
+        dashboard.main([str(records), str(tmp_path / 'ui')])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == (
+        'python -m study.dashboard: error: {} holds no records yet\n'.format(
+            records))
+    assert not (tmp_path / 'ui').exists()
