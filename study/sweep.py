@@ -172,6 +172,29 @@ def check_arguments(args):
             train_rnn.check_arguments(run)
             run.vocab = min(args.vocab)
             train_rnn.check_arguments(run)
+    for n_vocab in args.vocab:
+        for bproplen in args.bproplen:
+            check_two_evaluations(n_vocab, bproplen, settings_of(args))
+
+
+def check_two_evaluations(n_vocab, bproplen, settings):
+    """UsageError unless a run of the cell is evaluated twice within the
+    cap: at one evaluation it could never have learned (learned), and would
+    be recorded as a run that did not."""
+    per_update = bproplen * settings['batchsize']
+    apart = evaluation_interval(n_vocab, bproplen, settings) * per_update
+    if cap_updates(bproplen, settings) * per_update <= apart:
+        raise UsageError(
+            '--tokens {:,} allows one evaluation at most at N={} bproplen={} '
+            '(they come every {:,} tokens there), and a run learns at two in '
+            'a row: give --tokens above {:,}'.format(
+                settings['tokens'], n_vocab, bproplen, apart, apart))
+
+
+def cap_updates(bproplen, settings):
+    """The updates of a run that never learns: the cap of tokens, the last
+    update's window whole."""
+    return math.ceil(settings['tokens'] / (bproplen * settings['batchsize']))
 
 
 def run_one(task):
@@ -313,7 +336,7 @@ def train_until_learned(arch, n_vocab, bproplen, seed, settings):
     # state, so that training goes on from where it was.
     evaluated = run.model.predictor.copy()
     per_update = bproplen * batch_size
-    updates = math.ceil(settings['tokens'] / per_update)
+    updates = cap_updates(bproplen, settings)
     interval = evaluation_interval(n_vocab, bproplen, settings)
     history, learned_tokens = [], None
     while updater.iteration < updates:

@@ -779,7 +779,7 @@ def test_a_newline_in_a_path_keeps_the_error_on_one_line(tmp_path, capsys):
 # The sweep's record file.
 
 SWEEP = ['--arch', 'rnn', '--vocab', '3', '--bproplen', '2', '--seed', '0',
-         '--tokens', '40', '--eval-every', '20', '--unit', '4', '--grid']
+         '--tokens', '60', '--eval-every', '20', '--unit', '4', '--grid']
 
 
 @pytest.mark.parametrize('line, message', [

@@ -11,9 +11,10 @@ from study import sweep
 
 from helpers import run_into_closed_pipe
 
-# bproplen 2 and 4 with 10 streams: 4 and 2 updates for the same 80 tokens.
+# bproplen 2 and 4 with 10 streams: 6 and 3 updates for the same 120
+# tokens.
 TINY = ['--arch', 'rnn', 'lstm', '--vocab', '3', '4', '--bproplen', '2',
-        '4', '--seed', '0', '--tokens', '80', '--eval-every', '40',
+        '4', '--seed', '0', '--tokens', '120', '--eval-every', '40',
         '--unit', '4', '--grid']
 
 
@@ -39,9 +40,10 @@ def test_a_tiny_grid_records_every_run_with_the_same_token_cap(tiny_sweep):
         per_update = record['bproplen'] * 10
         # An evaluation every 40 tokens, or a period of every stream where
         # longer (30 tokens at N=3, 60 at N=4), in whole updates (20 or 40
-        # tokens), until 80 or learned.
-        evaluations = {(3, 2): [40, 80], (3, 4): [40, 80], (4, 2): [60, 80],
-                       (4, 4): [80]}[record['vocab'], record['bproplen']]
+        # tokens), until 120 or learned.
+        evaluations = {(3, 2): [40, 80, 120], (3, 4): [40, 80, 120],
+                       (4, 2): [60, 120], (4, 4): [80, 120]}[
+                           record['vocab'], record['bproplen']]
         assert [entry['tokens'] for entry in record['history']] == \
             evaluations[:len(record['history'])]
         assert [entry['updates'] * per_update
@@ -50,12 +52,12 @@ def test_a_tiny_grid_records_every_run_with_the_same_token_cap(tiny_sweep):
         last = record['history'][-1]
         assert record['tokens'] == last['tokens']
         if record['learned_tokens'] is None:
-            assert record['tokens'] == 80
+            assert record['tokens'] == 120
         else:
             assert record['learned_tokens'] == evaluations[0]
         for metric in capacity.TEACHER_FORCED:
             assert record[metric] == last[metric]
-        assert record['settings']['tokens'] == 80
+        assert record['settings']['tokens'] == 120
     for name in capacity_report.FIGURES:
         with open(str(tiny_sweep / name), 'rb') as f:
             assert f.read(8) == b'\x89PNG\r\n\x1a\n'
@@ -230,14 +232,25 @@ def test_evaluation_runs_on_a_copy_that_shares_the_parameters(monkeypatch):
 
 @pytest.mark.parametrize('flags, says', [
     (['--unit', str(10 ** 9)], 'needs about'),
+    # 30 tokens an update at bproplen 3; the period of N=100 is 4,950
+    # words, 49,500 tokens in 10 streams: 1,650 updates apart.
+    (['--vocab', '5', '--bproplen', '3', '--tokens', '3000',
+      '--eval-every', '10000'], '--tokens 3,000 allows one evaluation at '
+     'most at N=5 bproplen=3 (they come every 9,990 tokens there), and a '
+     'run learns at two in a row: give --tokens above 9,990'),
+    (['--vocab', '5', '100', '--bproplen', '3', '--tokens', '49500'],
+     '--tokens 49,500 allows one evaluation at most at N=100 bproplen=3 '
+     '(they come every 49,500 tokens there)'),
     (['--stack', '0'], '--stack must be a whole number of at least 1 (got '
      '0)')])
 def test_a_grid_that_cannot_run_is_refused_before_anything(tmp_path, capsys,
                                                            flags, says):
     with pytest.raises(SystemExit) as exit_info:
-        sweep.main(['-o', str(tmp_path / 'out')] + flags + TINY[:-3])
+        sweep.main(['-o', str(tmp_path / 'out')] + TINY[:-3] + flags)
     assert exit_info.value.code == 2
-    assert says in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith('python -m study.sweep: error: ')
+    assert says in err and err.count('\n') == 1
     assert not (tmp_path / 'out').exists()
 
 
