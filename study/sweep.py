@@ -148,15 +148,10 @@ def run_arguments(arch, n_vocab, bproplen, seed, settings):
 
 
 def check_arguments(args):
-    """UsageError unless every run of the grid can be made, with the checks
-    of train_rnn.py."""
-    for name in ('tokens', 'eval_every', 'jobs'):
-        cli.check_whole('--' + name.replace('_', '-'), getattr(args, name), 1)
+    """UsageError unless every run of the grid can be made (check_runs)."""
+    cli.check_whole('--jobs', args.jobs, 1)
     if args.stack is not None:
         cli.check_whole('--stack', args.stack, 1)
-    if not 0 < args.alpha < math.inf:
-        raise UsageError('--alpha must be a positive number (got {})'.format(
-            args.alpha))
     for name in ('arch', 'vocab', 'bproplen', 'seed', 'more_seeds'):
         values = getattr(args, name)
         if len(set(values)) < len(values):
@@ -164,17 +159,28 @@ def check_arguments(args):
                 name.replace('_', '-'), ' '.join(map(str, values))))
     if set(args.seed) & set(args.more_seeds):
         raise UsageError('--more-seeds must not repeat a seed of --seed')
-    seeds = args.seed + args.more_seeds
-    for arch in args.arch:
+    check_runs(args.arch, args.vocab, args.bproplen,
+               args.seed + args.more_seeds, settings_of(args))
+
+
+def check_runs(archs, vocabs, bproplens, seeds, settings):
+    """UsageError unless every run of the grid (seeds: one at least) can be
+    made, with the checks of train_rnn.py, and evaluated twice."""
+    for name in ('tokens', 'eval_every'):
+        cli.check_whole('--' + name.replace('_', '-'), settings[name], 1)
+    if not 0 < settings['alpha'] < math.inf:
+        raise UsageError('--alpha must be a positive number (got {})'.format(
+            settings['alpha']))
+    for arch in archs:
         for seed in (min(seeds), max(seeds)):
-            run = run_arguments(arch, max(args.vocab), max(args.bproplen),
-                                seed, settings_of(args))
+            run = run_arguments(arch, max(vocabs), max(bproplens), seed,
+                                settings)
             train_rnn.check_arguments(run)
-            run.vocab = min(args.vocab)
+            run.vocab = min(vocabs)
             train_rnn.check_arguments(run)
-    for n_vocab in args.vocab:
-        for bproplen in args.bproplen:
-            check_two_evaluations(n_vocab, bproplen, settings_of(args))
+    for n_vocab in vocabs:
+        for bproplen in bproplens:
+            check_two_evaluations(n_vocab, bproplen, settings)
 
 
 def check_two_evaluations(n_vocab, bproplen, settings):
