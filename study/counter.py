@@ -1,8 +1,9 @@
 """Show the counter: what models that learned to count hold in their state.
 
 For each architecture, train runs by the sweep's recipe (seeds 0, 1, ...)
-until SEEDS of them have learned (a whole period exact at two evaluations
-in a row) or MAX_SEEDS were tried; then, for every run that learned,
+until --seeds of them have learned (a whole period exact at two
+evaluations in a row) or --max-seeds were tried; then, for every run that
+learned,
 
 1. collect its state (the recurrent layers' h; the LSTM's c and h) after
    each word of a period of teacher-forced input that follows a warm-up;
@@ -36,6 +37,7 @@ import threadpoolctl
 
 from study import capacity
 import cli
+from cli import UsageError
 import simple_sequence
 import snapshots
 from study import sweep
@@ -43,8 +45,12 @@ from models import FUSED_ARCHITECTURES
 from updaters import fast_training
 
 ARCHS = ('rnn', 'rnn_relu', 'lstm', 'lstm1', 'gru')
-SEEDS = 5  # runs that learned, per architecture
-MAX_SEEDS = 10
+DEFAULTS = {'vocab': 20, 'unit': 100, 'bproplen': 40, 'tokens': sweep.TOKENS,
+            'eval_every': sweep.EVAL_EVERY,
+            'seeds': 5,  # runs that learned, per architecture
+            'max_seeds': 10}
+QUICK = {'vocab': 5, 'unit': 16, 'bproplen': 5, 'tokens': 4000,
+         'eval_every': 200, 'seeds': 2, 'max_seeds': 2}
 OVERLONG = 3  # the over-long block is this many times its word
 PROBE_COMPONENTS = 40
 
@@ -56,35 +62,46 @@ def build_parser():
     parser.add_argument('--arch', '-a', nargs='+', default=list(ARCHS),
                         choices=sorted(FUSED_ARCHITECTURES),
                         help='architectures (default: %(default)s)')
-    parser.add_argument('--vocab', '-n', type=int, default=20,
-                        help='vocabulary size N (default: %(default)s)')
-    parser.add_argument('--unit', '-u', type=int, default=100,
+    # Defaults that --quick changes are None here: given with --quick, they
+    # would be overridden without a word.
+    parser.add_argument('--vocab', '-n', type=int,
+                        help='vocabulary size N (default: {})'.format(
+                            DEFAULTS['vocab']))
+    parser.add_argument('--unit', '-u', type=int,
                         help='units of the recurrent layer (default: '
-                        '%(default)s)')
-    parser.add_argument('--bproplen', '-l', type=int, default=40,
-                        help='BPTT length (default: %(default)s)')
+                        '{})'.format(DEFAULTS['unit']))
+    parser.add_argument('--bproplen', '-l', type=int,
+                        help='BPTT length (default: {})'.format(
+                            DEFAULTS['bproplen']))
     parser.add_argument('--batchsize', '-b', type=int, default=10,
                         help='parallel streams (default: %(default)s)')
-    parser.add_argument('--tokens', type=int, default=sweep.TOKENS,
+    parser.add_argument('--tokens', type=int,
                         help='the cap of a run in training tokens (default: '
-                        '%(default)s)')
-    parser.add_argument('--eval-every', type=int, default=sweep.EVAL_EVERY,
-                        help='training tokens between evaluations (default: '
-                        '%(default)s)')
-    parser.add_argument('--seeds', type=int, default=SEEDS,
+                        '{})'.format(DEFAULTS['tokens']))
+    parser.add_argument('--eval-every', type=int,
+                        help='training tokens between evaluations, or a '
+                        'period of every stream where that is longer '
+                        '(default: {})'.format(DEFAULTS['eval_every']))
+    parser.add_argument('--seeds', type=int,
                         help='runs that learned wanted per architecture '
-                        '(default: %(default)s)')
-    parser.add_argument('--max-seeds', type=int, default=MAX_SEEDS,
+                        '(default: {})'.format(DEFAULTS['seeds']))
+    parser.add_argument('--max-seeds', type=int,
                         help='runs tried at most per architecture (default: '
-                        '%(default)s)')
+                        '{})'.format(DEFAULTS['max_seeds']))
     parser.add_argument('--block', type=int, default=None,
                         help='the word v of the over-long block (default: '
                         'N // 2)')
-    parser.add_argument('--out', '-o', default='results',
+    parser.add_argument('--out', '-o',
                         help='folder for counter.png and counter.json '
-                        '(default: %(default)s)')
+                        '(default: results, the study\'s own)')
     parser.add_argument('--quick', action='store_true',
-                        help='a seconds-long run: N=5, 16 units, 2 seeds')
+                        help='a seconds-long run, {quick}, into the folder '
+                        'that -o must name: the default would overwrite the '
+                        'study\'s figure in results/, and a folder of a '
+                        'made-up name would be left for you to find and '
+                        'remove'.format(quick=', '.join(
+                            '--{} {}'.format(name.replace('_', '-'), value)
+                            for name, value in QUICK.items())))
     return parser
 
 
@@ -204,8 +221,7 @@ def look(predictor, n_vocab, value):
 def study(arch, args, value):
     """{arch, tried, runs}: each run tried until args.seeds learned, those
     that learned looked at."""
-    settings = sweep.settings_of(argparse.Namespace(
-        **vars(args), alpha=sweep.ALPHA, gradclip=sweep.GRADCLIP))
+    settings = settings_of(args)
     runs, tried = [], 0
     while sum(run['learned_tokens'] is not None for run in runs) < \
             args.seeds and tried < args.max_seeds:
@@ -218,6 +234,38 @@ def study(arch, args, value):
         runs.append(run)
         tried += 1
     return {'arch': arch, 'runs': runs}
+
+
+def settings_of(args):
+    """The sweep's settings of every run, with its Adam rate and clip."""
+    return sweep.settings_of(argparse.Namespace(
+        **vars(args), alpha=sweep.ALPHA, gradclip=sweep.GRADCLIP))
+
+
+def check_arguments(args):
+    """Fill in the defaults (--quick's or not); UsageError unless every
+    run can be made and looked at, with the sweep's checks."""
+    given = [name for name in QUICK if getattr(args, name) is not None]
+    if args.quick and given:
+        raise UsageError('--quick sets {}: leave out --quick, or {}'.format(
+            ', '.join('--{} {}'.format(name.replace('_', '-'), value)
+                      for name, value in QUICK.items()),
+            ', '.join('--' + name.replace('_', '-') for name in given)))
+    if args.quick and args.out is None:
+        raise UsageError('--quick needs -o: the default, results, holds the '
+                         'study\'s own counter.png')
+    for name, value in (QUICK if args.quick else DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.out is None:
+        args.out = 'results'
+    cli.check_whole('--seeds', args.seeds, 1)
+    cli.check_whole('--max-seeds', args.max_seeds, args.seeds)
+    sweep.check_runs(args.arch, [args.vocab], [args.bproplen],
+                     range(args.max_seeds), settings_of(args))
+    if args.block is None:
+        args.block = args.vocab // 2
+    cli.check_whole('--block', args.block, 1, args.vocab - 1)
 
 
 def plot(results, n_vocab, value, path):
@@ -299,13 +347,15 @@ def table(results, value):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.quick:
-        args.vocab, args.unit, args.tokens, args.bproplen = 5, 16, 4000, 5
-        args.seeds, args.max_seeds, args.eval_every = 2, 2, 200
-    value = args.vocab // 2 if args.block is None else args.block
-    if not 1 <= value < args.vocab:
-        parser.error('--block must be a word, 1 .. N-1')
-    os.makedirs(args.out, exist_ok=True)
+    try:
+        check_arguments(args)
+        os.makedirs(args.out, exist_ok=True)
+    except UsageError as error:
+        parser.error(str(error))
+    except OSError as error:
+        parser.error('cannot write to {}: {}'.format(args.out,
+                                                     error.strerror))
+    value = args.block
     started = time.perf_counter()
     # 1. Train and look at each architecture, on one BLAS thread.
     with threadpoolctl.threadpool_limits(1), fast_training():

@@ -84,3 +84,72 @@ def test_a_quick_run_keeps_draws_and_tells(tmp_path, capsys):
                 continue
             assert len(run['overlong']['predicted']) == 3 * 2
             assert len(run['held_out']['decoded']) == 10
+
+
+QUICK_LINE = ('--quick sets --vocab 5, --unit 16, --bproplen 5, --tokens '
+              '4000, --eval-every 200, --seeds 2, --max-seeds 2: leave out '
+              '--quick, or ')
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--vocab', '2'], '--vocab: '),
+    (['--unit', '0'], '--unit must be a whole number of at least 1 (got 0)'),
+    (['--batchsize', '0'], '--batchsize must be a whole number of at least '
+     '1 (got 0)'),
+    (['--bproplen', '0'], '--bproplen must be a whole number of at least 1 '
+     '(got 0)'),
+    (['--vocab', '100000000'], 'a run of rnn with 100 units and a '
+     'vocabulary of 100000000 needs about '),
+    (['--eval-every', '0'], '--eval-every must be a whole number of at '
+     'least 1 (got 0)'),
+    (['--tokens', '0'], '--tokens must be a whole number of at least 1 '
+     '(got 0)'),
+    (['--tokens', '10000'], '--tokens 10,000 allows one evaluation at most '
+     'at N=20 bproplen=40 (they come every 10,000 tokens there), and a run '
+     'learns at two in a row: give --tokens above 10,000'),
+    (['--seeds', '0'], '--seeds must be a whole number of at least 1 (got '
+     '0)'),
+    (['--seeds', '3', '--max-seeds', '2'], '--max-seeds must be a whole '
+     'number of at least 3 (got 2)'),
+    (['--block', '0'], '--block must be a whole number from 1 to 19 (got '
+     '0)'),
+    (['--block', '20'], '--block must be a whole number from 1 to 19 (got '
+     '20)'),
+    (['--quick', '--block', '5'], '--block must be a whole number from 1 to '
+     '4 (got 5)'),
+    (['--quick', '--vocab', '30'], QUICK_LINE + '--vocab'),
+    (['--quick', '--unit', '8', '--eval-every', '100'],
+     QUICK_LINE + '--unit, --eval-every'),
+    (['--quick', '--max-seeds', '3'], QUICK_LINE + '--max-seeds'),
+])
+def test_arguments_that_cannot_run_are_refused_in_one_line(
+        argv, message, tmp_path, capsys):
+    out = tmp_path / 'out'
+    with pytest.raises(SystemExit) as exit_info:
+        counter.main(['--arch', 'rnn', '-o', str(out)] + argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith('python -m study.counter: error: ' + message)
+    assert err.count('\n') == 1
+    assert not out.exists()
+
+
+def test_a_quick_run_needs_a_folder_named(tmp_path, capsys, monkeypatch):
+    """The default, results/, holds the study's own counter.png."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        counter.main(['--quick'])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        'python -m study.counter: error: --quick needs -o: the default, '
+        'results, holds the study\'s own counter.png\n')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        counter.main(['--quick', '-o', '/dev/full'])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        'python -m study.counter: error: cannot write to /dev/full: File '
+        'exists\n')
