@@ -200,7 +200,7 @@ def test_a_run_cut_short_is_run_again_and_new_runs_added(tmp_path):
 
 def test_a_sweep_with_other_settings_is_refused(tiny_sweep, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        sweep.main(['-o', str(tiny_sweep)] + TINY + ['--tokens', '120'])
+        sweep.main(['-o', str(tiny_sweep)] + TINY + ['--tokens', '160'])
     assert exit_info.value.code == 2
     assert 'holds runs made with other settings' in capsys.readouterr().err
 
