@@ -169,7 +169,7 @@ def test_the_page_shows_both_runs_and_their_final_accuracy(runs, server,
     url, _ = server
     rows = {row['name']: row for row in rendered_table(
         url + '/projects/1', tmp_path)}
-    assert {'rnn', 'lstm', 'study/gru_vocab5_bproplen20/seed0'} <= set(rows)
+    assert {'rnn', 'lstm', 'study/gru_vocab5_bproplen5/seed0'} <= set(rows)
     for arch in ('rnn', 'lstm'):
         final = final_entry(runs / arch)
         for key in ('validation/main/accuracy',
@@ -202,7 +202,7 @@ def test_a_cell_of_the_study_shows_each_seed_as_a_run(server):
     found = results(url)
     for seed in (0, 1):
         run = found['seed{}'.format(seed)]
-        assert run['pathName'].endswith('study/gru_vocab5_bproplen20/seed{}'
+        assert run['pathName'].endswith('study/gru_vocab5_bproplen5/seed{}'
                                         .format(seed))
         assert [(log['logDict']['iteration'], log['logDict']['accuracy'])
                 for log in run['logs']] == [(10, 0.5), (20, 0.5)]
