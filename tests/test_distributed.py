@@ -184,7 +184,7 @@ def test_a_signal_to_one_rank_stops_every_rank_with_one_snapshot(
     stopped = ('Stopped at iteration {} (epoch {:.2f}) with a snapshot in {}. '
                'Resume with: '.format(iteration, iteration / 15, tmp_path))
     assert lines[-2].startswith(stopped)
-    announced = ['', 'Ctrl-C: stopping after this update to write a snapshot '
+    announced = ['Ctrl-C: stopping after this update to write a snapshot '
                  '(Ctrl-C again to quit at once)']
     # The rank that speaks says what it heard; a run ends in one line.
     assert lines[:-2] == (announced if rank == 0 else [])
