@@ -1,7 +1,8 @@
 """The command-line kit of train_rnn.py, predict_rnn.py and study.sweep.
 
 One-line errors with exit status 2, the device for --gpu, what fits in
-memory, commands to copy as printed, and what Ctrl-C and SIGTERM do.
+memory, commands to copy as printed, and what Ctrl-C, SIGTERM and SIGHUP
+do.
 """
 import argparse
 import contextlib
@@ -16,6 +17,7 @@ import chainer_compat  # noqa: F401  (must precede chainer)
 
 import chainer
 
+import quiet_start
 from setup_check import shortest_path
 import simple_sequence
 import snapshots
@@ -157,9 +159,11 @@ def path_argument(path):
 
 
 class Signals:
-    """Ctrl-C (SIGINT) and SIGTERM, such as a batch scheduler sends.
+    """Ctrl-C (SIGINT), SIGTERM (kill, batch schedulers) and SIGHUP (the
+    terminal or ssh session closed): quiet_start.STOPPING.
 
-    The first one is remembered: while training (see stopping) it asks the
+    The first one is remembered, one that came while the script started
+    under mpiexec included: while training (see stopping) it asks the
     trainer to stop after the current update, so that a snapshot follows;
     elsewhere the run acts on it at its next safe point. A second Ctrl-C
     quits at once. say() prints a message for the user, unless quiet (the
@@ -173,7 +177,9 @@ class Signals:
 
     def __enter__(self):
         self._previous = {number: signal.signal(number, self._handle)
-                          for number in (signal.SIGINT, signal.SIGTERM)}
+                          for number in quiet_start.STOPPING}
+        if self.received is None:
+            self.received = quiet_start.received
         return self
 
     def __exit__(self, *exc_info):
@@ -227,7 +233,8 @@ class Signals:
 
     @property
     def name(self):
-        return 'Ctrl-C' if self.received == signal.SIGINT else 'SIGTERM'
+        return 'Ctrl-C' if self.received == signal.SIGINT else \
+            signal.Signals(self.received or signal.SIGTERM).name
 
     @property
     def exit_status(self):

@@ -86,7 +86,8 @@ def main(argv=None):
 
     # In gevent's loop, which a KeyboardInterrupt would leave with a trace.
     for number, name in ((signal.SIGINT, 'Ctrl-C'),
-                         (signal.SIGTERM, 'SIGTERM')):
+                         (signal.SIGTERM, 'SIGTERM'),
+                         (signal.SIGHUP, 'SIGHUP')):
         gevent.signal_handler(number, stop, name)
     cli.print_or_drop('ChainerUI on http://{}:{}/ over {} (Ctrl-C to stop)'
                       .format(args.host, args.port, ', '.join(args.dirs)),

@@ -11,6 +11,7 @@ import os
 import re
 
 import chainer_compat  # noqa: F401  (must precede chainer)
+import quiet_start
 
 INSTALL_HINT = ('pip install mpich==5.0.2 mpi4py==4.1.2 (both are in '
                 'requirements.txt)')
@@ -41,10 +42,22 @@ def create_communicator(name):
 
 def world_size():
     """The number of processes mpiexec started, from its environment."""
-    for name in ('PMI_SIZE', 'OMPI_COMM_WORLD_SIZE'):  # MPICH, Open MPI
-        if name in os.environ:
-            return int(os.environ[name])
-    return 1
+    return quiet_start.mpiexec_world()[1]
+
+
+def world_rank():
+    """This process's rank among those mpiexec started (0 outside it), from
+    its environment: known before MPI starts."""
+    return quiet_start.mpiexec_world()[0]
+
+
+def check_launch(communicator):
+    """MPIError where mpiexec started several processes and no communicator
+    joins them: each would train alone, into the same out folder."""
+    size = world_size()
+    if communicator is None and size > 1:
+        raise MPIError('under mpiexec with {} processes: pass --communicator '
+                       'naive (or another; docs/mpi.md)'.format(size))
 
 
 def merge_ranks(parts):

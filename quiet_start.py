@@ -1,4 +1,5 @@
-"""Ctrl-C or SIGTERM while a script starts: one line, never a traceback.
+"""Ctrl-C, SIGTERM or SIGHUP while a script starts: one line, never a
+traceback.
 
 The scripts import this first and install() it before their slow imports
 (Chainer's above all: docs/speed.md); their main() then handles signals
@@ -7,6 +8,12 @@ environment with a .pth file that calls install_for_scripts() as Python
 starts: Python reads and compiles a script before its first line runs, long
 enough for a Ctrl-C to land. It uses _signal, the C module under signal, for
 the same reason: signal first builds its enums.
+
+Under mpiexec, before MPI has started, a rank that left at once would leave
+the others waiting in MPI_Init for ever (MPICH's mpiexec ends the job when
+a rank exits only once that rank has started MPI): the signal is remembered
+instead, for the ranks to act on together (train_rnn.py, once they can
+talk) or for started(). Under mpiexec only rank 0 speaks.
 """
 import _signal
 import os
@@ -15,12 +22,35 @@ import sys
 # The scripts run by path (study.sweep runs with -m, which Python has not
 # resolved to a path while it starts).
 SCRIPTS = ('train_rnn.py', 'predict_rnn.py')
+# The signals that stop a run: Ctrl-C, SIGTERM (kill, batch schedulers) and
+# SIGHUP (the terminal or ssh session closed).
+STOPPING = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
+INTERRUPTED = 'Interrupted while starting: nothing was written.'
+received = None  # the first signal that _remember kept
 
 
-def _quit(signum, frame):
+def mpiexec_world():
+    """(this process's rank, the number of processes) from the environment
+    that mpiexec sets (MPICH, Open MPI, PMIx); (0, 1) outside mpiexec."""
+    rank = next((int(os.environ[name]) for name in (
+        'PMI_RANK', 'OMPI_COMM_WORLD_RANK', 'PMIX_RANK')
+        if name in os.environ), 0)
+    size = next((int(os.environ[name]) for name in (
+        'PMI_SIZE', 'OMPI_COMM_WORLD_SIZE') if name in os.environ), 1)
+    return rank, size
+
+
+def _quit(signum, frame=None):
     # Not an exception: raised inside an import, it may come out as another.
-    os.write(2, b'Interrupted while starting: nothing was written.\n')
+    if mpiexec_world()[0] == 0:
+        os.write(2, INTERRUPTED.encode() + b'\n')
     os._exit(128 + signum)
+
+
+def _remember(signum, frame):
+    global received
+    if received is None:
+        received = signum
 
 
 def _leave(signum, frame):
@@ -35,8 +65,11 @@ def leave_quietly():
 
 
 def install():
-    for number in (_signal.SIGINT, _signal.SIGTERM):
-        _signal.signal(number, _quit)
+    handler = _quit
+    if mpiexec_world()[1] > 1 and 'mpi4py.MPI' not in sys.modules:
+        handler = _remember
+    for number in STOPPING:
+        _signal.signal(number, handler)
 
 
 def install_for_scripts():
@@ -46,14 +79,18 @@ def install_for_scripts():
 
 
 def started():
-    """Once the slow imports are done: Ctrl-C raises KeyboardInterrupt
-    again, and SIGTERM ends the process, as Python's defaults do."""
+    """Once the slow imports are done: a signal remembered while starting
+    ends the process now; else Ctrl-C raises KeyboardInterrupt again, and
+    SIGTERM and SIGHUP end the process, as Python's defaults do."""
+    if received is not None:
+        _quit(received)
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)
-    _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
+    for number in STOPPING[1:]:
+        _signal.signal(number, _signal.SIG_DFL)
 
 
 def ignore():
     """Once a script's work is done: a late signal must not turn into a
     traceback, nor a wrong message, on the way out."""
-    for number in (_signal.SIGINT, _signal.SIGTERM):
+    for number in STOPPING:
         _signal.signal(number, _signal.SIG_IGN)

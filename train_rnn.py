@@ -62,8 +62,14 @@ def main(argv=None):
     ranks = None
     with cli.Signals() as signals:
         try:
+            distributed.check_launch(args.communicator)
             ranks = distributed.Ranks(args.communicator)
             signals.quiet = not ranks.root
+            # The first moment the ranks can end together: a signal that
+            # came while they started waited for it (quiet_start).
+            if signals.share(ranks) is not None:
+                signals.say(quiet_start.INTERRUPTED)
+                return signals.exit_status
             snapshot = resumed_snapshot(args, argv, ranks)
             check_arguments(args)
             if args.batchsize % ranks.size:
@@ -81,7 +87,8 @@ def main(argv=None):
                                      snapshot, run_arguments(args, ranks))
         except (UsageError, snapshots.FileError, FolderError,
                 distributed.MPIError) as error:
-            if ranks is None or ranks.root:
+            if (ranks.root if ranks is not None else
+                    distributed.world_rank() == 0):
                 parser.error(str(error))
             parser.exit(cli.EXIT_USAGE)
         except KeyboardInterrupt:

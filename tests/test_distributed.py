@@ -184,7 +184,7 @@ def test_a_signal_to_one_rank_stops_every_rank_with_one_snapshot(
     stopped = ('Stopped at iteration {} (epoch {:.2f}) with a snapshot in {}. '
                'Resume with: '.format(iteration, iteration / 15, tmp_path))
     assert lines[-2].startswith(stopped)
-    announced = ['', 'Ctrl-C: stopping after this update to write a snapshot '
+    announced = ['Ctrl-C: stopping after this update to write a snapshot '
                  '(Ctrl-C again to quit at once)']
     # The rank that speaks says what it heard; a run ends in one line.
     assert lines[:-2] == (announced if rank == 0 else [])
@@ -195,6 +195,83 @@ def test_a_signal_to_one_rank_stops_every_rank_with_one_snapshot(
         iteration)))
     assert_same_state(str(tmp_path / 'snapshot_iter_90'),
                       str(out / 'snapshot_iter_90'))
+
+
+def starting(pid):
+    """Whether the rank pid is starting: its start-up handler is in place
+    (it catches SIGTERM) and MPI is not loaded yet."""
+    try:
+        with open('/proc/{}/status'.format(pid)) as f:
+            caught = next(line for line in f if line.startswith('SigCgt:'))
+        with open('/proc/{}/maps'.format(pid)) as f:
+            loaded = f.read()
+    except OSError:  # gone already
+        return False
+    return bool(int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1) and \
+        'libmpi' not in loaded
+
+
+def start_starting(out):
+    """Two ranks starting a run into out, once both are starting; their
+    pids by rank."""
+    process = subprocess.Popen(
+        [MPIEXEC, '-n', '2', sys.executable,
+         os.path.join(ROOT, 'train_rnn.py'), '-o', str(out),
+         '--communicator', 'naive'] + TINY,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    pids = {}
+    while not (len(pids) == 2 and all(map(starting, pids.values()))):
+        assert process.poll() is None, process.stderr.read()
+        pids = rank_pids(process)
+    return process, pids
+
+
+def ended(process, pids):
+    """process's stderr once it ends; where it hangs, its ranks killed."""
+    try:
+        return process.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        for pid in pids.values():
+            os.kill(pid, signal.SIGKILL)
+        process.communicate()
+        raise
+
+
+@pytest.mark.parametrize('number, rank', [(signal.SIGTERM, 1),
+                                          (signal.SIGINT, 0),
+                                          (signal.SIGHUP, 1)])
+def test_a_signal_to_one_rank_while_it_starts_ends_every_rank(
+        number, rank, tmp_path):
+    """The rank left at once, before MPI started, and the other waited in
+    MPI_Init for ever."""
+    process, pids = start_starting(tmp_path / 'out')
+    os.kill(pids[rank], number)
+    stderr = ended(process, pids)
+    assert process.returncode == 128 + number
+    assert stderr == 'Interrupted while starting: nothing was written.\n'
+    assert not (tmp_path / 'out').exists()
+
+
+def test_ctrl_c_to_mpiexec_while_starting_is_one_line(tmp_path):
+    """Every rank said it."""
+    process, pids = start_starting(tmp_path / 'out')
+    process.send_signal(signal.SIGINT)  # mpiexec passes it to the ranks
+    stderr = ended(process, pids)
+    assert process.returncode == cli.EXIT_INTERRUPTED
+    assert stderr == 'Interrupted while starting: nothing was written.\n'
+    assert not (tmp_path / 'out').exists()
+
+
+def test_ranks_without_a_communicator_are_refused(tmp_path):
+    """Each trained alone: one saved its model, the other found the out
+    folder in use, or ran the job again once it was free."""
+    completed = run(['train_rnn.py', '-o', str(tmp_path / 'out')] + TINY,
+                    processes=2)
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr == (
+        'train_rnn.py: error: under mpiexec with 2 processes: pass '
+        '--communicator naive (or another; docs/mpi.md)\n')
+    assert not (tmp_path / 'out').exists()
 
 
 def test_a_snapshot_of_two_ranks_is_refused_on_one(two_ranks, capsys):

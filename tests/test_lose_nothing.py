@@ -173,39 +173,50 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path, delay):
     assert 'nothing was written' in lines[-1] or 'snapshot' in lines[-1]
 
 
+@pytest.mark.parametrize('number', quiet_start.STOPPING)
 @pytest.mark.parametrize('script', quiet_start.SCRIPTS)
-def test_ctrl_c_before_a_script_runs_its_first_line_is_one_line(script,
-                                                                tmp_path):
+def test_a_signal_before_a_script_runs_its_first_line_is_one_line(
+        script, number, tmp_path):
     """Python reads and compiles a script before it runs a line: a Ctrl-C
     then came before the script could install quiet_start (a traceback,
-    killed by SIGINT). This one comes as its first line."""
+    killed by SIGINT); SIGHUP killed it without a word. This one comes as
+    its first line."""
     path = tmp_path / script
-    path.write_text('import os, signal\nos.kill(os.getpid(), signal.SIGINT)\n'
-                    'print("not interrupted")\n')
+    path.write_text('import os\nos.kill(os.getpid(), {})\n'
+                    'print("not interrupted")\n'.format(int(number)))
     completed = subprocess.run([sys.executable, str(path)],
                                capture_output=True, text=True, timeout=60)
-    assert completed.returncode == cli.EXIT_INTERRUPTED
+    assert completed.returncode == 128 + number
     assert completed.stderr == \
         'Interrupted while starting: nothing was written.\n'
     assert completed.stdout == ''
 
 
-def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path):
+@pytest.mark.parametrize('number', [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path, number):
+    """SIGHUP (a terminal or ssh session closed) killed the run, without a
+    snapshot, its dashboard record left saying running."""
     alone = tmp_path / 'alone'
     assert train_rnn.main(['-o', str(alone), '-a', 'lstm', '-e', '6'] +
                           TINY) == 0
     out = tmp_path / 'out'
     process = launch('-o', str(out), '-a', 'lstm', '-e', '6', *TINY)
     wait_for_epoch(out, process, 1)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(number)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 128 + signal.SIGTERM
-    # No empty line first: stderr is no terminal, with no line to end.
-    assert stderr.startswith('SIGTERM: stopping after this update')
-    assert 'Traceback' not in stderr
+    assert process.returncode == 128 + number
     stopped = int(re.search(r'Stopped at iteration (\d+)', stderr).group(1))
+    # No empty line first: stderr is no terminal, with no line to end.
+    assert stderr == (
+        '{}: stopping after this update to write a snapshot (Ctrl-C again '
+        'to quit at once)\nStopped at iteration {} (epoch {:.2f}) with a '
+        'snapshot in {}. Resume with: {}\n'.format(
+            signal.Signals(number).name, stopped, stopped / 15, out,
+            cli.command_line('train_rnn.py', '-r', str(out))))
     assert snapshots.latest_snapshot(str(out)).endswith(
         'snapshot_iter_{}'.format(stopped))
+    with open(str(out / '.chainerui_commands')) as f:
+        assert json.load(f)['job_status'] == 'stopped'
     assert train_rnn.main(['-r', str(out)]) == 0
     for name, array in snapshots.read_npz(
             train_rnn.model_path(str(alone), 'lstm')).items():
@@ -220,7 +231,7 @@ def test_a_signal_on_a_terminal_starts_a_line_of_its_own(
     monkeypatch.setattr(sys.stderr, 'isatty', lambda: True)
     trigger = train_rnn.StopOnRequest((1, 'epoch'))
     handlers = {number: signal.getsignal(number)
-                for number in (signal.SIGINT, signal.SIGTERM)}
+                for number in quiet_start.STOPPING}
     try:
         with cli.Signals() as signals, signals.stopping(trigger):
             signal.raise_signal(signal.SIGTERM)
