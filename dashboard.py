@@ -307,4 +307,4 @@ def is_commands(value):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.exit_status(main()))

@@ -25,8 +25,9 @@ from models import ARCHITECTURES, build_model, generate
 import simple_sequence
 import snapshots
 from cli import (
-    EXIT_INTERRUPTED, ArgumentParser, UsageError, check_fits_in_memory,
-    check_whole, print_or_drop, select_device)
+    EXIT_FAILED, EXIT_INTERRUPTED, ArgumentParser, UsageError,
+    check_fits_in_memory, check_whole, exit_status, output_failed,
+    print_or_drop, select_device)
 from out_folder import MODEL_SUFFIX
 from train_rnn import model_path
 
@@ -307,17 +308,24 @@ def main(argv=None):
     except (UsageError, snapshots.FileError) as error:
         parser.error(str(error))
 
+    # The lines are the result: once one is lost, so is the run.
+    for line in result_lines(path, settings, predictor, prime, length):
+        print_or_drop(line)
+        if output_failed():
+            return EXIT_FAILED
+    return 0
+
+
+def result_lines(path, settings, predictor, prime, length):
+    """What predict_rnn.py prints: the model loaded, then what it
+    generated from prime, as the tutorial printed it, and the report."""
     epochs = ('' if settings['epoch'] is None else
               ', trained {} epochs'.format(settings['epoch']))
-    print_or_drop('Loaded {}: {}, {} units, vocabulary {}{}.'.format(
-        path, settings['arch'], settings['unit'], vocab, epochs))
+    yield 'Loaded {}: {}, {} units, vocabulary {}{}.'.format(
+        path, settings['arch'], settings['unit'], settings['vocab'], epochs)
     generated = generate(predictor, prime, length)
-    # As the tutorial printed it: the prime, then what the model generated.
-    print_or_drop('Predicted sequence: {}'.format(
-        [prime] + generated.tolist()))
-    for line in report(prime, generated, vocab):
-        print_or_drop(line)
-    return 0
+    yield 'Predicted sequence: {}'.format([prime] + generated.tolist())
+    yield from report(prime, generated, settings['vocab'])
 
 
 if __name__ == '__main__':
@@ -328,4 +336,4 @@ if __name__ == '__main__':
         print_or_drop('Ctrl-C: stopped.', sys.stderr)
         status = EXIT_INTERRUPTED
     quiet_start.ignore()
-    sys.exit(status)
+    sys.exit(exit_status(status))

@@ -548,4 +548,4 @@ def latest_snapshot_hint(args, ranks):
 if __name__ == '__main__':
     status = main()
     quiet_start.ignore()
-    sys.exit(status)
+    sys.exit(cli.exit_status(status))
