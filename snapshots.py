@@ -280,9 +280,21 @@ def _read_array(member, entry, path):
 
 
 def parse_json(text, what):
-    """The value of a JSON text from a file; FileError if it is not one."""
+    """The value of a JSON text from a file; FileError if it is not one, or
+    if an object in it repeats a key, whose last value json takes: no
+    writer of ours repeats one, so which of the two was meant is unknown.
+    Every reader of our JSON files parses them with it."""
+    def unique(pairs):
+        value = {}
+        for key, item in pairs:
+            if key in value:
+                raise FileError('{}: the key {!r} appears twice in an object'
+                                .format(what, key))
+            value[key] = item
+        return value
+
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=unique)
     except (ValueError, RecursionError) as error:
         raise FileError('{}: not valid JSON ({})'.format(
             what, type(error).__name__ if isinstance(error, RecursionError)
