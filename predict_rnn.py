@@ -29,7 +29,7 @@ from cli import (
     check_fits_in_memory, check_whole, exit_status, output_failed,
     print_or_drop, select_device)
 from out_folder import MODEL_SUFFIX
-from train_rnn import model_path
+import train_rnn
 
 MAX_LENGTH = 100000
 MAX_ARGS_BYTES = 2 ** 16  # args.json is a few hundred
@@ -74,14 +74,24 @@ def build_parser():
     return parser
 
 
+# What a JSON value is, in words.
+JSON_TYPES = {dict: 'an object', list: 'a list', str: 'a string',
+              int: 'a number', float: 'a number', bool: 'true or false',
+              type(None): 'null'}
+
+
 def check_settings(recorded, source):
     """recorded's arch, unit, vocab (and epoch) checked: UsageError if bad."""
-    try:
-        arch, unit, vocab = (recorded['arch'], recorded['unit'],
-                             recorded['vocab'])
-    except (KeyError, TypeError) as error:
-        raise UsageError('{} is not what train_rnn.py writes ({!r})'.format(
-            source, error))
+    if not isinstance(recorded, dict):
+        raise UsageError('{} is not what train_rnn.py writes: it holds {}, '
+                         'where an object of the run\'s arguments belongs'
+                         .format(source, JSON_TYPES[type(recorded)]))
+    missing = [key for key in ('arch', 'unit', 'vocab') if key not in
+               recorded]
+    if missing:
+        raise UsageError('{} is not what train_rnn.py writes: it lacks {}'
+                         .format(source, ', '.join(missing)))
+    arch, unit, vocab = recorded['arch'], recorded['unit'], recorded['vocab']
     if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise UsageError('{} names an unknown architecture {!r}'.format(
             source, arch))
@@ -106,12 +116,7 @@ def read_run_arguments(out):
     except (snapshots.FileError, OSError) as error:
         raise UsageError('{}: is {} the out folder of a train_rnn.py run? {}'
                          .format(error, out, without_run_arguments(out)))
-    try:
-        recorded = snapshots.parse_json(text, path)
-    except snapshots.FileError as error:
-        raise UsageError('{} is not what train_rnn.py writes ({})'.format(
-            path, error))
-    return check_settings(recorded, path)
+    return check_settings(snapshots.parse_json(text, path), path)
 
 
 def without_run_arguments(out):
@@ -147,10 +152,12 @@ def file_settings(path, arch):
 
     arrays = snapshots.read_npz(path, run_args_alone)
     if snapshots.RUN_ARGS_KEY in arrays:
-        recorded = snapshots.parse_json(
+        run_args = snapshots.parse_json(
             str(arrays[snapshots.RUN_ARGS_KEY]),
             'the run arguments in {}'.format(path))
-        recorded = check_settings(recorded, path)
+        recorded = check_settings(run_args, path)
+        # What a snapshot's are checked for, where the limits above pass.
+        train_rnn.recorded_arguments(run_args, path)
     else:
         vocab, unit = declared['embed/W'].shape
         recorded = check_settings({'arch': arch or 'rnn', 'unit': int(unit),
@@ -176,7 +183,7 @@ def settings_of(args):
     if path is None:
         if args.arch is None:
             run = read_run_arguments(args.out)
-        path = model_path(args.out, args.arch or run['arch'])
+        path = train_rnn.model_path(args.out, args.arch or run['arch'])
     recorded = file_settings(path, args.arch)
     for flag, name in (('--arch', 'arch'), ('--unit', 'unit'),
                        ('--vocab', 'vocab')):
