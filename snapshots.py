@@ -8,6 +8,7 @@ verifies every entry's checksum; nothing is written that would need pickle.
 import collections
 import contextlib
 import copy
+import errno
 import io
 import json
 import math
@@ -126,14 +127,20 @@ def available_memory():
     return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_AVPHYS_PAGES')
 
 
-def open_regular_file(path):
-    """A binary file object for path, which must be a regular file.
+def open_regular_file(path, follow=True):
+    """A binary file object for path, which must be a regular file, and not
+    a symbolic link unless follow.
 
     Opened without blocking, so that a FIFO or device cannot hang the read.
     """
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        descriptor = os.open(path, flags)
     except OSError as error:
+        # O_NOFOLLOW's ELOOP says 'Too many levels of symbolic links'.
+        if error.errno == errno.ELOOP and os.path.islink(path):
+            raise FileError('{} is a symbolic link, which is refused'.format(
+                path))
         raise FileError('cannot read {}: {}'.format(path, error.strerror))
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
