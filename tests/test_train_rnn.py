@@ -185,9 +185,13 @@ def saved_with_run_args(path, arch, n_units, n_vocab, **run_args):
     numpy.random.seed(0)
     predictor = build_model(arch, n_vocab, n_units)
     arrays = snapshots.serialized(predictor)
+    args = train_rnn.build_parser().parse_args(
+        ['-a', arch, '-u', str(n_units), '--vocab', str(n_vocab), '-e', '3',
+         '-b', '2', '-l', '5'])
+    recorded = {name: value for name, value in vars(args).items()
+                if name in train_rnn.RECORDED}
     arrays[snapshots.RUN_ARGS_KEY] = numpy.array(json.dumps(dict(
-        {'arch': arch, 'unit': n_units, 'vocab': n_vocab, 'epoch': 3},
-        **run_args)))
+        recorded, processes=1, **run_args)))
     write_npz(path, arrays)
     return predictor
 
