@@ -247,18 +247,59 @@ def is_terminal(stream):
     return stream is not None and stream.isatty()
 
 
+# The first write to stdout or stderr that failed for another reason than
+# a closed pipe: (stream name, error); see exit_status.
+_failed_write = None
+
+
 def print_or_drop(text, stream=None):
-    """Print text to stream (default: stdout); if the reader has gone (a
-    closed pipe, as with `| head`) or the stream cannot take it (closed, a
-    full device), drop it and all later output, and let the run go on, as
-    Unix tools do: every script prints through it."""
+    """Print text to stream (default: stdout); if it cannot take it, drop
+    it and all later output, and let the run go on: quietly where the reader
+    has gone (a closed pipe, as with `| head`), as Unix tools do; otherwise
+    (a full device) exit_status reports it. Every script prints through
+    it."""
     stream = sys.stdout if stream is None else stream
     if stream is None:  # started with stdout closed
         return
     try:
         print(text, file=stream, flush=True)
-    except OSError:
-        stop_writing(stream)
+    except OSError as error:
+        write_failed(stream, error)
+
+
+def write_failed(stream, error):
+    """Stop writing to stream, whose write raised error (OSError); unless
+    its reader had gone, exit_status reports it."""
+    global _failed_write
+    stop_writing(stream)
+    if error.errno != errno.EPIPE and _failed_write is None:
+        _failed_write = ('stdout' if stream is sys.stdout else 'stderr',
+                         error)
+
+
+def output_failed():
+    """Whether printing failed for another reason than a closed pipe."""
+    return _failed_write is not None
+
+
+def exit_status(status):
+    """status, for a script that printed through print_or_drop: where its
+    output was lost to a full device or an I/O error, not a closed pipe,
+    EXIT_FAILED at least, with one line on stderr."""
+    if _failed_write is None:
+        return status
+    name, error = _failed_write
+    print_or_drop('{}: error: writing to {} failed: {}'.format(
+        program(), name, error.strerror), sys.stderr)
+    return status or EXIT_FAILED
+
+
+def program():
+    """The running script as argparse names it: python -m study.sweep, or
+    train_rnn.py."""
+    spec = getattr(sys.modules['__main__'], '__spec__', None)
+    return 'python -m ' + spec.name if spec is not None else \
+        os.path.basename(sys.argv[0])
 
 
 def stop_writing(stream):

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import importlib
 import logging
+import math
 import os
 import re
 import signal
@@ -43,9 +44,9 @@ def main(argv=None):
         parser.error('--port must be from 1 to 65535 (got {})'.format(
             args.port))
     if os.path.exists(args.db) and not os.path.isdir(args.db):
-        parser.error('--db {} is a file: it names the folder where ChainerUI '
-                     'keeps its database (db/chainerui.db in it); choose '
-                     'another --db'.format(args.db))
+        parser.error('--db {} is not a folder: it names the folder where '
+                     'ChainerUI keeps its database (db/chainerui.db in it); '
+                     'choose another --db'.format(args.db))
     for folder in args.dirs:
         if not os.path.isdir(folder):
             parser.error('{} is not a folder of runs: train one there '
@@ -289,8 +290,10 @@ def is_log(value):
 
 
 def is_number(value):
-    return isinstance(value, float) or isinstance(value, int) and \
-        -INT64 <= value < INT64
+    """A number as LogReport writes it: ChainerUI shows NaN and infinities
+    (JSON's NaN and 1e999) as nothing, without a word."""
+    return isinstance(value, float) and math.isfinite(value) or \
+        isinstance(value, int) and -INT64 <= value < INT64
 
 
 def is_object(value):
@@ -308,4 +311,4 @@ def is_commands(value):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.exit_status(main()))

@@ -54,11 +54,17 @@ class DashboardCommands(chainer.training.Extension):
         self._next_poll = 0.0
         self._seen = None  # the commands file's stat when last read
         self._scheduled = []  # (key, value) of the commands yet to come
+        self._before = set()  # the commands there as the run started
 
     def initialize(self, trainer):
+        # The commands there now were sent to an earlier run: by their
+        # text, as the server and the run may not share a clock or a zone.
+        commands = self.read()
+        if commands is not None:
+            self._before = {to_json(command) for command in commands}
+            self._seen = None  # the first poll refuses them
         self.folder.write(ARGS, to_json(self.run_args))
         self.folder.write(STATE, to_json({'job_status': 'running'}))
-        self._started = datetime.datetime.now().isoformat()
 
     def finalize(self):
         try:
@@ -76,39 +82,51 @@ class DashboardCommands(chainer.training.Extension):
 
     def poll(self, trainer):
         """Read the commands file if it changed, and answer what is due."""
+        commands = self.read(again=bool(self._scheduled))
+        if commands is not None:
+            self.answer(trainer, commands)
+
+    def read(self, again=False):
+        """The commands file's list, if it changed since the last read (or
+        again); else None, as where it is missing or cannot be read, which
+        is said in one line."""
         try:
-            status = os.stat(self.path)
+            status = os.lstat(self.path)
         except OSError:
-            return
+            return None
         seen = status.st_ino, status.st_size, status.st_mtime_ns
-        if seen == self._seen and not self._scheduled:
-            return
+        if seen == self._seen and not again:
+            return None
         self._seen = seen
         try:
-            commands = read_commands(self.path)
+            return read_commands(self.path)
         except snapshots.FileError as error:
             cli.print_or_drop('dashboard: ignored {}'.format(error),
                               sys.stderr)
-            return
-        self.answer(trainer, commands)
+            return None
 
     def answer(self, trainer, commands):
         """Run the commands that are due and write their responses."""
         self._scheduled = []
         answered = False
         for command in commands:
-            request = command.get('request')
-            if command.get('response') is not None or \
-                    not isinstance(request, dict):
+            if command.get('response') is not None:
                 continue
-            if str(request.get('created_at', '')) < self._started:
+            request = command.get('request')
+            if to_json(command) in self._before:
                 status, body = FAILURE, 'sent before this run started'
+            elif not is_request(request):
+                status, body = FAILURE, 'not a request as ChainerUI sends ' \
+                    'it: ignored'
             else:
                 due = self.due(trainer, request.get('schedule'))
                 if due is None:
                     continue
                 status, body = due or self.run(trainer, command['name'],
                                                request.get('body'))
+            cli.print_or_drop('dashboard: {} at iteration {}: {}'.format(
+                command['name'] if isinstance(command['name'], str) else
+                'a command', trainer.updater.iteration, body), sys.stderr)
             command['response'] = {
                 'executed_at': datetime.datetime.now().isoformat(),
                 'epoch': trainer.updater.epoch,
@@ -144,7 +162,7 @@ class DashboardCommands(chainer.training.Extension):
         return False
 
     def run(self, trainer, name, body):
-        """(status, message) of one command, said in one line too."""
+        """(status, message) of one command."""
         if name == 'stop':
             trainer.stop_trigger.request()
             status, message = SUCCESS, 'stopping after this update to ' \
@@ -163,15 +181,27 @@ class DashboardCommands(chainer.training.Extension):
         else:
             status, message = FAILURE, 'unknown command {!r}: ' \
                 'ignored'.format(name)
-        cli.print_or_drop('dashboard: {} at iteration {}: {}'.format(
-            name if isinstance(name, str) else 'a command',
-            trainer.updater.iteration, message), sys.stderr)
         return status, message
+
+
+def is_request(request):
+    """Whether request is one as ChainerUI's server writes it: an object
+    stamped with the date and time it was sent."""
+    if not isinstance(request, dict) or \
+            not isinstance(request.get('created_at'), str):
+        return False
+    try:
+        datetime.datetime.fromisoformat(request['created_at'])
+    except ValueError:
+        return False
+    return True
 
 
 def read_commands(path):
     """The list of commands in path; FileError unless it is one."""
-    with snapshots.open_regular_file(path) as f:
+    # The run replaces the file with its responses: through a link it would
+    # read what the link names, and replace the link.
+    with snapshots.open_regular_file(path, follow=False) as f:
         data = f.read(MAX_COMMANDS_BYTES + 1)
     if len(data) > MAX_COMMANDS_BYTES:
         raise snapshots.FileError('{} is larger than {} bytes'.format(

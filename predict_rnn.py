@@ -25,10 +25,11 @@ from models import ARCHITECTURES, build_model, generate
 import simple_sequence
 import snapshots
 from cli import (
-    EXIT_INTERRUPTED, ArgumentParser, UsageError, check_fits_in_memory,
-    check_whole, print_or_drop, select_device)
+    EXIT_FAILED, EXIT_INTERRUPTED, ArgumentParser, UsageError,
+    check_fits_in_memory, check_whole, exit_status, output_failed,
+    print_or_drop, select_device)
 from out_folder import MODEL_SUFFIX
-from train_rnn import model_path
+import train_rnn
 
 MAX_LENGTH = 100000
 MAX_ARGS_BYTES = 2 ** 16  # args.json is a few hundred
@@ -73,14 +74,24 @@ def build_parser():
     return parser
 
 
+# What a JSON value is, in words.
+JSON_TYPES = {dict: 'an object', list: 'a list', str: 'a string',
+              int: 'a number', float: 'a number', bool: 'true or false',
+              type(None): 'null'}
+
+
 def check_settings(recorded, source):
     """recorded's arch, unit, vocab (and epoch) checked: UsageError if bad."""
-    try:
-        arch, unit, vocab = (recorded['arch'], recorded['unit'],
-                             recorded['vocab'])
-    except (KeyError, TypeError) as error:
-        raise UsageError('{} is not what train_rnn.py writes ({!r})'.format(
-            source, error))
+    if not isinstance(recorded, dict):
+        raise UsageError('{} is not what train_rnn.py writes: it holds {}, '
+                         'where an object of the run\'s arguments belongs'
+                         .format(source, JSON_TYPES[type(recorded)]))
+    missing = [key for key in ('arch', 'unit', 'vocab') if key not in
+               recorded]
+    if missing:
+        raise UsageError('{} is not what train_rnn.py writes: it lacks {}'
+                         .format(source, ', '.join(missing)))
+    arch, unit, vocab = recorded['arch'], recorded['unit'], recorded['vocab']
     if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise UsageError('{} names an unknown architecture {!r}'.format(
             source, arch))
@@ -105,12 +116,7 @@ def read_run_arguments(out):
     except (snapshots.FileError, OSError) as error:
         raise UsageError('{}: is {} the out folder of a train_rnn.py run? {}'
                          .format(error, out, without_run_arguments(out)))
-    try:
-        recorded = snapshots.parse_json(text, path)
-    except snapshots.FileError as error:
-        raise UsageError('{} is not what train_rnn.py writes ({})'.format(
-            path, error))
-    return check_settings(recorded, path)
+    return check_settings(snapshots.parse_json(text, path), path)
 
 
 def without_run_arguments(out):
@@ -146,10 +152,12 @@ def file_settings(path, arch):
 
     arrays = snapshots.read_npz(path, run_args_alone)
     if snapshots.RUN_ARGS_KEY in arrays:
-        recorded = snapshots.parse_json(
+        run_args = snapshots.parse_json(
             str(arrays[snapshots.RUN_ARGS_KEY]),
             'the run arguments in {}'.format(path))
-        recorded = check_settings(recorded, path)
+        recorded = check_settings(run_args, path)
+        # What a snapshot's are checked for, where the limits above pass.
+        train_rnn.recorded_arguments(run_args, path)
     else:
         vocab, unit = declared['embed/W'].shape
         recorded = check_settings({'arch': arch or 'rnn', 'unit': int(unit),
@@ -175,7 +183,7 @@ def settings_of(args):
     if path is None:
         if args.arch is None:
             run = read_run_arguments(args.out)
-        path = model_path(args.out, args.arch or run['arch'])
+        path = train_rnn.model_path(args.out, args.arch or run['arch'])
     recorded = file_settings(path, args.arch)
     for flag, name in (('--arch', 'arch'), ('--unit', 'unit'),
                        ('--vocab', 'vocab')):
@@ -307,17 +315,24 @@ def main(argv=None):
     except (UsageError, snapshots.FileError) as error:
         parser.error(str(error))
 
+    # The lines are the result: once one is lost, so is the run.
+    for line in result_lines(path, settings, predictor, prime, length):
+        print_or_drop(line)
+        if output_failed():
+            return EXIT_FAILED
+    return 0
+
+
+def result_lines(path, settings, predictor, prime, length):
+    """What predict_rnn.py prints: the model loaded, then what it
+    generated from prime, as the tutorial printed it, and the report."""
     epochs = ('' if settings['epoch'] is None else
               ', trained {} epochs'.format(settings['epoch']))
-    print_or_drop('Loaded {}: {}, {} units, vocabulary {}{}.'.format(
-        path, settings['arch'], settings['unit'], vocab, epochs))
+    yield 'Loaded {}: {}, {} units, vocabulary {}{}.'.format(
+        path, settings['arch'], settings['unit'], settings['vocab'], epochs)
     generated = generate(predictor, prime, length)
-    # As the tutorial printed it: the prime, then what the model generated.
-    print_or_drop('Predicted sequence: {}'.format(
-        [prime] + generated.tolist()))
-    for line in report(prime, generated, vocab):
-        print_or_drop(line)
-    return 0
+    yield 'Predicted sequence: {}'.format([prime] + generated.tolist())
+    yield from report(prime, generated, settings['vocab'])
 
 
 if __name__ == '__main__':
@@ -328,4 +343,4 @@ if __name__ == '__main__':
         print_or_drop('Ctrl-C: stopped.', sys.stderr)
         status = EXIT_INTERRUPTED
     quiet_start.ignore()
-    sys.exit(status)
+    sys.exit(exit_status(status))

@@ -8,6 +8,7 @@ verifies every entry's checksum; nothing is written that would need pickle.
 import collections
 import contextlib
 import copy
+import errno
 import io
 import json
 import math
@@ -126,14 +127,20 @@ def available_memory():
     return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_AVPHYS_PAGES')
 
 
-def open_regular_file(path):
-    """A binary file object for path, which must be a regular file.
+def open_regular_file(path, follow=True):
+    """A binary file object for path, which must be a regular file, and not
+    a symbolic link unless follow.
 
     Opened without blocking, so that a FIFO or device cannot hang the read.
     """
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        descriptor = os.open(path, flags)
     except OSError as error:
+        # O_NOFOLLOW's ELOOP says 'Too many levels of symbolic links'.
+        if error.errno == errno.ELOOP and os.path.islink(path):
+            raise FileError('{} is a symbolic link, which is refused'.format(
+                path))
         raise FileError('cannot read {}: {}'.format(path, error.strerror))
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
@@ -280,9 +287,21 @@ def _read_array(member, entry, path):
 
 
 def parse_json(text, what):
-    """The value of a JSON text from a file; FileError if it is not one."""
+    """The value of a JSON text from a file; FileError if it is not one, or
+    if an object in it repeats a key, whose last value json takes: no
+    writer of ours repeats one, so which of the two was meant is unknown.
+    Every reader of our JSON files parses them with it."""
+    def unique(pairs):
+        value = {}
+        for key, item in pairs:
+            if key in value:
+                raise FileError('{}: the key {!r} appears twice in an object'
+                                .format(what, key))
+            value[key] = item
+        return value
+
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=unique)
     except (ValueError, RecursionError) as error:
         raise FileError('{}: not valid JSON ({})'.format(
             what, type(error).__name__ if isinstance(error, RecursionError)

@@ -445,6 +445,27 @@ def resumed_snapshot(args, argv, ranks):
 
 def merge_resumed_arguments(args, explicit, snapshot, saved):
     """Take the run's arguments from the snapshot, refusing contradictions."""
+    saved = recorded_arguments(saved, snapshot)
+    for name in RUN_DEFINING:
+        given = getattr(args, name)
+        if name in explicit and given != saved[name]:
+            raise UsageError(
+                'the snapshot {} was trained with --{} {}, but this command '
+                'says --{} {}: a resumed run keeps its arguments (only '
+                '--epoch and --keep-snapshots may change)'.format(
+                    snapshot, name, saved[name], name, given))
+        setattr(args, name, saved[name])
+    for name in MAY_CHANGE:
+        if name not in explicit:
+            setattr(args, name, saved[name])
+    if 'out' not in explicit:
+        args.out = os.path.dirname(snapshot) or '.'
+
+
+def recorded_arguments(saved, snapshot):
+    """saved, the run's arguments that a snapshot (or a model file) at
+    snapshot records, with the defaults of those recorded only since;
+    FileError unless they make a run."""
     if not isinstance(saved, dict):
         raise snapshots.FileError('{} does not record the arguments of its '
                                   'run: they are no names with values'
@@ -472,20 +493,7 @@ def merge_resumed_arguments(args, explicit, snapshot, saved):
     except UsageError as error:
         raise snapshots.FileError('{} records arguments that make no run: '
                                   '{}'.format(snapshot, error))
-    for name in RUN_DEFINING:
-        given = getattr(args, name)
-        if name in explicit and given != saved[name]:
-            raise UsageError(
-                'the snapshot {} was trained with --{} {}, but this command '
-                'says --{} {}: a resumed run keeps its arguments (only '
-                '--epoch and --keep-snapshots may change)'.format(
-                    snapshot, name, saved[name], name, given))
-        setattr(args, name, saved[name])
-    for name in MAY_CHANGE:
-        if name not in explicit:
-            setattr(args, name, saved[name])
-    if 'out' not in explicit:
-        args.out = os.path.dirname(snapshot) or '.'
+    return saved
 
 
 def run_arguments(args, ranks):
@@ -555,4 +563,4 @@ def latest_snapshot_hint(args, ranks):
 if __name__ == '__main__':
     status = main()
     quiet_start.ignore()
-    sys.exit(status)
+    sys.exit(cli.exit_status(status))

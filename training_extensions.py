@@ -254,16 +254,16 @@ class WithoutTerminalCodes:
             return
         try:
             return self.stream.write(text.replace(self.ERASE_LINE, ''))
-        except OSError:  # `| head`, a full device: the run goes on unprinted
-            cli.stop_writing(self.stream)
+        except OSError as error:  # the run goes on unprinted
+            cli.write_failed(self.stream, error)
 
     def flush(self):
         if self.stream is None:
             return
         try:
             self.stream.flush()
-        except OSError:
-            cli.stop_writing(self.stream)
+        except OSError as error:
+            cli.write_failed(self.stream, error)
 
 
 def write_graph_files(graph, write):

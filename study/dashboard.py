@@ -89,4 +89,4 @@ def is_number(value):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(cli.exit_status(main()))

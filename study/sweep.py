@@ -612,4 +612,4 @@ if __name__ == '__main__':
     quiet_start.started()
     status = main()
     quiet_start.ignore()
-    sys.exit(status)
+    sys.exit(cli.exit_status(status))

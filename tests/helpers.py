@@ -131,6 +131,18 @@ def run_into_closed_pipe(argv):
         os.close(write)
 
 
+def run_with_stdout(argv, stdout):
+    """Run a script of ours with stdout a full device, or closed."""
+    if stdout == 'full':
+        with open('/dev/full', 'w') as full:
+            return subprocess.run([sys.executable] + argv, cwd=ROOT,
+                                  stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=300)
+    return subprocess.run([sys.executable] + argv, cwd=ROOT,
+                          preexec_fn=lambda: os.close(1),
+                          stderr=subprocess.PIPE, text=True, timeout=300)
+
+
 def write_npz(path, arrays):
     """Write arrays to path atomically, as the runs write their files."""
     data = snapshots.npz_bytes(arrays)

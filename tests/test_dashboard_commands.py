@@ -2,6 +2,7 @@
 
 No ChainerUI is needed: these tests write the file as its server does.
 """
+import datetime
 import json
 import os
 
@@ -14,15 +15,12 @@ import train_rnn
 
 from test_reliability import TINY, assert_same_run, read_log, train
 
-# After any run of these tests starts: not taken for a command left over
-# from before the run.
-LATER = '9999-01-01T00:00:00'
 
-
-def command(name, iteration=None, body=None, created_at=LATER):
+def command(name, iteration=None, body=None, created_at=None):
     """One command as ChainerUI's server appends it."""
     return {'name': name, 'request': {
-        'created_at': created_at, 'status': 'OPEN', 'body': body,
+        'created_at': created_at or datetime.datetime.now().isoformat(),
+        'status': 'OPEN', 'body': body,
         'schedule': None if iteration is None else
         {'key': 'iteration', 'value': iteration}}, 'response': None}
 
@@ -30,6 +28,20 @@ def command(name, iteration=None, body=None, created_at=LATER):
 def send(out, *commands):
     out.mkdir(exist_ok=True)
     (out / 'commands').write_text(json.dumps(list(commands)))
+
+
+@pytest.fixture
+def once_started(monkeypatch):
+    """once_started(act): act() as the run starts, once it took the
+    commands already there for an earlier run's."""
+    def then(act):
+        def initialize(self, trainer):
+            started(self, trainer)
+            act()
+        monkeypatch.setattr(dashboard_commands.DashboardCommands,
+                            'initialize', initialize)
+    started = dashboard_commands.DashboardCommands.initialize
+    return then
 
 
 def responses(out):
@@ -48,8 +60,8 @@ def left_alone(tmp_path_factory):
 
 
 def test_stop_ends_the_update_with_a_snapshot_that_resumes_exactly(
-        left_alone, tmp_path, capsys):
-    send(tmp_path, command('stop', iteration=20))
+        left_alone, tmp_path, capsys, once_started):
+    once_started(lambda: send(tmp_path, command('stop', iteration=20)))
     status = train_rnn.main(['-o', str(tmp_path)] + TINY +
                             ['-a', 'lstm', '-e', '2'])
     err = capsys.readouterr().err
@@ -68,10 +80,11 @@ def test_stop_ends_the_update_with_a_snapshot_that_resumes_exactly(
     assert_same_run(tmp_path, left_alone, 'lstm')
 
 
-def test_take_snapshot_writes_ours_and_the_run_goes_on(left_alone, tmp_path,
-                                                       capsys):
+def test_take_snapshot_writes_ours_and_the_run_goes_on(
+        left_alone, tmp_path, capsys, once_started):
     # Between the epochs' snapshots 15 and 30: among the last two kept.
-    send(tmp_path, command('take_snapshot', iteration=22))
+    once_started(lambda: send(tmp_path, command('take_snapshot',
+                                                iteration=22)))
     train(tmp_path, '-a', 'lstm', '-e', '2')
     assert 'dashboard: take_snapshot at iteration 22: wrote ' \
         'snapshot_iter_22' in capsys.readouterr().err
@@ -94,10 +107,11 @@ def test_take_snapshot_writes_ours_and_the_run_goes_on(left_alone, tmp_path,
 
 
 def test_adjusting_hyperparameters_is_refused_and_changes_nothing(
-        left_alone, tmp_path, capsys):
-    send(tmp_path, command('adjust_hyperparams', iteration=3, body={
-        'optimizer': 'FlatAdam', 'hyperparam': {'alpha': 0.1}}),
-        command('rewind', iteration=4))
+        left_alone, tmp_path, capsys, once_started):
+    once_started(lambda: send(tmp_path, command(
+        'adjust_hyperparams', iteration=3, body={
+            'optimizer': 'FlatAdam', 'hyperparam': {'alpha': 0.1}}),
+        command('rewind', iteration=4)))
     train(tmp_path, '-a', 'lstm', '-e', '2')
     err = capsys.readouterr().err.splitlines()
     refused = ('refused: a snapshot would not hold the change, so a resumed '
@@ -113,18 +127,38 @@ def test_adjusting_hyperparameters_is_refused_and_changes_nothing(
 
 
 def test_commands_from_before_the_run_past_their_time_or_odd_are_not_run(
-        tmp_path, capsys):
+        tmp_path, capsys, once_started):
+    """Those in the file as the run starts are an earlier run's, whatever
+    their clock says; the run's clock may be in another zone than the
+    server's."""
+    # Sent by a server whose clock runs ahead, or in a zone east of ours.
+    earlier = command('take_snapshot', created_at='9999-01-01T00:00:00')
+    send(tmp_path, earlier)
+    west = datetime.datetime.now() - datetime.timedelta(hours=14)
     odd = command('stop')
     odd['request']['schedule'] = ['epoch', 1]
-    send(tmp_path, command('stop', created_at='2020-01-01T00:00:00'),
-         command('stop', iteration=0), odd)
+    crafted = command('take_snapshot')
+    crafted['request']['created_at'] = '9999'
+    once_started(lambda: send(
+        tmp_path, earlier, command('rewind', created_at=west.isoformat()),
+        command('stop', iteration=0), odd, crafted,
+        {'name': 'stop', 'request': [], 'response': None}))
     train(tmp_path, '-e', '1')
-    assert 'Stopped' not in capsys.readouterr().err
-    assert responses(tmp_path) == [
-        ('stop', ('FAILURE', 1, 'sent before this run started')),
-        ('stop', ('FAILURE', 1, 'iteration 0 had passed when it came')),
-        ('stop', ('FAILURE', 1,
-                  'a schedule that is not an epoch or iteration'))]
+    err = capsys.readouterr().err.splitlines()
+    assert 'Stopped' not in err
+    refusals = [
+        ('take_snapshot', 'sent before this run started'),
+        ('rewind', "unknown command 'rewind': ignored"),
+        ('stop', 'iteration 0 had passed when it came'),
+        ('stop', 'a schedule that is not an epoch or iteration'),
+        ('take_snapshot', 'not a request as ChainerUI sends it: ignored'),
+        ('stop', 'not a request as ChainerUI sends it: ignored')]
+    assert [line for line in err if line.startswith('dashboard: ')] == [
+        'dashboard: {} at iteration 1: {}'.format(name, why)
+        for name, why in refusals]
+    assert responses(tmp_path) == [(name, ('FAILURE', 1, why))
+                                   for name, why in refusals]
+    assert not list(tmp_path.glob('snapshot_iter_1'))
 
 
 GARBAGE = {
@@ -165,6 +199,27 @@ def test_a_commands_folder_or_fifo_is_ignored_without_blocking(tmp_path,
         assert 'is not a regular file' in capsys.readouterr().err
 
 
+def test_a_commands_link_is_ignored_in_one_line_and_left_alone(
+        tmp_path, capsys, once_started):
+    """The run replaces the file it answers: through a link it would read
+    what the link names, and replace the link with a file."""
+    elsewhere = tmp_path / 'elsewhere'
+    send(elsewhere, command('stop'))
+    before = (elsewhere / 'commands').read_bytes()
+    out = tmp_path / 'out'
+    out.mkdir()
+    link = out / 'commands'
+    once_started(lambda: link.symlink_to(elsewhere / 'commands'))
+    train(out, '-e', '1')
+    assert [line for line in capsys.readouterr().err.splitlines()
+            if line.startswith('dashboard: ')] == [
+        'dashboard: ignored {} is a symbolic link, which is refused'.format(
+            link)]
+    assert len(read_log(out)) == 1
+    assert os.readlink(str(link)) == str(elsewhere / 'commands')
+    assert (elsewhere / 'commands').read_bytes() == before
+
+
 def test_the_args_file_holds_the_run_arguments_for_chainerui(tmp_path):
     train(tmp_path, '-e', '1')
     assert json.loads((tmp_path / 'args').read_text()) == json.loads(
@@ -172,11 +227,13 @@ def test_the_args_file_holds_the_run_arguments_for_chainerui(tmp_path):
     assert json.loads((tmp_path / 'args').read_text())['unit'] == 6
 
 
-def test_responses_past_the_size_limit_are_not_written(tmp_path, capsys):
+def test_responses_past_the_size_limit_are_not_written(tmp_path, capsys,
+                                                       once_started):
     """The run never writes a commands file it would refuse to read."""
     long_name = 'x' * (dashboard_commands.MAX_COMMANDS_BYTES * 2 // 3)
-    send(tmp_path, command(long_name, iteration=3))
-    before = (tmp_path / 'commands').read_bytes()
+    sent = command(long_name, iteration=3)
+    once_started(lambda: send(tmp_path, sent))
+    before = json.dumps([sent]).encode()
     train(tmp_path, '-e', '1')
     err = capsys.readouterr().err
     assert 'dashboard: wrote no responses: {} would be larger than {} bytes ' \

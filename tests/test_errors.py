@@ -1,5 +1,6 @@
 """Every mistake a user can make gets one clear line and exit status 2."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -183,7 +184,14 @@ PREDICT_CASES = [
     ('truncated model', [], 'is truncated or damaged'),
     ('foreign model', [], 'lacks'),
     ('snapshot as model', [], 'lacks'),
-    ('bad args.json', [], 'is not what train_rnn.py writes'),
+    ('bad args.json', [], '{folder}/args.json: not valid JSON'),
+    ('args.json repeating a key', [], "{folder}/args.json: the key 'arch' "
+     "appears twice in an object"),
+    ('args.json without arch', [], '{folder}/args.json is not what '
+     'train_rnn.py writes: it lacks arch'),
+    ('args.json a list', [], '{folder}/args.json is not what train_rnn.py '
+     'writes: it holds a list, where an object of the run\'s arguments '
+     'belongs'),
     ('unknown arch', [], "names an unknown architecture 'evil'"),
     ('vocab of 2', [], 'nothing to count'),
     ('good', ['-p', '0'],
@@ -224,6 +232,14 @@ def test_bad_prediction_inputs(case, argv, message, tmp_path, finished,
             tmp_path, finished, os.path.join(finished, 'snapshot_iter_15')),
         'bad args.json': lambda: model_folder(tmp_path, finished,
                                               args_text='{"arch": '),
+        'args.json repeating a key': lambda: model_folder(
+            tmp_path, finished, args_text=json.dumps(recorded).replace(
+                '"arch": ', '"arch": "lstm", "arch": ')),
+        'args.json without arch': lambda: model_folder(
+            tmp_path, finished, args_text=json.dumps(
+                dict(recorded, arch=None)).replace('"arch": null, ', '')),
+        'args.json a list': lambda: model_folder(tmp_path, finished,
+                                                 args_text='[1, 2]'),
         'unknown arch': lambda: model_folder(
             tmp_path, finished, args_text=json.dumps(
                 dict(recorded, arch='evil'))),
@@ -245,7 +261,7 @@ def model_file(tmp_path, finished, run_args=None, changes=None):
     """The finished run's model, with run_args (a dict or raw text) added
     and the arrays in changes set (left out where None)."""
     arrays = snapshots.read_npz(train_rnn.model_path(finished, 'rnn'))
-    del arrays[snapshots.RUN_ARGS_KEY]  # as in the tutorial's files
+    recorded = json.loads(str(arrays.pop(snapshots.RUN_ARGS_KEY)))
     for key, value in (changes or {}).items():
         if value is None:
             del arrays[key]
@@ -253,8 +269,7 @@ def model_file(tmp_path, finished, run_args=None, changes=None):
             arrays[key] = value
     if run_args is not None:
         text = run_args if isinstance(run_args, str) else json.dumps(
-            dict({'arch': 'rnn', 'unit': 6, 'vocab': 3, 'epoch': 2},
-                 **run_args))
+            dict(recorded, **run_args))
         arrays[snapshots.RUN_ARGS_KEY] = numpy.array(text)
     path = str(tmp_path / 'some.model')
     write_npz(path, arrays)
@@ -281,7 +296,19 @@ MODEL_FILE_CASES = [
     ({'arch': 'evil'}, {}, [], "{path} names an unknown architecture 'evil'"),
     ({'vocab': 2}, {}, [], '{path}: the vocabulary must hold at least 3'),
     ('{"arch": ', {}, [], 'the run arguments in {path}: not valid JSON'),
-    ('[1, 2]', {}, [], '{path} is not what train_rnn.py writes'),
+    ('[1, 2]', {}, [], '{path} is not what train_rnn.py writes: it holds a '
+     'list'),
+    ('{"arch": "lstm", "arch": "rnn"}', {}, [], "the run arguments in "
+     "{path}: the key 'arch' appears twice in an object"),
+    # What a snapshot's arguments are checked for, a model's too.
+    ({'seed': 'x'}, {}, [], "{path} records arguments that make no run: "
+     "--seed must be a whole number from 0 to 4294967295 (got 'x')"),
+    ({'bproplen': 0}, {}, [], '{path} records arguments that make no run: '
+     '--bproplen must be a whole number of at least 1 (got 0)'),
+    ({'batchsize': math.inf}, {}, [], '{path} records arguments that make '
+     'no run: --batchsize must be a whole number of at least 1 (got inf)'),
+    ({'gradclip': -3}, {}, [], '{path} records arguments that make no run: '
+     '--gradclip must be a positive number (got -3)'),
     # Entries checked by their headers against the model, before reading.
     (None, {'state/h': numpy.zeros((4, 6), numpy.float32)}, [],
      '{path} does not fit this model: state/h is float32 (4, 6), where '

@@ -463,6 +463,15 @@ CRAFTED = [
     ('a log nested deep', lambda arrays: arrays.update({
         'extensions/LogReport/_log': numpy.array('[' * 100000)}),
      'not valid JSON'),
+    ('run_args repeating a key', lambda arrays: arrays.update({
+        'run_args': numpy.array(str(arrays['run_args']).replace(
+            '"arch": ', '"arch": "gru", "arch": ', 1))}),
+     "the run's arguments: the key 'arch' appears twice in an object"),
+    ('a log repeating a key', lambda arrays: arrays.update({
+        'extensions/LogReport/_log': numpy.array(str(arrays[
+            'extensions/LogReport/_log']).replace(
+                '"epoch": ', '"epoch": 7, "epoch": ', 1))}),
+     "its log: the key 'epoch' appears twice in an object"),
     ('run_args nested deep', lambda arrays: arrays.update({
         'run_args': numpy.array('[' * 30000 + ']' * 30000)}),
      'not valid JSON'),

@@ -9,7 +9,7 @@ from study import capacity_report
 from study import records as records_module
 from study import sweep
 
-from helpers import run_into_closed_pipe
+from helpers import run_into_closed_pipe, run_with_stdout
 
 # bproplen 2 and 4 with 10 streams: 6 and 3 updates for the same 120
 # tokens.
@@ -263,6 +263,17 @@ def test_a_sweep_into_a_closed_pipe_still_writes_its_records_and_report(
     assert (completed.returncode, completed.stderr) == (0, '')
     assert len(records(tmp_path)) == 2
     assert (tmp_path / 'capacity.md').exists()
+
+
+def test_a_sweep_onto_a_full_device_writes_its_records_and_fails(tmp_path):
+    completed = run_with_stdout(
+        ['-m', 'study.sweep', '-o', str(tmp_path), '-j', '1', '--arch', 'rnn',
+         '--vocab', '3', '--bproplen', '2', '--seed', '0', '--tokens', '80',
+         '--eval-every', '40', '--unit', '4', '--grid'], 'full')
+    assert (completed.returncode, completed.stderr) == (1, (
+        'python -m study.sweep: error: writing to stdout failed: No space '
+        'left on device\n'))
+    assert len(records(tmp_path)) == 1
 
 
 def test_a_record_of_the_older_sweep_is_named_as_such(tiny_sweep):

@@ -334,6 +334,26 @@ def test_a_command_to_a_run_whose_state_file_is_garbage_is_refused(
             out / '.chainerui_commands')
 
 
+@pytest.mark.parametrize('name, log, problem', [
+    ('infinite', '[{"epoch": 1, "main/loss": 1e999}]',
+     'not what ChainerUI reads there'),
+    ('nan', '[{"epoch": 1, "main/loss": NaN}]',
+     'not what ChainerUI reads there'),
+    ('repeated', '[{"epoch": 1, "epoch": 2}]',
+     "the key 'epoch' appears twice in an object")])
+def test_a_log_of_odd_numbers_reads_as_empty_in_one_line(name, log, problem,
+                                                         runs, server):
+    """ChainerUI showed NaN and infinities as nothing, without a word."""
+    url, process = server
+    out = runs / name
+    shutil.copytree(str(runs / 'rnn'), str(out))
+    (out / 'log').write_text(log)
+    run_id(url, name)
+    assert results(url)[name]['logs'] == []
+    assert server_says(process, str(out / 'log')) == \
+        'dashboard: ignored {}: {}'.format(out / 'log', problem)
+
+
 def test_a_command_to_a_run_whose_commands_are_garbage_is_taken(runs,
                                                                 server):
     url, _ = server
@@ -420,15 +440,17 @@ def test_a_database_that_cannot_be_used_is_named(make, problem, runs,
     assert completed.stdout == ''
 
 
-def test_a_file_as_db_is_named(runs, tmp_path):
-    (tmp_path / 'chainerui.db').write_text('mine')
-    completed = run_dashboard('--db', str(tmp_path / 'chainerui.db'),
-                              str(runs / 'rnn'))
+@pytest.mark.parametrize('device', [False, True], ids=['file', 'device'])
+def test_a_file_as_db_is_named(device, runs, tmp_path):
+    db = '/dev/full' if device else str(tmp_path / 'chainerui.db')
+    if not device:
+        (tmp_path / 'chainerui.db').write_text('mine')
+    completed = run_dashboard('--db', db, str(runs / 'rnn'))
     assert completed.returncode == cli.EXIT_USAGE
     assert completed.stderr == (
-        'dashboard.py: error: --db {} is a file: it names the folder where '
-        'ChainerUI keeps its database (db/chainerui.db in it); choose another '
-        '--db\n'.format(tmp_path / 'chainerui.db'))
+        'dashboard.py: error: --db {} is not a folder: it names the folder '
+        'where ChainerUI keeps its database (db/chainerui.db in it); choose '
+        'another --db\n'.format(db))
 
 
 def run_dashboard(*args):
