@@ -51,6 +51,10 @@ class FileError(Exception):
     """A file that cannot be loaded: missing, damaged, foreign or unsafe."""
 
 
+class RepeatedKey(FileError):
+    """JSON whose object repeats a key: whole, but not what we write."""
+
+
 # What the header of an npy entry declares, before its data is read.
 Declared = collections.namedtuple('Declared', 'shape dtype')
 
@@ -295,8 +299,8 @@ def parse_json(text, what):
         value = {}
         for key, item in pairs:
             if key in value:
-                raise FileError('{}: the key {!r} appears twice in an object'
-                                .format(what, key))
+                raise RepeatedKey('{}: the key {!r} appears twice in an '
+                                  'object'.format(what, key))
             value[key] = item
         return value
 

@@ -91,8 +91,10 @@ def parse(data, path):
             kept += len(line) + 1
             continue
         try:
-            record = json.loads(line.decode('utf-8'))
-        except (ValueError, RecursionError) as error:
+            record = snapshots.parse_json(line.decode('utf-8'), 'JSON')
+        except snapshots.RepeatedKey as error:  # whole, so not torn
+            raise not_a_record(path, number, error)
+        except (snapshots.FileError, UnicodeDecodeError) as error:
             # Only the start of a record can be the torn end of one.
             if number < len(lines) or not line.startswith(b'{'):
                 raise not_a_record(path, number, error)

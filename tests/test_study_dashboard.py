@@ -55,6 +55,8 @@ def test_each_run_becomes_a_folder_of_its_cell(tmp_path, capsys):
                                      updates=None)])),
      'a history without its updates and tokens'),
     ('{"arch": ', 'Expecting value'),
+    (json.dumps(record())[:-1] + ', "seed": 1}',
+     "JSON: the key 'seed' appears twice in an object"),
     # 10 streams, bproplen 5: 50 tokens an update.
     (json.dumps(record(tokens=1000, updates=10)),
      '1000 tokens in 10 updates of 50 tokens'),
@@ -125,3 +127,14 @@ def test_a_record_file_without_records_is_refused_as_the_report_does(
         'python -m study.dashboard: error: {} holds no records yet\n'.format(
             records))
     assert not (tmp_path / 'ui').exists()
+
+
+def test_a_last_line_that_repeats_a_key_is_refused_not_taken_for_torn(
+        tmp_path, capsys):
+    records = tmp_path / 'records'
+    records.write_text(json.dumps(record()) + '\n' +
+                       json.dumps(record(seed=1))[:-1] + ', "seed": 2}')
+    with pytest.raises(SystemExit):
+        dashboard.main([str(records), str(tmp_path / 'ui')])
+    assert "line 2 is not a record of study.sweep (JSON: the key 'seed' " \
+        'appears twice in an object)' in capsys.readouterr().err
