@@ -17,7 +17,6 @@ parameters, and a seed leaves the stack when it has learned.
 """
 import chainer_compat  # noqa: F401  (must precede chainer)
 
-import math
 import time
 
 import chainer
@@ -194,7 +193,7 @@ def train_until_learned(arch, n_vocab, bproplen, seeds, settings):
     histories = [[] for _ in seeds]
     spent = [(time.perf_counter() - started) / len(seeds)] * len(seeds)
     per_update = bproplen * batch_size
-    updates = math.ceil(settings['tokens'] / per_update)
+    updates = sweep.cap_updates(bproplen, settings)
     interval = sweep.evaluation_interval(n_vocab, bproplen, settings)
     iteration, training = 0, 0.0
     while iteration < updates:
