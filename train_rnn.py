@@ -72,6 +72,7 @@ def main(argv=None):
                 return signals.exit_status
             snapshot = resumed_snapshot(args, argv, ranks)
             check_arguments(args)
+            check_log_fits(args)
             if args.batchsize % ranks.size:
                 raise UsageError(
                     '--batchsize {} does not split evenly over {} processes'
@@ -421,6 +422,11 @@ def check_arguments(args):
             '--epoch {} could never end: a snapshot counts the steps in 64 '
             'bits, which hold {} epochs of this run at most'.format(
                 args.epoch, most_epochs))
+
+
+def check_log_fits(args):
+    """UsageError where the run would log more epochs than its snapshots
+    may hold: those of a run that trains, not of a model file read."""
     if args.epoch > snapshots.MAX_LOGGED_EPOCHS:
         raise UsageError(
             '--epoch {} is more than a snapshot\'s log holds: {} epochs at '

@@ -196,6 +196,16 @@ def saved_with_run_args(path, arch, n_units, n_vocab, **run_args):
     return predictor
 
 
+def test_a_model_of_more_epochs_than_a_snapshot_logs_still_loads(tmp_path,
+                                                                 capsys):
+    """The bound on the epochs of a log is a training run's, not a model's."""
+    path = str(tmp_path / 'long.model')
+    epochs = snapshots.MAX_LOGGED_EPOCHS + 1
+    saved_with_run_args(path, 'rnn', 6, 5, epoch=epochs)
+    assert predict_rnn.main(['-m', path, '-p', '2', '-l', '3']) == 0
+    assert 'trained {} epochs'.format(epochs) in capsys.readouterr().out
+
+
 def test_predict_builds_the_model_that_a_file_records(tmp_path, capsys):
     path = str(tmp_path / 'some.model')
     predictor = saved_with_run_args(path, 'gru', 6, 5)
