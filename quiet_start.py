@@ -53,15 +53,11 @@ def _remember(signum, frame):
         received = signum
 
 
-def _leave(signum, frame):
-    os._exit(128 + signum)
-
-
-def leave_quietly():
-    """In a worker process: a Ctrl-C, which reaches its parent too, ends
-    it at once and without a word, importing, idle or working; the parent
-    says what the Ctrl-C did."""
-    _signal.signal(_signal.SIGINT, _leave)
+def leave_to_parent():
+    """In a worker process, while it starts or waits for work: a Ctrl-C,
+    which reaches its parent too, is the parent's to act on and to say. (A
+    worker that died of it would break the pool under the parent.)"""
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
 
 
 def install():

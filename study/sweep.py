@@ -33,7 +33,7 @@ import quiet_start
 if __name__ == '__main__':  # before Chainer loads
     quiet_start.install()
 elif __name__ == '__mp_main__':  # a worker process of run_tasks
-    quiet_start.leave_quietly()
+    quiet_start.leave_to_parent()
 
 import argparse
 import concurrent.futures
@@ -42,6 +42,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import shlex
+import signal
 import time
 
 import chainer_compat  # noqa: F401  (must precede chainer)
@@ -266,10 +267,15 @@ def _start_worker(outbox):
 
 def send_stack(task):
     """run_stack in a worker process of run_tasks: each record goes to the
-    parent as its seed ends, not when the stack ends."""
-    with threadpoolctl.threadpool_limits(1), fast_training():
-        for record in _run_stack(*task):
-            _outbox.send(record)
+    parent as its seed ends, not when the stack ends. A Ctrl-C ends the
+    task, whose future then holds the KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with threadpoolctl.threadpool_limits(1), fast_training():
+            for record in _run_stack(*task):
+                _outbox.send(record)
+    finally:
+        quiet_start.leave_to_parent()
 
 
 def _run_stack(arch, n_vocab, bproplen, seeds, settings):

@@ -1169,3 +1169,31 @@ def test_ctrl_c_to_a_sweep_with_a_worker_idle_is_the_parent_s_line(
     assert stderr == ('Interrupted: the finished runs are in {}; the same '
                       'command goes on from there.\n'.format(
                           tmp_path / 'capacity.jsonl'))
+
+
+def test_ctrl_c_to_a_sweep_whose_workers_train_stacks_is_one_line(tmp_path):
+    """Stacks of two seeds, each worker training one and others waiting
+    when the Ctrl-C comes: a worker that died of it broke the pool, whose
+    thread failed on the cancelled stacks, and the sweep hung."""
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path), '-j', '2',
+         '--stack', '2', '--arch', 'rnn', 'lstm', '--vocab', '3', '5', '7',
+         '--bproplen', '5', '--seed', '0', '1', '2', '3', '--more-seeds',
+         '--tokens', '400000', '--eval-every', '500', '--unit', '8'],
+        cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        while not process.stdout.readline().startswith('Round of'):
+            assert process.poll() is None
+        time.sleep(6)  # the workers have started and train
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == cli.EXIT_INTERRUPTED
+    assert stderr == ('Interrupted: the finished runs are in {}; the same '
+                      'command goes on from there.\n'.format(
+                          tmp_path / 'capacity.jsonl'))
