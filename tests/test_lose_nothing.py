@@ -1109,23 +1109,21 @@ STREAMED = ['--arch', 'rnn', '--vocab', '8', '--bproplen', '3', '--seed',
             '--eval-every', '500', '--unit', '8']
 
 
-def test_ctrl_c_keeps_a_sweep_s_seed_that_left_a_stack_training(tmp_path):
-    args = sweep.build_parser().parse_args(STREAMED)
-    assert sweep.stacks(sweep.plan([], args), 2) == [
-        ('rnn', 8, 3, (0,)), ('rnn', 8, 3, (1, 2))]
-    # The terminal's Ctrl-C: to the sweep and its workers.
+def ctrl_c_sweep(folder, flags, after, then=0.0):
+    """Run `python -m study.sweep -o folder -j 2 flags`, and once it prints
+    a line starting with `after`, and `then` seconds later, send the
+    terminal's Ctrl-C, to the sweep and its workers; check it ends in the
+    one line, status 130. The line it waited for."""
     process = subprocess.Popen(
-        [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path), '-j', '2']
-        + STREAMED, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, '-m', 'study.sweep', '-o', str(folder), '-j', '2']
+        + flags, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, start_new_session=True)
     try:
         line = process.stdout.readline()
-        while line and not line.startswith('[1/3]'):
+        while line and not line.startswith(after):
             line = process.stdout.readline()
-        assert 'seed=1: learned after 29,580 tokens' in line
-        # Seed 2 goes on training, 30,000 tokens at least: time for the
-        # record of seed 1 to be in the file.
-        time.sleep(0.3)
+        assert line
+        time.sleep(then)
         os.killpg(process.pid, signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
     finally:
@@ -1135,7 +1133,18 @@ def test_ctrl_c_keeps_a_sweep_s_seed_that_left_a_stack_training(tmp_path):
     assert process.returncode == cli.EXIT_INTERRUPTED
     assert stderr == ('Interrupted: the finished runs are in {}; the same '
                       'command goes on from there.\n'.format(
-                          tmp_path / 'capacity.jsonl'))
+                          folder / 'capacity.jsonl'))
+    return line
+
+
+def test_ctrl_c_keeps_a_sweep_s_seed_that_left_a_stack_training(tmp_path):
+    args = sweep.build_parser().parse_args(STREAMED)
+    assert sweep.stacks(sweep.plan([], args), 2) == [
+        ('rnn', 8, 3, (0,)), ('rnn', 8, 3, (1, 2))]
+    # Seed 2 goes on training, 30,000 tokens at least: time for the record
+    # of seed 1 to be in the file.
+    line = ctrl_c_sweep(tmp_path, STREAMED, '[1/3]', then=0.3)
+    assert 'seed=1: learned after 29,580 tokens' in line
     (record,) = [json.loads(line) for line in
                  (tmp_path / 'capacity.jsonl').read_text().splitlines()]
     lone = sweep.run_one(('rnn', 8, 3, 1, sweep.settings_of(args)))
@@ -1147,53 +1156,19 @@ def test_ctrl_c_to_a_sweep_with_a_worker_idle_is_the_parent_s_line(
         tmp_path):
     """The N=5 cell ends in seconds, and its worker waits idle while the
     N=8 cell trains on."""
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path), '-j', '2',
-         '--grid', '--arch', 'rnn', '--vocab', '5', '8', '--bproplen', '3',
-         '--seed', '0', '--more-seeds', '--tokens', '200000',
-         '--eval-every', '500', '--unit', '8'], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
-    try:
-        line = process.stdout.readline()
-        while line and not line.startswith('[1/2]'):
-            line = process.stdout.readline()
-        assert line
-        os.killpg(process.pid, signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-    assert process.returncode == cli.EXIT_INTERRUPTED
-    assert stderr == ('Interrupted: the finished runs are in {}; the same '
-                      'command goes on from there.\n'.format(
-                          tmp_path / 'capacity.jsonl'))
+    ctrl_c_sweep(tmp_path, [
+        '--grid', '--arch', 'rnn', '--vocab', '5', '8', '--bproplen', '3',
+        '--seed', '0', '--more-seeds', '--tokens', '200000', '--eval-every',
+        '500', '--unit', '8'], '[1/2]')
 
 
 def test_ctrl_c_to_a_sweep_whose_workers_train_stacks_is_one_line(tmp_path):
     """Stacks of two seeds, each worker training one and others waiting
     when the Ctrl-C comes: a worker that died of it broke the pool, whose
     thread failed on the cancelled stacks, and the sweep hung."""
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path), '-j', '2',
-         '--stack', '2', '--arch', 'rnn', 'lstm', '--vocab', '3', '5', '7',
-         '--bproplen', '5', '--seed', '0', '1', '2', '3', '--more-seeds',
-         '--tokens', '400000', '--eval-every', '500', '--unit', '8'],
-        cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
-    try:
-        while not process.stdout.readline().startswith('Round of'):
-            assert process.poll() is None
-        time.sleep(6)  # the workers have started and train
-        os.killpg(process.pid, signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-    assert process.returncode == cli.EXIT_INTERRUPTED
-    assert stderr == ('Interrupted: the finished runs are in {}; the same '
-                      'command goes on from there.\n'.format(
-                          tmp_path / 'capacity.jsonl'))
+    # Six seconds after the round starts, the workers have started and train.
+    ctrl_c_sweep(tmp_path, [
+        '--stack', '2', '--arch', 'rnn', 'lstm', '--vocab', '3', '5', '7',
+        '--bproplen', '5', '--seed', '0', '1', '2', '3', '--more-seeds',
+        '--tokens', '400000', '--eval-every', '500', '--unit', '8'],
+        'Round of', then=6)
