@@ -41,7 +41,7 @@ def test_a_probe_of_a_state_holding_the_count_is_exact_on_held_out_blocks():
     counts = counter.counts_in_blocks(words)
     noise = numpy.random.RandomState(0).uniform(-1, 1, len(words))
     states = numpy.stack([2 * counts - 1, noise], axis=1)
-    decoded, r2 = counter.held_out_by_blocks(states, words)
+    decoded, r2 = counter.held_out_by_blocks(states, words, 2)
     numpy.testing.assert_allclose(decoded, counts)
     assert r2 == pytest.approx(1.0)
 
@@ -51,7 +51,7 @@ def test_a_probe_that_only_knows_its_neighbours_fails_on_held_out_blocks():
     could interpolate neighbouring steps, but not a block it never saw."""
     words = simple_sequence.get_simple_sequence(5, 1)  # 1 2 2 3 3 3 4 4 4 4
     states = numpy.eye(len(words))
-    decoded, r2 = counter.held_out_by_blocks(states, words)
+    decoded, r2 = counter.held_out_by_blocks(states, words, 40)
     # Fitted on the other blocks with a bias, an unseen step's component
     # is 0: each held-out block gets the mean count of the others.
     counts = counter.counts_in_blocks(words)
@@ -73,17 +73,30 @@ def test_a_quick_run_keeps_draws_and_tells(tmp_path, capsys):
     kept = json.loads((tmp_path / 'counter.json').read_text())
     assert [result['arch'] for result in kept['results']] == ['rnn', 'gru']
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:3] == ['arch', 'seed', 'learned']
-    rows = [line.split() for line in lines[1:-2]]
+    runs = [(result['arch'], run) for result in kept['results']
+            for run in result['runs']]
+    # A line as each run ends, then the table.
+    assert lines[:4] == [
+        '{} seed {}: learned after {:,} tokens, R2 on held-out blocks '
+        '{:.3f}'.format(arch, run['seed'], run['learned_tokens'],
+                        run['r2_held_out_blocks'])
+        if run['learned_tokens'] is not None else
+        '{} seed {}: not learned in 4,000 tokens'.format(arch, run['seed'])
+        for arch, run in runs]
+    assert lines[4].split()[:3] == ['arch', 'seed', 'learned']
+    rows = [line.split() for line in lines[5:-2]]
     assert [(row[0], row[1]) for row in rows] == [
         ('rnn', '0'), ('rnn', '1'), ('gru', '0'), ('gru', '1')]
-    for result in kept['results']:
-        for run in result['runs']:
-            if run['learned_tokens'] is None:
-                assert 'overlong' not in run
-                continue
-            assert len(run['overlong']['predicted']) == 3 * 2
-            assert len(run['held_out']['decoded']) == 10
+    for arch, run in runs:
+        if run['learned_tokens'] is None:
+            assert 'overlong' not in run
+            continue
+        assert len(run['overlong']['predicted']) == 3 * 2
+        scores = run['r2_by_components']
+        assert sorted(scores, key=int) == ['1', '2', '4', '8', '16', '40']
+        assert run['r2_held_out_blocks'] == max(scores.values()) == \
+            scores[str(run['components'])]
+        assert len(run['held_out']['decoded']) == 10
 
 
 QUICK_LINE = ('--quick sets --vocab 5, --unit 16, --bproplen 5, --tokens '
@@ -105,16 +118,16 @@ QUICK_LINE = ('--quick sets --vocab 5, --unit 16, --bproplen 5, --tokens '
     (['--tokens', '0'], '--tokens must be a whole number of at least 1 '
      '(got 0)'),
     (['--tokens', '10000'], '--tokens 10,000 allows one evaluation at most '
-     'at N=20 bproplen=40 (they come every 10,000 tokens there), and a run '
+     'at N=10 bproplen=20 (they come every 10,000 tokens there), and a run '
      'learns at two in a row: give --tokens above 10,000'),
     (['--seeds', '0'], '--seeds must be a whole number of at least 1 (got '
      '0)'),
     (['--seeds', '3', '--max-seeds', '2'], '--max-seeds must be a whole '
      'number of at least 3 (got 2)'),
-    (['--block', '0'], '--block must be a whole number from 1 to 19 (got '
+    (['--block', '0'], '--block must be a whole number from 1 to 9 (got '
      '0)'),
-    (['--block', '20'], '--block must be a whole number from 1 to 19 (got '
-     '20)'),
+    (['--block', '10'], '--block must be a whole number from 1 to 9 (got '
+     '10)'),
     (['--quick', '--block', '5'], '--block must be a whole number from 1 to '
      '4 (got 5)'),
     (['--quick', '--vocab', '30'], QUICK_LINE + '--vocab'),
