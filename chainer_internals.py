@@ -16,6 +16,7 @@ NAMES = (
     'UpdateRule._hookable._pre_update_hooks and _post_update_hooks',
     'UpdateRule._init_states',
     'Trainer._start_at',
+    'ProgressBar._pbar._out',
 )
 
 CHAINER_DEVICE_CHECK = chainer.is_arrays_compatible
@@ -58,3 +59,10 @@ def trainer_clock_started(trainer):
         yield
     finally:
         trainer._start_at = None
+
+
+def progress_bar_printing_to(bar, out):
+    """bar (a ProgressBar), drawing to out: Chainer 7.8.1's keeps its out
+    argument but draws through a _pbar that prints to sys.stdout."""
+    bar._pbar._out = out
+    return bar

@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import signal
+import stat
 import sys
 
 import chainer_compat  # noqa: F401  (must precede chainer)
@@ -271,8 +272,13 @@ def write_failed(stream, error):
     """Stop writing to stream, whose write raised error (OSError); unless
     its reader had gone, exit_status reports it."""
     global _failed_write
+    # A terminal that hung up answers EIO; isatty() fails on it too, fstat
+    # still says it is a character device.
+    reader_gone = error.errno == errno.EPIPE or (
+        error.errno == errno.EIO and
+        stat.S_ISCHR(os.fstat(stream.fileno()).st_mode))
     stop_writing(stream)
-    if error.errno != errno.EPIPE and _failed_write is None:
+    if not reader_gone and _failed_write is None:
         _failed_write = ('stdout' if stream is sys.stdout else 'stderr',
                          error)
 

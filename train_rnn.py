@@ -25,6 +25,7 @@ from chainer import training
 from chainer.training import extensions
 import numpy
 
+import chainer_internals
 import cli
 from cli import UsageError
 from dashboard_commands import DashboardCommands
@@ -38,7 +39,7 @@ import simple_sequence
 import snapshots
 from training_extensions import (
     Diverged, LogFile, LogPlotReport, PoolTrainingObservations,
-    SequenceEvaluator, StopOnDivergence, StopOnRequest, WithoutTerminalCodes,
+    PrintedOutput, SequenceEvaluator, StopOnDivergence, StopOnRequest,
     write_graph_files)
 from updaters import BPTTUpdater, fast_training
 
@@ -219,11 +220,11 @@ def add_reports(trainer, args, write):
     trainer.extend(extensions.LogReport(log_name=None))
     trainer.extend(LogFile(write))
     terminal = cli.is_terminal(sys.stdout)
+    out = PrintedOutput(sys.stdout, terminal)
     trainer.extend(extensions.PrintReport([
         'epoch', 'iteration', 'main/loss', 'validation/main/loss',
         'main/accuracy', 'validation/main/accuracy',
-        'validation/main/boundary_accuracy', 'elapsed_time'],
-        out=sys.stdout if terminal else WithoutTerminalCodes(sys.stdout)))
+        'validation/main/boundary_accuracy', 'elapsed_time'], out=out))
     title = '{}{}: {} units, vocabulary {}, {} streams, bproplen {}, ' \
         'seed {}'.format(args.arch, ' --fused' if args.fused else '',
                          args.unit, args.vocab, args.batchsize,
@@ -234,7 +235,8 @@ def add_reports(trainer, args, write):
         ['main/accuracy', 'validation/main/accuracy',
          'validation/main/boundary_accuracy'], 'accuracy.png', title, write))
     if terminal:
-        trainer.extend(extensions.ProgressBar(update_interval=10))
+        trainer.extend(chainer_internals.progress_bar_printing_to(
+            extensions.ProgressBar(update_interval=10), out))
 
 
 def progress_bar_entries():

@@ -240,21 +240,26 @@ class StopOnRequest:
         self.trigger.serialize(serializer)
 
 
-class WithoutTerminalCodes:
-    """A stream that drops the erase-line code PrintReport writes before
-    every line, which only clutters output that is not a terminal."""
+class PrintedOutput:
+    """stdout for PrintReport and ProgressBar: what it cannot write is
+    dropped as print_or_drop drops it, so that a run goes on unprinted where
+    its reader has gone (a closed pipe, a terminal that hung up). Off a
+    terminal it also drops the erase-line code PrintReport writes before
+    every line, which only clutters a file."""
 
     ERASE_LINE = '\033[J'
 
-    def __init__(self, stream):
+    def __init__(self, stream, terminal):
         self.stream = stream
+        self.terminal = terminal
 
     def write(self, text):
         if self.stream is None:  # started with stdout closed
             return
         try:
-            return self.stream.write(text.replace(self.ERASE_LINE, ''))
-        except OSError as error:  # the run goes on unprinted
+            return self.stream.write(
+                text if self.terminal else text.replace(self.ERASE_LINE, ''))
+        except OSError as error:
             cli.write_failed(self.stream, error)
 
     def flush(self):

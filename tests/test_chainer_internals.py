@@ -1,5 +1,7 @@
 """Each private part of Chainer that chainer_internals.py reaches still does
 what the package relies on; a failure names the one that moved."""
+import io
+
 import chainer
 import chainer.functions as F
 import chainer.links as L
@@ -70,6 +72,14 @@ def a_trainers_clock_starts_and_stops():
         trainer.elapsed_time
 
 
+def a_progress_bar_draws_to_its_out():
+    out = io.StringIO()
+    bar = chainer_internals.progress_bar_printing_to(
+        chainer.training.extensions.ProgressBar(), out)
+    bar.finalize()  # erases the bar, with the erase-line code
+    assert out.getvalue() == '\033[J'
+
+
 CHECKS = {
     'chainer.is_arrays_compatible, looked up at every call':
         device_check_is_looked_up_at_every_call,
@@ -78,6 +88,7 @@ CHECKS = {
         update_rules_tell_their_hooks,
     'UpdateRule._init_states': init_states_creates_adams_state,
     'Trainer._start_at': a_trainers_clock_starts_and_stops,
+    'ProgressBar._pbar._out': a_progress_bar_draws_to_its_out,
 }
 
 

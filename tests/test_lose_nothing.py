@@ -1,5 +1,6 @@
 """What a hostile or unlucky user does: two runs at once, kills and Ctrl-C
 at any moment, SIGTERM, full disks, damaged and crafted files."""
+import fcntl
 import json
 import math
 import os
@@ -9,6 +10,8 @@ import resource
 import signal
 import subprocess
 import sys
+import termios
+import threading
 import time
 import zipfile
 
@@ -192,6 +195,16 @@ def test_a_signal_before_a_script_runs_its_first_line_is_one_line(
     assert completed.stdout == ''
 
 
+def assert_resumes_as(out, alone):
+    """-r out ends with the lstm model of the run in alone, bit for bit."""
+    assert train_rnn.main(['-r', str(out)]) == 0
+    for name, array in snapshots.read_npz(
+            train_rnn.model_path(str(alone), 'lstm')).items():
+        numpy.testing.assert_array_equal(
+            snapshots.read_npz(train_rnn.model_path(str(out), 'lstm'))[name],
+            array)
+
+
 @pytest.mark.parametrize('number', [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path, number):
     """SIGHUP (a terminal or ssh session closed) killed the run, without a
@@ -217,12 +230,56 @@ def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path, number):
         'snapshot_iter_{}'.format(stopped))
     with open(str(out / '.chainerui_commands')) as f:
         assert json.load(f)['job_status'] == 'stopped'
-    assert train_rnn.main(['-r', str(out)]) == 0
-    for name, array in snapshots.read_npz(
-            train_rnn.model_path(str(alone), 'lstm')).items():
-        numpy.testing.assert_array_equal(
-            snapshots.read_npz(train_rnn.model_path(str(out), 'lstm'))[name],
-            array)
+    assert_resumes_as(out, alone)
+
+
+def on_a_terminal_that_hangs_up(out, argv, stderr):
+    """Run train_rnn.py argv with a pseudo-terminal as its controlling
+    terminal, stdin and stdout (stderr: a file), and close the terminal
+    once its first epoch's snapshot is in out: the kernel hangs it up, as
+    when an ssh session or a terminal window is closed. The process."""
+    leader, follower = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, 'train_rnn.py')] + argv,
+        stdin=follower, stdout=follower, stderr=stderr,
+        start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(follower)
+
+    def drain():  # so that the run never waits on a full terminal
+        try:
+            while os.read(leader, 4096):
+                pass
+        except OSError:  # EIO once the run has let go of it
+            pass
+    threading.Thread(target=drain, daemon=True).start()
+    wait_for_epoch(out, process, 1)
+    os.close(leader)
+    process.wait(timeout=120)
+    return process
+
+
+def test_a_terminal_that_hangs_up_gets_a_snapshot_and_resumes_exactly(
+        tmp_path):
+    """Drawn on a terminal that had hung up, the progress bar's writes
+    failed: the run blamed its out folder and exited 1, with no snapshot."""
+    alone = tmp_path / 'alone'
+    assert train_rnn.main(['-o', str(alone), '-a', 'lstm', '-e', '6'] +
+                          TINY) == 0
+    out = tmp_path / 'out'
+    with open(str(tmp_path / 'stderr'), 'w+') as stderr:
+        process = on_a_terminal_that_hangs_up(
+            out, ['-o', str(out), '-a', 'lstm', '-e', '6'] + TINY, stderr)
+        stderr.seek(0)
+        lines = stderr.read().splitlines()
+    assert process.returncode == 128 + signal.SIGHUP
+    assert len(lines) == 2, lines
+    assert lines[0].startswith('SIGHUP: ')
+    stopped = int(re.search(r'^Stopped at iteration (\d+) ',
+                            lines[1]).group(1))
+    assert snapshots.latest_snapshot(str(out)).endswith(
+        'snapshot_iter_{}'.format(stopped))
+    assert_resumes_as(out, alone)
 
 
 def test_a_signal_on_a_terminal_starts_a_line_of_its_own(
