@@ -41,9 +41,18 @@ class ArgumentParser(argparse.ArgumentParser):
         self.register('type', float, real_number)
 
     def error(self, message):
-        # A path with a newline in it must not split the line.
-        message = message.replace('\n', '\\n').replace('\r', '\\r')
-        self.exit(EXIT_USAGE, '{}: error: {}\n'.format(self.prog, message))
+        # It names paths, and what files hold.
+        self.exit(EXIT_USAGE, '{}: error: {}\n'.format(self.prog,
+                                                       one_line(message)))
+
+
+def one_line(text):
+    """text with its control characters escaped, a newline as \\n: what a
+    path or a file holds, echoed, must neither split its line nor steer the
+    terminal."""
+    return ''.join(character if character.isprintable() else
+                   character.encode('unicode_escape').decode('ascii')
+                   for character in text)
 
 
 def ascii_number(convert, pattern):

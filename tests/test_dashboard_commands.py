@@ -161,6 +161,19 @@ def test_commands_from_before_the_run_past_their_time_or_odd_are_not_run(
     assert not list(tmp_path.glob('snapshot_iter_1'))
 
 
+def test_a_command_name_is_one_line_whatever_it_holds(tmp_path, capsys,
+                                                      once_started):
+    """A name that held a newline printed a line of its own: any line."""
+    name = 'rewind\nSaved the model to x\x1b[2J'
+    once_started(lambda: send(tmp_path, command(name)))
+    train(tmp_path, '-e', '1')
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if 'rewind' in line] == [
+        'dashboard: rewind\\nSaved the model to x\\x1b[2J at iteration 1: '
+        'unknown command {!r}: ignored'.format(name)]
+    assert not any(line.startswith('Saved') for line in err.splitlines())
+
+
 GARBAGE = {
     'not JSON': b'[{"name": "stop", ',
     'not UTF-8': b'\xff\xfe[]',

@@ -16,6 +16,7 @@ import numpy
 import pytest
 
 import cli
+import dashboard
 import out_folder
 import predict_rnn
 import quiet_start
@@ -789,11 +790,24 @@ def test_a_run_that_cannot_fit_is_refused_with_the_figures(argv, message,
     assert not (tmp_path / 'out').exists()
 
 
-def test_a_newline_in_a_path_keeps_the_error_on_one_line(tmp_path, capsys):
+@pytest.mark.parametrize('name, shown', [
+    ('a\nb', 'a\\nb'), ('a\x1b[2Jb', 'a\\x1b[2Jb')])
+def test_a_control_character_in_a_path_keeps_the_error_on_one_line(
+        name, shown, tmp_path, capsys):
+    """An escape sequence, echoed raw, would steer the terminal."""
     with pytest.raises(SystemExit):
-        train_rnn.main(['-r', str(tmp_path / 'a\nb')])
+        train_rnn.main(['-r', str(tmp_path / name)])
     err = capsys.readouterr().err
-    assert err.count('\n') == 1 and 'a\\nb' in err
+    assert err.count('\n') == 1 and shown in err and '\x1b' not in err
+
+
+def test_a_file_the_dashboard_ignores_is_named_in_one_line(tmp_path, capsys):
+    folder = tmp_path / 'a\nb'
+    folder.mkdir()
+    (folder / 'log').write_text('5')
+    assert dashboard.read_json(str(folder), 'log', dashboard.is_log) == []
+    assert capsys.readouterr().err == 'dashboard: ignored {}/a\\nb/log: ' \
+        'not what ChainerUI reads there\n'.format(tmp_path)
 
 
 # The sweep's record file.
