@@ -153,7 +153,9 @@ class DashboardCommands(chainer.training.Extension):
             return False
         key, value = (schedule.get('key'), schedule.get('value')) \
             if isinstance(schedule, dict) else (None, None)
-        if key not in ('epoch', 'iteration') or not isinstance(value, int):
+        # JSON's true reads as True, an int that equals 1.
+        if key not in ('epoch', 'iteration') or not isinstance(value, int) \
+                or isinstance(value, bool):
             return FAILURE, 'a schedule that is not an epoch or iteration'
         now = getattr(trainer.updater, key)
         if now < value:

@@ -174,6 +174,16 @@ def test_a_command_name_is_one_line_whatever_it_holds(tmp_path, capsys,
     assert not any(line.startswith('Saved') for line in err.splitlines())
 
 
+def test_a_schedule_of_true_is_refused(tmp_path, capsys, once_started):
+    """JSON's true is no iteration, though Python's True == 1."""
+    once_started(lambda: send(tmp_path, command('take_snapshot',
+                                                iteration=True)))
+    train(tmp_path, '-e', '1')
+    assert responses(tmp_path) == [('take_snapshot', (
+        'FAILURE', 1, 'a schedule that is not an epoch or iteration'))]
+    assert not (tmp_path / 'snapshot_iter_1').exists()
+
+
 GARBAGE = {
     'not JSON': b'[{"name": "stop", ',
     'not UTF-8': b'\xff\xfe[]',
