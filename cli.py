@@ -175,7 +175,7 @@ class Signals:
     under mpiexec included: while training (see stopping) it asks the
     trainer to stop after the current update, so that a snapshot follows;
     elsewhere the run acts on it at its next safe point. A second Ctrl-C
-    quits at once. say() prints a message for the user, unless quiet (the
+    quits at once (after a hangup, none can come). say() prints a message for the user, unless quiet (the
     MPI ranks other than 0).
     """
 
@@ -232,11 +232,13 @@ class Signals:
             if self._stop_trigger is not None:
                 self._stop_trigger.request()
                 # On a terminal, off the line that ^C or the progress bar
-                # left unfinished; elsewhere no empty line.
+                # left unfinished; elsewhere no empty line. A hangup took
+                # the terminal that a second Ctrl-C would come from.
                 self.say('{}{}: stopping after this update to write a '
-                         'snapshot (Ctrl-C again to quit at once)'.format(
+                         'snapshot{}'.format(
                              '\n' if is_terminal(sys.stderr) else '',
-                             self.name))
+                             self.name, '' if number == signal.SIGHUP else
+                             ' (Ctrl-C again to quit at once)'))
         elif number == signal.SIGINT:
             raise KeyboardInterrupt
 

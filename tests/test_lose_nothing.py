@@ -209,11 +209,12 @@ def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path, number):
     stopped = int(re.search(r'Stopped at iteration (\d+)', stderr).group(1))
     # No empty line first: stderr is no terminal, with no line to end.
     assert stderr == (
-        '{}: stopping after this update to write a snapshot (Ctrl-C again '
-        'to quit at once)\nStopped at iteration {} (epoch {:.2f}) with a '
-        'snapshot in {}. Resume with: {}\n'.format(
-            signal.Signals(number).name, stopped, stopped / 15, out,
-            cli.command_line('train_rnn.py', '-r', str(out))))
+        '{}: stopping after this update to write a snapshot{}\nStopped at '
+        'iteration {} (epoch {:.2f}) with a snapshot in {}. Resume with: {}\n'
+        .format(signal.Signals(number).name, ' (Ctrl-C again to quit at '
+                'once)' if number == signal.SIGTERM else '', stopped,
+                stopped / 15, out, cli.command_line('train_rnn.py', '-r',
+                                                    str(out))))
     assert snapshots.latest_snapshot(str(out)).endswith(
         'snapshot_iter_{}'.format(stopped))
     with open(str(out / '.chainerui_commands')) as f:
@@ -226,21 +227,37 @@ def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path, number):
             array)
 
 
+def stopped_by(number):
+    """The stop trigger of a run in training that received signal number,
+    in this process, whose handlers it leaves as they were."""
+    trigger = train_rnn.StopOnRequest((1, 'epoch'))
+    handlers = {each: signal.getsignal(each) for each in quiet_start.STOPPING}
+    try:
+        with cli.Signals() as signals, signals.stopping(trigger):
+            signal.raise_signal(number)
+    finally:  # which a stopped run leaves ignored
+        for each, handler in handlers.items():
+            signal.signal(each, handler)
+    return trigger
+
+
 def test_a_signal_on_a_terminal_starts_a_line_of_its_own(
         monkeypatch, capsys):
     """Off the line that ^C, or the progress bar on stdout, left open."""
     monkeypatch.setattr(sys.stderr, 'isatty', lambda: True)
-    trigger = train_rnn.StopOnRequest((1, 'epoch'))
-    handlers = {number: signal.getsignal(number)
-                for number in quiet_start.STOPPING}
-    try:
-        with cli.Signals() as signals, signals.stopping(trigger):
-            signal.raise_signal(signal.SIGTERM)
-    finally:  # which a stopped run leaves ignored
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
+    assert stopped_by(signal.SIGTERM).requested
     assert capsys.readouterr().err.startswith('\nSIGTERM: stopping after')
-    assert trigger.requested
+
+
+@pytest.mark.parametrize('number, said', [
+    (signal.SIGTERM, 'SIGTERM: stopping after this update to write a '
+     'snapshot (Ctrl-C again to quit at once)\n'),
+    (signal.SIGHUP, 'SIGHUP: stopping after this update to write a '
+     'snapshot\n')])
+def test_a_hangup_offers_no_ctrl_c(number, said, capsys):
+    """Closing the terminal took the keyboard a Ctrl-C would come from."""
+    stopped_by(number)
+    assert capsys.readouterr().err == said
 
 
 def test_ctrl_c_twice_quits_at_once_with_the_hint(tmp_path):
