@@ -244,8 +244,7 @@ class Signals:
 
     @property
     def name(self):
-        return 'Ctrl-C' if self.received == signal.SIGINT else \
-            signal.Signals(self.received or signal.SIGTERM).name
+        return quiet_start.NAMES[self.received or signal.SIGTERM]
 
     @property
     def exit_status(self):

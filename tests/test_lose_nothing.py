@@ -260,6 +260,42 @@ def test_a_hangup_offers_no_ctrl_c(number, said, capsys):
     assert capsys.readouterr().err == said
 
 
+# train_rnn.py, run with signal argv[1] sent to it at moment argv[2]: as
+# it releases its out folder, past its last check, or as Python exits.
+SIGNAL_LATE = """
+import atexit, os, runpy, sys
+import out_folder
+number, moment = int(sys.argv.pop(1)), sys.argv.pop(1)
+def send(*args):
+    os.kill(os.getpid(), number)
+if moment == 'release':
+    out_folder.OutFolder.release = send
+else:
+    atexit.register(send)
+runpy.run_path('train_rnn.py', run_name='__main__')
+"""
+
+
+@pytest.mark.parametrize('moment', ['release', 'exit'])
+@pytest.mark.parametrize('number, name', [
+    (signal.SIGINT, 'Ctrl-C'), (signal.SIGTERM, 'SIGTERM'),
+    (signal.SIGHUP, 'SIGHUP')])
+def test_a_signal_once_the_model_is_saved_is_said(number, name, moment,
+                                                  tmp_path):
+    """Past the run's last check it ended the run with status 0 and no
+    word."""
+    completed = subprocess.run(
+        [sys.executable, '-c', SIGNAL_LATE, str(int(number)), moment,
+         '-o', str(tmp_path), '-e', '1'] + TINY,
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 128 + number
+    assert completed.stderr == \
+        '{} came as the run finished: its model is written.\n'.format(name)
+    assert completed.stdout.splitlines()[-1].startswith('Saved the model')
+    assert 'embed/W' in snapshots.read_npz(
+        train_rnn.model_path(str(tmp_path), 'rnn'))
+
+
 def test_ctrl_c_twice_quits_at_once_with_the_hint(tmp_path):
     out = tmp_path / 'out'
     process = launch('-o', str(out), '-a', 'lstm', '-e', '6', *TINY)
