@@ -175,8 +175,8 @@ class Signals:
     under mpiexec included: while training (see stopping) it asks the
     trainer to stop after the current update, so that a snapshot follows;
     elsewhere the run acts on it at its next safe point. A second Ctrl-C
-    quits at once (after a hangup, none can come). say() prints a message for the user, unless quiet (the
-    MPI ranks other than 0).
+    quits at once (after a hangup, none can come). say() prints a message
+    for the user, unless quiet (the MPI ranks other than 0).
     """
 
     def __init__(self):
