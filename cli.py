@@ -42,9 +42,18 @@ class ArgumentParser(argparse.ArgumentParser):
         self.register('type', float, real_number)
 
     def error(self, message):
-        # A path with a newline in it must not split the line.
-        message = message.replace('\n', '\\n').replace('\r', '\\r')
-        self.exit(EXIT_USAGE, '{}: error: {}\n'.format(self.prog, message))
+        # It names paths, and what files hold.
+        self.exit(EXIT_USAGE, '{}: error: {}\n'.format(self.prog,
+                                                       one_line(message)))
+
+
+def one_line(text):
+    """text with its control characters escaped, a newline as \\n: what a
+    path or a file holds, echoed, must neither split its line nor steer the
+    terminal."""
+    return ''.join(character if character.isprintable() else
+                   character.encode('unicode_escape').decode('ascii')
+                   for character in text)
 
 
 def ascii_number(convert, pattern):
@@ -167,8 +176,8 @@ class Signals:
     under mpiexec included: while training (see stopping) it asks the
     trainer to stop after the current update, so that a snapshot follows;
     elsewhere the run acts on it at its next safe point. A second Ctrl-C
-    quits at once. say() prints a message for the user, unless quiet (the
-    MPI ranks other than 0).
+    quits at once (after a hangup, none can come). say() prints a message
+    for the user, unless quiet (the MPI ranks other than 0).
     """
 
     def __init__(self):
@@ -224,18 +233,19 @@ class Signals:
             if self._stop_trigger is not None:
                 self._stop_trigger.request()
                 # On a terminal, off the line that ^C or the progress bar
-                # left unfinished; elsewhere no empty line.
+                # left unfinished; elsewhere no empty line. A hangup took
+                # the terminal that a second Ctrl-C would come from.
                 self.say('{}{}: stopping after this update to write a '
-                         'snapshot (Ctrl-C again to quit at once)'.format(
+                         'snapshot{}'.format(
                              '\n' if is_terminal(sys.stderr) else '',
-                             self.name))
+                             self.name, '' if number == signal.SIGHUP else
+                             ' (Ctrl-C again to quit at once)'))
         elif number == signal.SIGINT:
             raise KeyboardInterrupt
 
     @property
     def name(self):
-        return 'Ctrl-C' if self.received == signal.SIGINT else \
-            signal.Signals(self.received or signal.SIGTERM).name
+        return quiet_start.NAMES[self.received or signal.SIGTERM]
 
     @property
     def exit_status(self):

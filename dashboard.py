@@ -277,7 +277,8 @@ def read_json(folder, name, fits):
     version = path, status.st_ino, status.st_size, status.st_mtime_ns
     if version not in IGNORED:  # once, not at every crawl
         IGNORED.add(version)
-        cli.print_or_drop('dashboard: ignored {}'.format(problem), sys.stderr)
+        cli.print_or_drop('dashboard: ignored {}'.format(
+            cli.one_line(problem)), sys.stderr)
     return []
 
 

@@ -101,8 +101,8 @@ class DashboardCommands(chainer.training.Extension):
         try:
             return read_commands(self.path)
         except snapshots.FileError as error:
-            cli.print_or_drop('dashboard: ignored {}'.format(error),
-                              sys.stderr)
+            cli.print_or_drop('dashboard: ignored {}'.format(
+                cli.one_line(str(error))), sys.stderr)
             return None
 
     def answer(self, trainer, commands):
@@ -124,9 +124,11 @@ class DashboardCommands(chainer.training.Extension):
                     continue
                 status, body = due or self.run(trainer, command['name'],
                                                request.get('body'))
+            # The name is whatever the file holds: one line, as any.
             cli.print_or_drop('dashboard: {} at iteration {}: {}'.format(
-                command['name'] if isinstance(command['name'], str) else
-                'a command', trainer.updater.iteration, body), sys.stderr)
+                cli.one_line(command['name']) if isinstance(
+                    command['name'], str) else 'a command',
+                trainer.updater.iteration, body), sys.stderr)
             command['response'] = {
                 'executed_at': datetime.datetime.now().isoformat(),
                 'epoch': trainer.updater.epoch,
@@ -140,7 +142,7 @@ class DashboardCommands(chainer.training.Extension):
             text = commands_json(commands, self.path)
         except snapshots.FileError as error:  # the responses made it so
             cli.print_or_drop('dashboard: wrote no responses: {}'.format(
-                error), sys.stderr)
+                cli.one_line(str(error))), sys.stderr)
             return
         self.folder.replace_shared(COMMANDS, text)
 
@@ -151,7 +153,9 @@ class DashboardCommands(chainer.training.Extension):
             return False
         key, value = (schedule.get('key'), schedule.get('value')) \
             if isinstance(schedule, dict) else (None, None)
-        if key not in ('epoch', 'iteration') or not isinstance(value, int):
+        # JSON's true reads as True, an int that equals 1.
+        if key not in ('epoch', 'iteration') or not isinstance(value, int) \
+                or isinstance(value, bool):
             return FAILURE, 'a schedule that is not an epoch or iteration'
         now = getattr(trainer.updater, key)
         if now < value:

@@ -25,8 +25,12 @@ SCRIPTS = ('train_rnn.py', 'predict_rnn.py')
 # The signals that stop a run: Ctrl-C, SIGTERM (kill, batch schedulers) and
 # SIGHUP (the terminal or ssh session closed).
 STOPPING = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
+# How the scripts name them.
+NAMES = {_signal.SIGINT: 'Ctrl-C', _signal.SIGTERM: 'SIGTERM',
+         _signal.SIGHUP: 'SIGHUP'}
 INTERRUPTED = 'Interrupted while starting: nothing was written.'
 received = None  # the first signal that _remember kept
+said = INTERRUPTED  # what _quit says, {} the signal's name: see finished()
 
 
 def mpiexec_world():
@@ -43,7 +47,7 @@ def mpiexec_world():
 def _quit(signum, frame=None):
     # Not an exception: raised inside an import, it may come out as another.
     if mpiexec_world()[0] == 0:
-        os.write(2, INTERRUPTED.encode() + b'\n')
+        os.write(2, said.format(NAMES[signum]).encode() + b'\n')
     os._exit(128 + signum)
 
 
@@ -85,8 +89,20 @@ def started():
         _signal.signal(number, _signal.SIG_DFL)
 
 
-def ignore():
-    """Once a script's work is done: a late signal must not turn into a
-    traceback, nor a wrong message, on the way out."""
+def finished(message):
+    """Once a script's work is all done: from now until it exits, a signal
+    ends it at once with message ({} the signal's name) and status 128 + its
+    number, as one that came before its last check does."""
+    global said
+    said = message
     for number in STOPPING:
-        _signal.signal(number, _signal.SIG_IGN)
+        _signal.signal(number, _quit)
+
+
+def ignore():
+    """Once a script's work is done, unless finished() says otherwise: a
+    late signal must not turn into a traceback, nor a wrong message, on the
+    way out."""
+    if said is INTERRUPTED:
+        for number in STOPPING:
+            _signal.signal(number, _signal.SIG_IGN)

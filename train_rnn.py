@@ -55,6 +55,7 @@ RECORDED_LATER = ('keep_snapshots',)
 MAY_CHANGE = ('epoch', 'keep_snapshots')
 ADAM_ALPHA = 0.0005  # the tutorial's
 MAX_COUNTER = numpy.iinfo(numpy.int64).max  # what a snapshot's counters hold
+FINISHED = '{} came as the run finished: its model is written.'
 
 
 def main(argv=None):
@@ -288,9 +289,11 @@ def train(trainer, args, signals, ranks, folder):
                 'predict_rnn.py', '-o', cli.path_argument(args.out), '-a',
                 args.arch)),
             stdout=True)
+    # Nothing is left to stop: from here to the exit a signal is said, with
+    # its status, as it comes; one that came before is said here.
+    quiet_start.finished(FINISHED)
     if signals.share(ranks) is not None:
-        signals.say('{} came as the run finished: its model is written.'
-                    .format(signals.name))
+        signals.say(FINISHED.format(signals.name))
         return signals.exit_status
     return 0
 

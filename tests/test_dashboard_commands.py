@@ -161,6 +161,29 @@ def test_commands_from_before_the_run_past_their_time_or_odd_are_not_run(
     assert not list(tmp_path.glob('snapshot_iter_1'))
 
 
+def test_a_command_name_is_one_line_whatever_it_holds(tmp_path, capsys,
+                                                      once_started):
+    """A name that held a newline printed a line of its own: any line."""
+    name = 'rewind\nSaved the model to x\x1b[2J'
+    once_started(lambda: send(tmp_path, command(name)))
+    train(tmp_path, '-e', '1')
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if 'rewind' in line] == [
+        'dashboard: rewind\\nSaved the model to x\\x1b[2J at iteration 1: '
+        'unknown command {!r}: ignored'.format(name)]
+    assert not any(line.startswith('Saved') for line in err.splitlines())
+
+
+def test_a_schedule_of_true_is_refused(tmp_path, capsys, once_started):
+    """JSON's true is no iteration, though Python's True == 1."""
+    once_started(lambda: send(tmp_path, command('take_snapshot',
+                                                iteration=True)))
+    train(tmp_path, '-e', '1')
+    assert responses(tmp_path) == [('take_snapshot', (
+        'FAILURE', 1, 'a schedule that is not an epoch or iteration'))]
+    assert not (tmp_path / 'snapshot_iter_1').exists()
+
+
 GARBAGE = {
     'not JSON': b'[{"name": "stop", ',
     'not UTF-8': b'\xff\xfe[]',

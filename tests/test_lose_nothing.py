@@ -19,6 +19,7 @@ import numpy
 import pytest
 
 import cli
+import dashboard
 import out_folder
 import predict_rnn
 import quiet_start
@@ -221,11 +222,12 @@ def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path, number):
     stopped = int(re.search(r'Stopped at iteration (\d+)', stderr).group(1))
     # No empty line first: stderr is no terminal, with no line to end.
     assert stderr == (
-        '{}: stopping after this update to write a snapshot (Ctrl-C again '
-        'to quit at once)\nStopped at iteration {} (epoch {:.2f}) with a '
-        'snapshot in {}. Resume with: {}\n'.format(
-            signal.Signals(number).name, stopped, stopped / 15, out,
-            cli.command_line('train_rnn.py', '-r', str(out))))
+        '{}: stopping after this update to write a snapshot{}\nStopped at '
+        'iteration {} (epoch {:.2f}) with a snapshot in {}. Resume with: {}\n'
+        .format(signal.Signals(number).name, ' (Ctrl-C again to quit at '
+                'once)' if number == signal.SIGTERM else '', stopped,
+                stopped / 15, out, cli.command_line('train_rnn.py', '-r',
+                                                    str(out))))
     assert snapshots.latest_snapshot(str(out)).endswith(
         'snapshot_iter_{}'.format(stopped))
     with open(str(out / '.chainerui_commands')) as f:
@@ -282,21 +284,73 @@ def test_a_terminal_that_hangs_up_gets_a_snapshot_and_resumes_exactly(
     assert_resumes_as(out, alone)
 
 
+def stopped_by(number):
+    """The stop trigger of a run in training that received signal number,
+    in this process, whose handlers it leaves as they were."""
+    trigger = train_rnn.StopOnRequest((1, 'epoch'))
+    handlers = {each: signal.getsignal(each) for each in quiet_start.STOPPING}
+    try:
+        with cli.Signals() as signals, signals.stopping(trigger):
+            signal.raise_signal(number)
+    finally:  # which a stopped run leaves ignored
+        for each, handler in handlers.items():
+            signal.signal(each, handler)
+    return trigger
+
+
 def test_a_signal_on_a_terminal_starts_a_line_of_its_own(
         monkeypatch, capsys):
     """Off the line that ^C, or the progress bar on stdout, left open."""
     monkeypatch.setattr(sys.stderr, 'isatty', lambda: True)
-    trigger = train_rnn.StopOnRequest((1, 'epoch'))
-    handlers = {number: signal.getsignal(number)
-                for number in quiet_start.STOPPING}
-    try:
-        with cli.Signals() as signals, signals.stopping(trigger):
-            signal.raise_signal(signal.SIGTERM)
-    finally:  # which a stopped run leaves ignored
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
+    assert stopped_by(signal.SIGTERM).requested
     assert capsys.readouterr().err.startswith('\nSIGTERM: stopping after')
-    assert trigger.requested
+
+
+@pytest.mark.parametrize('number, said', [
+    (signal.SIGTERM, 'SIGTERM: stopping after this update to write a '
+     'snapshot (Ctrl-C again to quit at once)\n'),
+    (signal.SIGHUP, 'SIGHUP: stopping after this update to write a '
+     'snapshot\n')])
+def test_a_hangup_offers_no_ctrl_c(number, said, capsys):
+    """Closing the terminal took the keyboard a Ctrl-C would come from."""
+    stopped_by(number)
+    assert capsys.readouterr().err == said
+
+
+# train_rnn.py, run with signal argv[1] sent to it at moment argv[2]: as
+# it releases its out folder, past its last check, or as Python exits.
+SIGNAL_LATE = """
+import atexit, os, runpy, sys
+import out_folder
+number, moment = int(sys.argv.pop(1)), sys.argv.pop(1)
+def send(*args):
+    os.kill(os.getpid(), number)
+if moment == 'release':
+    out_folder.OutFolder.release = send
+else:
+    atexit.register(send)
+runpy.run_path('train_rnn.py', run_name='__main__')
+"""
+
+
+@pytest.mark.parametrize('moment', ['release', 'exit'])
+@pytest.mark.parametrize('number, name', [
+    (signal.SIGINT, 'Ctrl-C'), (signal.SIGTERM, 'SIGTERM'),
+    (signal.SIGHUP, 'SIGHUP')])
+def test_a_signal_once_the_model_is_saved_is_said(number, name, moment,
+                                                  tmp_path):
+    """Past the run's last check it ended the run with status 0 and no
+    word."""
+    completed = subprocess.run(
+        [sys.executable, '-c', SIGNAL_LATE, str(int(number)), moment,
+         '-o', str(tmp_path), '-e', '1'] + TINY,
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 128 + number
+    assert completed.stderr == \
+        '{} came as the run finished: its model is written.\n'.format(name)
+    assert completed.stdout.splitlines()[-1].startswith('Saved the model')
+    assert 'embed/W' in snapshots.read_npz(
+        train_rnn.model_path(str(tmp_path), 'rnn'))
 
 
 def test_ctrl_c_twice_quits_at_once_with_the_hint(tmp_path):
@@ -846,11 +900,24 @@ def test_a_run_that_cannot_fit_is_refused_with_the_figures(argv, message,
     assert not (tmp_path / 'out').exists()
 
 
-def test_a_newline_in_a_path_keeps_the_error_on_one_line(tmp_path, capsys):
+@pytest.mark.parametrize('name, shown', [
+    ('a\nb', 'a\\nb'), ('a\x1b[2Jb', 'a\\x1b[2Jb')])
+def test_a_control_character_in_a_path_keeps_the_error_on_one_line(
+        name, shown, tmp_path, capsys):
+    """An escape sequence, echoed raw, would steer the terminal."""
     with pytest.raises(SystemExit):
-        train_rnn.main(['-r', str(tmp_path / 'a\nb')])
+        train_rnn.main(['-r', str(tmp_path / name)])
     err = capsys.readouterr().err
-    assert err.count('\n') == 1 and 'a\\nb' in err
+    assert err.count('\n') == 1 and shown in err and '\x1b' not in err
+
+
+def test_a_file_the_dashboard_ignores_is_named_in_one_line(tmp_path, capsys):
+    folder = tmp_path / 'a\nb'
+    folder.mkdir()
+    (folder / 'log').write_text('5')
+    assert dashboard.read_json(str(folder), 'log', dashboard.is_log) == []
+    assert capsys.readouterr().err == 'dashboard: ignored {}/a\\nb/log: ' \
+        'not what ChainerUI reads there\n'.format(tmp_path)
 
 
 # The sweep's record file.
