@@ -12,7 +12,6 @@ import importlib
 import logging
 import math
 import os
-import re
 import signal
 import socket
 import sqlite3
@@ -21,7 +20,6 @@ import sys
 import cli
 import snapshots
 
-SNAPSHOT_NAME = re.compile(r'snapshot_iter_\d+')
 # ChainerUI stores each command's name, request and response.
 COMMAND_KEYS = {'name', 'request', 'response'}
 INT64 = 2 ** 63
@@ -216,7 +214,7 @@ def guard_crawling():
             'args': read_json(result_path, 'args', is_object),
             'commands': read_json(result_path, 'commands', is_commands),
             'snapshots': sorted(name for name in os.listdir(result_path)
-                                if SNAPSHOT_NAME.fullmatch(name))}
+                                if snapshots.SNAPSHOT_NAME.fullmatch(name))}
 
     def update_to_default_name(result):
         conf = read_json(result.path_name, '.chainerui_conf', is_object)

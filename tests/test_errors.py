@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -437,3 +438,15 @@ def test_a_python_without_chainer_is_told_how_to_set_up(command, name):
         '{}: error: {} has no Chainer: set up the environment with `make '
         'setup` (once), then `. .venv/bin/activate`, or run `.venv/bin/'
         'python {}`\n'.format(name, sys.executable, ' '.join(command))))
+
+
+def test_names_no_run_writes_are_not_its_snapshots(tmp_path, finished):
+    # int() reads both as numbers (the second in Arabic-Indic digits):
+    # taken for snapshots, -r looked for snapshot_iter_31 and 999.
+    out = tmp_path / 'out'
+    shutil.copytree(finished, str(out))
+    others = ['snapshot_iter_031', 'snapshot_iter_\u0669\u0669\u0669']
+    for name in others:
+        (out / name).write_text('yours')
+    assert train_rnn.main(['-r', str(out), '-e', '3']) == 0
+    assert {'snapshot_iter_45'} | set(others) <= set(os.listdir(str(out)))
