@@ -73,6 +73,15 @@ real_number = ascii_number(
     float, r'[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)(e[-+]?[0-9]+)?|[-+]?(inf|nan)')
 
 
+def non_empty_path(text):
+    """A path argument's value (type=non_empty_path): an empty one names
+    nothing, and read as the current folder or as no value at all (no -r)
+    it would replace or skip what the user meant."""
+    if not text:
+        raise argparse.ArgumentTypeError('an empty path names nothing')
+    return text
+
+
 def check_whole(name, value, low, high=None):
     """value, if a whole number from low to high (None: no bound); else
     UsageError. The scripts check every number they are given, on the

@@ -102,6 +102,7 @@ def build_parser():
         prog='dashboard.py', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('dirs', nargs='+', metavar='DIR',
+                        type=cli.non_empty_path,
                         help='a folder of runs: each folder under it that '
                         'holds a log is one run')
     parser.add_argument('--host', default='127.0.0.1',
@@ -110,6 +111,7 @@ def build_parser():
     parser.add_argument('--port', '-p', type=int, default=5000,
                         help='the port (default: %(default)s)')
     parser.add_argument('--db', default=os.path.join(sys.prefix, 'chainerui'),
+                        type=cli.non_empty_path,
                         help='ChainerUI\'s folder, for its database (default: '
                         'chainerui in the environment, %(default)s)')
     return parser

@@ -58,8 +58,6 @@ class OutFolder:
 
     def claim(self):
         """Make the folder if need be and lock it; FolderError if in use."""
-        if not self.path:
-            raise FolderError('--out must name a folder')
         if os.path.basename(os.path.normpath(self.path)) == PRIVATE:
             raise FolderError('--out cannot be a {} folder, which holds a '
                               'run\'s lock and record'.format(PRIVATE))

@@ -330,9 +330,10 @@ def build_parser():
                         help='GPU to train on, which needs CuPy; -1 for the '
                         'CPU (default: %(default)s)')
     parser.add_argument('--out', '-o', default='result',
+                        type=cli.non_empty_path,
                         help='folder for the log, plots, snapshots and model '
                         '(default: %(default)s; with -r, the snapshot\'s)')
-    parser.add_argument('--resume', '-r', default='',
+    parser.add_argument('--resume', '-r', type=cli.non_empty_path,
                         help='resume from this snapshot, or from the latest '
                         'one in this folder; the other arguments come from '
                         'the snapshot, and only --epoch may change')
@@ -442,7 +443,7 @@ def check_log_fits(args):
 def resumed_snapshot(args, argv, ranks):
     """With -r, the path of the snapshot, whose recorded arguments now fill
     args; else None."""
-    if not args.resume:
+    if args.resume is None:
         return None
     path, saved = ranks.on_root(snapshots.read_snapshot, args.resume)
     merge_resumed_arguments(args, explicit_arguments(argv), path, saved)

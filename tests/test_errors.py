@@ -1,4 +1,5 @@
 """Every mistake a user can make gets one clear line and exit status 2."""
+import importlib
 import json
 import math
 import os
@@ -450,3 +451,45 @@ def test_names_no_run_writes_are_not_its_snapshots(tmp_path, finished):
         (out / name).write_text('yours')
     assert train_rnn.main(['-r', str(out), '-e', '3']) == 0
     assert {'snapshot_iter_45'} | set(others) <= set(os.listdir(str(out)))
+
+
+def test_an_empty_resume_is_refused_and_the_run_kept(tmp_path, finished,
+                                                      capsys):
+    # -r '' read as no -r: a fresh run replaced the finished one's files.
+    out = tmp_path / 'out'
+    shutil.copytree(finished, str(out))
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)
+              if (out / name).is_file()}
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-o', str(out), '-r', ''] + TINY)
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == (
+        'train_rnn.py: error: argument --resume/-r: an empty path names '
+        'nothing\n')
+    assert before == {name: (out / name).read_bytes() for name in before}
+
+
+@pytest.mark.parametrize('module, argv, name', [
+    ('train_rnn', ['-o', ''], '--out/-o'),
+    ('predict_rnn', ['-o', ''], '--out/-o'),
+    ('predict_rnn', ['-m', '', '-a', 'rnn'], '--modelpath/-m'),
+    ('dashboard', ['--db', '', 'runs'], '--db'),
+    ('dashboard', [''], 'DIR'),
+    ('study.dashboard', ['', 'out'], 'records'),
+    ('study.dashboard', ['capacity.jsonl', ''], 'outdir'),
+    ('study.counter', ['-o', ''], '--out/-o'),
+    ('study.sweep', ['-o', ''], '--out/-o'),
+    ('study.capacity_report', [''], 'FOLDER'),
+])
+def test_an_empty_path_is_refused(module, argv, name, tmp_path, monkeypatch,
+                                  capsys):
+    # Read as the current folder, or as none, it wrote or read elsewhere.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(module).main(argv)
+    assert exit_info.value.code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1
+    assert err.endswith('error: argument {}: an empty path names nothing\n'
+                        .format(name))
+    assert os.listdir(str(tmp_path)) == []
