@@ -20,6 +20,7 @@ own, side by side), nor any file the record does not name.
         snapshot_iter_N          the current run's files
         ARCH_simple_sequence.model, ...   every finished run's model
 """
+import contextlib
 import fcntl
 import json
 import os
@@ -98,11 +99,16 @@ class OutFolder:
 
     def abandon(self):
         """Undo a claim whose run never started: remove only what this
-        process created (its folders, if nothing else went in), unlock."""
+        process created (its folders with its lock and record, if nothing
+        else went in), unlock."""
         for folder in reversed(self._created):
             try:
                 if folder == os.path.abspath(self.private):
-                    os.unlink(os.path.join(folder, LOCK))
+                    # start_run writes the record before a write that may
+                    # fail (a full disk).
+                    for name in (LOCK, RECORD):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(os.path.join(folder, name))
                 os.rmdir(folder)
             except OSError:
                 break  # something else is in it now: leave it

@@ -97,6 +97,8 @@ def main(argv=None):
         except KeyboardInterrupt:
             signals.say('Ctrl-C: stopped before training started.')
             return cli.EXIT_INTERRUPTED
+        except OSError as error:  # claim_out_folder's first writes
+            return writing_failed(parser, args, ranks, error)
         signals.say(replaced, stdout=True)
         try:
             return train(trainer, args, signals, ranks, folder)
@@ -106,13 +108,19 @@ def main(argv=None):
             ranks.abort(cli.EXIT_INTERRUPTED)
             return cli.EXIT_INTERRUPTED
         except OSError as error:
-            cli.print_or_drop('{}: error: writing to {} failed: {}'.format(
-                parser.prog, args.out, error), sys.stderr)
-            ranks.abort(cli.EXIT_FAILED)
-            return cli.EXIT_FAILED
+            return writing_failed(parser, args, ranks, error)
         finally:
             if folder is not None:
                 folder.release()
+
+
+def writing_failed(parser, args, ranks, error):
+    """Say that a write to the out folder failed (a full disk); the exit
+    status."""
+    cli.print_or_drop('{}: error: writing to {} failed: {}'.format(
+        parser.prog, args.out, error), sys.stderr)
+    ranks.abort(cli.EXIT_FAILED)
+    return cli.EXIT_FAILED
 
 
 def setup_training(args, words=None, ranks=None, alpha=ADAM_ALPHA,
@@ -536,10 +544,6 @@ def claim_out_folder(folder, args, snapshot, run_args):
         folder.write('args.json', json.dumps(run_args, indent=4,
                                              sort_keys=True))
         return replaced
-    except OSError as error:
-        folder.abandon()
-        raise FolderError('cannot write to the out folder {}: {}'.format(
-            args.out, error.strerror or error))
     except BaseException:
         folder.abandon()
         raise
