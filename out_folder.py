@@ -240,6 +240,28 @@ class OutFolder:
         self._save_record()
         return replaced
 
+    def refuse_going_back(self, snapshot, iteration, epoch):
+        """FolderError where the folder's run went past its snapshot at
+        iteration (epoch, a fraction), which a run would resume here: its
+        later snapshots, or the model of its later end with its log and
+        plots, would stay beside the resumed run's, two runs in one
+        folder."""
+        later = [snapshots.snapshot_name(number) for number in sorted(
+            snapshots.snapshot_iterations(os.listdir(self.path)))
+            if number > iteration]
+        run = self.record['run']
+        if later:
+            went_on = 'holds {}'.format(_some(later))
+        elif run is not None and run['finished'] and \
+                run['args'].get('epoch') != epoch and \
+                self.existing([model_name_of(run['args'].get('arch'))]):
+            went_on = 'finished at epoch {}'.format(run['args'].get('epoch'))
+        else:
+            return
+        raise FolderError(
+            'the run in {} went past {}: it {}; resume that snapshot into a '
+            'new folder with -o NEW'.format(self.path, snapshot, went_on))
+
     def _refuse_what_is_in_the_way(self, names, model_name):
         """FolderError for a folder at one of names, where the run writes
         files, or for anything at a temporary the run writes under (the

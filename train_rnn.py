@@ -87,7 +87,8 @@ def main(argv=None):
                 ranks.agree((UsageError, snapshots.FileError), resume,
                             trainer, args, ranks, snapshot)
             replaced = ranks.on_root(claim_out_folder, folder, args,
-                                     snapshot, run_arguments(args, ranks))
+                                     snapshot, trainer.updater,
+                                     run_arguments(args, ranks))
         except (UsageError, snapshots.FileError, FolderError,
                 distributed.MPIError) as error:
             if (ranks.root if ranks is not None else
@@ -529,16 +530,21 @@ def model_path(out, arch):
     return os.path.join(out, model_name_of(arch))
 
 
-def claim_out_folder(folder, args, snapshot, run_args):
+def claim_out_folder(folder, args, snapshot, updater, run_args):
     """Lock the out folder and make it ready; what the run replaced there.
 
-    A run resumed from a snapshot of its own folder continues there.
+    A run resumed from a snapshot of its own folder continues there, unless
+    that run went past it. updater: the trainer's, where the snapshot left
+    it.
     """
     continuing = snapshot is not None and (
         os.path.realpath(args.out) ==
         os.path.realpath(os.path.dirname(snapshot)))
     folder.claim()
     try:
+        if continuing:
+            folder.refuse_going_back(snapshot, updater.iteration,
+                                     updater.epoch_detail)
         replaced = folder.start_run(run_args, model_name_of(args.arch),
                                     continuing, args.overwrite)
         folder.write('args.json', json.dumps(run_args, indent=4,

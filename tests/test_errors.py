@@ -454,7 +454,7 @@ def test_names_no_run_writes_are_not_its_snapshots(tmp_path, finished):
 
 
 def test_an_empty_resume_is_refused_and_the_run_kept(tmp_path, finished,
-                                                      capsys):
+                                                     capsys):
     # -r '' read as no -r: a fresh run replaced the finished one's files.
     out = tmp_path / 'out'
     shutil.copytree(finished, str(out))
@@ -493,3 +493,36 @@ def test_an_empty_path_is_refused(module, argv, name, tmp_path, monkeypatch,
     assert err.endswith('error: argument {}: an empty path names nothing\n'
                         .format(name))
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_an_older_snapshot_is_not_resumed_over_its_run(tmp_path, finished,
+                                                       capsys):
+    # Resumed in place, it replaced the 2-epoch model with a 1-epoch one,
+    # and left the log, plots and snapshot_iter_30 of the 2-epoch run.
+    out = tmp_path / 'out'
+    shutil.copytree(finished, str(out))
+    older = str(out / 'snapshot_iter_15')
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)
+              if (out / name).is_file()}
+    for went_on in ('holds snapshot_iter_30', 'finished at epoch 2'):
+        if went_on.startswith('finished'):  # its model is left
+            os.unlink(str(out / 'snapshot_iter_30'))
+            del before['snapshot_iter_30']
+        with pytest.raises(SystemExit) as exit_info:
+            train_rnn.main(['-r', older, '-e', '1'])
+        assert exit_info.value.code == cli.EXIT_USAGE
+        assert capsys.readouterr().err == (
+            'train_rnn.py: error: the run in {} went past {}: it {}; resume '
+            'that snapshot into a new folder with -o NEW\n'.format(
+                out, older, went_on))
+        assert before == {name: (out / name).read_bytes()
+                          for name in os.listdir(out)
+                          if (out / name).is_file()}
+    # Where it says: the model of a run of 1 epoch.
+    assert train_rnn.main(['-r', older, '-e', '1', '-o',
+                           str(tmp_path / 'new')]) == 0
+    assert train_rnn.main(['-o', str(tmp_path / 'one')] + TINY[:-1] +
+                          ['1']) == 0
+    model = 'rnn_simple_sequence.model'
+    assert (tmp_path / 'new' / model).read_bytes() == \
+        (tmp_path / 'one' / model).read_bytes()
