@@ -34,7 +34,8 @@ class UsageError(Exception):
 
 class ArgumentParser(argparse.ArgumentParser):
     """Reports a bad argument in one line on stderr, exit status 2; takes
-    numbers in ASCII alone."""
+    numbers in ASCII alone; prints its help and usage through
+    print_or_drop."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,6 +46,16 @@ class ArgumentParser(argparse.ArgumentParser):
         # It names paths, and what files hold.
         self.exit(EXIT_USAGE, '{}: error: {}\n'.format(self.prog,
                                                        one_line(message)))
+
+    def _print_message(self, message, file=None):
+        # argparse's drops a failed write: -h to a full device exited 0.
+        if message:
+            print_or_drop(message, file or sys.stderr, end='')
+
+    def exit(self, status=0, message=None):
+        if message:
+            self._print_message(message, sys.stderr)
+        sys.exit(exit_status(status))
 
 
 def one_line(text):
@@ -71,6 +82,15 @@ def ascii_number(convert, pattern):
 whole_number = ascii_number(int, r'[-+]?[0-9]+')
 real_number = ascii_number(
     float, r'[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)(e[-+]?[0-9]+)?|[-+]?(inf|nan)')
+
+
+def non_empty_path(text):
+    """A path argument's value (type=non_empty_path): an empty one names
+    nothing, and read as the current folder or as no value at all (no -r)
+    it would replace or skip what the user meant."""
+    if not text:
+        raise argparse.ArgumentTypeError('an empty path names nothing')
+    return text
 
 
 def check_whole(name, value, low, high=None):
@@ -263,7 +283,7 @@ def is_terminal(stream):
 _failed_write = None
 
 
-def print_or_drop(text, stream=None):
+def print_or_drop(text, stream=None, end='\n'):
     """Print text to stream (default: stdout); if it cannot take it, drop
     it and all later output, and let the run go on: quietly where the reader
     has gone (a closed pipe, as with `| head`), as Unix tools do; otherwise
@@ -273,7 +293,7 @@ def print_or_drop(text, stream=None):
     if stream is None:  # started with stdout closed
         return
     try:
-        print(text, file=stream, flush=True)
+        print(text, file=stream, end=end, flush=True)
     except OSError as error:
         write_failed(stream, error)
 

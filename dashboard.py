@@ -12,7 +12,6 @@ import importlib
 import logging
 import math
 import os
-import re
 import signal
 import socket
 import sqlite3
@@ -21,7 +20,6 @@ import sys
 import cli
 import snapshots
 
-SNAPSHOT_NAME = re.compile(r'snapshot_iter_\d+')
 # ChainerUI stores each command's name, request and response.
 COMMAND_KEYS = {'name', 'request', 'response'}
 INT64 = 2 ** 63
@@ -104,6 +102,7 @@ def build_parser():
         prog='dashboard.py', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('dirs', nargs='+', metavar='DIR',
+                        type=cli.non_empty_path,
                         help='a folder of runs: each folder under it that '
                         'holds a log is one run')
     parser.add_argument('--host', default='127.0.0.1',
@@ -112,6 +111,7 @@ def build_parser():
     parser.add_argument('--port', '-p', type=int, default=5000,
                         help='the port (default: %(default)s)')
     parser.add_argument('--db', default=os.path.join(sys.prefix, 'chainerui'),
+                        type=cli.non_empty_path,
                         help='ChainerUI\'s folder, for its database (default: '
                         'chainerui in the environment, %(default)s)')
     return parser
@@ -216,7 +216,7 @@ def guard_crawling():
             'args': read_json(result_path, 'args', is_object),
             'commands': read_json(result_path, 'commands', is_commands),
             'snapshots': sorted(name for name in os.listdir(result_path)
-                                if SNAPSHOT_NAME.fullmatch(name))}
+                                if snapshots.SNAPSHOT_NAME.fullmatch(name))}
 
     def update_to_default_name(result):
         conf = read_json(result.path_name, '.chainerui_conf', is_object)

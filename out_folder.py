@@ -20,6 +20,7 @@ own, side by side), nor any file the record does not name.
         snapshot_iter_N          the current run's files
         ARCH_simple_sequence.model, ...   every finished run's model
 """
+import contextlib
 import fcntl
 import json
 import os
@@ -58,8 +59,6 @@ class OutFolder:
 
     def claim(self):
         """Make the folder if need be and lock it; FolderError if in use."""
-        if not self.path:
-            raise FolderError('--out must name a folder')
         if os.path.basename(os.path.normpath(self.path)) == PRIVATE:
             raise FolderError('--out cannot be a {} folder, which holds a '
                               'run\'s lock and record'.format(PRIVATE))
@@ -100,11 +99,16 @@ class OutFolder:
 
     def abandon(self):
         """Undo a claim whose run never started: remove only what this
-        process created (its folders, if nothing else went in), unlock."""
+        process created (its folders with its lock and record, if nothing
+        else went in), unlock."""
         for folder in reversed(self._created):
             try:
                 if folder == os.path.abspath(self.private):
-                    os.unlink(os.path.join(folder, LOCK))
+                    # start_run writes the record before a write that may
+                    # fail (a full disk).
+                    for name in (LOCK, RECORD):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(os.path.join(folder, name))
                 os.rmdir(folder)
             except OSError:
                 break  # something else is in it now: leave it
@@ -235,6 +239,28 @@ class OutFolder:
         self.keep_snapshots = run_args['keep_snapshots']
         self._save_record()
         return replaced
+
+    def refuse_going_back(self, snapshot, iteration, epoch):
+        """FolderError where the folder's run went past its snapshot at
+        iteration (epoch, a fraction), which a run would resume here: its
+        later snapshots, or the model of its later end with its log and
+        plots, would stay beside the resumed run's, two runs in one
+        folder."""
+        later = [snapshots.snapshot_name(number) for number in sorted(
+            snapshots.snapshot_iterations(os.listdir(self.path)))
+            if number > iteration]
+        run = self.record['run']
+        if later:
+            went_on = 'holds {}'.format(_some(later))
+        elif run is not None and run['finished'] and \
+                run['args'].get('epoch') != epoch and \
+                self.existing([model_name_of(run['args'].get('arch'))]):
+            went_on = 'finished at epoch {}'.format(run['args'].get('epoch'))
+        else:
+            return
+        raise FolderError(
+            'the run in {} went past {}: it {}; resume that snapshot into a '
+            'new folder with -o NEW'.format(self.path, snapshot, went_on))
 
     def _refuse_what_is_in_the_way(self, names, model_name):
         """FolderError for a folder at one of names, where the run writes

@@ -27,7 +27,7 @@ import snapshots
 from cli import (
     EXIT_FAILED, EXIT_INTERRUPTED, ArgumentParser, UsageError,
     check_fits_in_memory, check_whole, exit_status, output_failed,
-    print_or_drop, select_device)
+    non_empty_path, print_or_drop, select_device)
 from out_folder import MODEL_SUFFIX
 import train_rnn
 
@@ -55,10 +55,10 @@ def build_parser():
                         help='vocabulary size N (default: what the model file '
                         'says; {} in the tutorial)'.format(
                             simple_sequence.N_VOCABULARY))
-    parser.add_argument('--modelpath', '-m', default=None,
+    parser.add_argument('--modelpath', '-m', default=None, type=non_empty_path,
                         help='a model file to load, ours or the tutorial\'s; '
                         'no args.json needed (default: the model in --out)')
-    parser.add_argument('--out', '-o', default='result',
+    parser.add_argument('--out', '-o', default='result', type=non_empty_path,
                         help='the out folder of a finished train_rnn.py run '
                         '(default: %(default)s)')
     parser.add_argument('--primeindex', '-p', '--prime', type=int,

@@ -27,7 +27,9 @@ import numpy
 import chainer_internals
 import distributed
 
-SNAPSHOT_NAME = re.compile(r'snapshot_iter_(\d+)')
+# The name snapshot_name gives, and no other: \d takes any script's digits,
+# and snapshot_iter_061 would be read back as snapshot_iter_61.
+SNAPSHOT_NAME = re.compile(r'snapshot_iter_(0|[1-9][0-9]*)')
 RUN_ARGS_KEY = 'run_args'
 _ZIP_MAGIC = b'PK\x03\x04'
 _NPY_SUFFIX = '.npy'

@@ -87,7 +87,8 @@ def main(argv=None):
                 ranks.agree((UsageError, snapshots.FileError), resume,
                             trainer, args, ranks, snapshot)
             replaced = ranks.on_root(claim_out_folder, folder, args,
-                                     snapshot, run_arguments(args, ranks))
+                                     snapshot, trainer.updater,
+                                     run_arguments(args, ranks))
         except (UsageError, snapshots.FileError, FolderError,
                 distributed.MPIError) as error:
             if (ranks.root if ranks is not None else
@@ -97,6 +98,8 @@ def main(argv=None):
         except KeyboardInterrupt:
             signals.say('Ctrl-C: stopped before training started.')
             return cli.EXIT_INTERRUPTED
+        except OSError as error:  # claim_out_folder's first writes
+            return writing_failed(parser, args, ranks, error)
         signals.say(replaced, stdout=True)
         try:
             return train(trainer, args, signals, ranks, folder)
@@ -106,13 +109,19 @@ def main(argv=None):
             ranks.abort(cli.EXIT_INTERRUPTED)
             return cli.EXIT_INTERRUPTED
         except OSError as error:
-            cli.print_or_drop('{}: error: writing to {} failed: {}'.format(
-                parser.prog, args.out, error), sys.stderr)
-            ranks.abort(cli.EXIT_FAILED)
-            return cli.EXIT_FAILED
+            return writing_failed(parser, args, ranks, error)
         finally:
             if folder is not None:
                 folder.release()
+
+
+def writing_failed(parser, args, ranks, error):
+    """Say that a write to the out folder failed (a full disk); the exit
+    status."""
+    cli.print_or_drop('{}: error: writing to {} failed: {}'.format(
+        parser.prog, args.out, error), sys.stderr)
+    ranks.abort(cli.EXIT_FAILED)
+    return cli.EXIT_FAILED
 
 
 def setup_training(args, words=None, ranks=None, alpha=ADAM_ALPHA,
@@ -330,9 +339,10 @@ def build_parser():
                         help='GPU to train on, which needs CuPy; -1 for the '
                         'CPU (default: %(default)s)')
     parser.add_argument('--out', '-o', default='result',
+                        type=cli.non_empty_path,
                         help='folder for the log, plots, snapshots and model '
                         '(default: %(default)s; with -r, the snapshot\'s)')
-    parser.add_argument('--resume', '-r', default='',
+    parser.add_argument('--resume', '-r', type=cli.non_empty_path,
                         help='resume from this snapshot, or from the latest '
                         'one in this folder; the other arguments come from '
                         'the snapshot, and only --epoch may change')
@@ -442,7 +452,7 @@ def check_log_fits(args):
 def resumed_snapshot(args, argv, ranks):
     """With -r, the path of the snapshot, whose recorded arguments now fill
     args; else None."""
-    if not args.resume:
+    if args.resume is None:
         return None
     path, saved = ranks.on_root(snapshots.read_snapshot, args.resume)
     merge_resumed_arguments(args, explicit_arguments(argv), path, saved)
@@ -520,25 +530,26 @@ def model_path(out, arch):
     return os.path.join(out, model_name_of(arch))
 
 
-def claim_out_folder(folder, args, snapshot, run_args):
+def claim_out_folder(folder, args, snapshot, updater, run_args):
     """Lock the out folder and make it ready; what the run replaced there.
 
-    A run resumed from a snapshot of its own folder continues there.
+    A run resumed from a snapshot of its own folder continues there, unless
+    that run went past it. updater: the trainer's, where the snapshot left
+    it.
     """
     continuing = snapshot is not None and (
         os.path.realpath(args.out) ==
         os.path.realpath(os.path.dirname(snapshot)))
     folder.claim()
     try:
+        if continuing:
+            folder.refuse_going_back(snapshot, updater.iteration,
+                                     updater.epoch_detail)
         replaced = folder.start_run(run_args, model_name_of(args.arch),
                                     continuing, args.overwrite)
         folder.write('args.json', json.dumps(run_args, indent=4,
                                              sort_keys=True))
         return replaced
-    except OSError as error:
-        folder.abandon()
-        raise FolderError('cannot write to the out folder {}: {}'.format(
-            args.out, error.strerror or error))
     except BaseException:
         folder.abandon()
         raise

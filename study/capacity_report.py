@@ -460,6 +460,7 @@ def main(argv=None):
         'study comes from the records. A sweep may be writing the file. '
         'With several folders, also print their frontiers side by side.')
     parser.add_argument('folders', nargs='+', metavar='FOLDER',
+                        type=cli.non_empty_path,
                         help='a folder holding capacity.jsonl')
     args = parser.parse_args(argv)
     studies = {}

@@ -98,7 +98,7 @@ def build_parser():
     parser.add_argument('--block', type=int, default=None,
                         help='the word v of the over-long block (default: '
                         'N // 2)')
-    parser.add_argument('--out', '-o',
+    parser.add_argument('--out', '-o', type=cli.non_empty_path,
                         help='folder for counter.png and counter.json '
                         '(default: results, the study\'s own)')
     parser.add_argument('--quick', action='store_true',

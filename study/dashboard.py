@@ -44,8 +44,10 @@ def build_parser():
     parser = cli.ArgumentParser(
         prog='python -m study.dashboard', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('records', help='a sweep\'s capacity.jsonl')
-    parser.add_argument('outdir', help='the folder to write the runs in')
+    parser.add_argument('records', type=cli.non_empty_path,
+                        help='a sweep\'s capacity.jsonl')
+    parser.add_argument('outdir', type=cli.non_empty_path,
+                        help='the folder to write the runs in')
     return parser
 
 

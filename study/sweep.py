@@ -84,6 +84,7 @@ def build_parser():
         prog='python -m study.sweep', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', '-o', default='results',
+                        type=cli.non_empty_path,
                         help='folder for capacity.jsonl, the figures and '
                         'capacity.md (default: %(default)s)')
     parser.add_argument('--arch', nargs='+', default=list(ARCHS),

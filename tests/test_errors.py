@@ -1,7 +1,9 @@
 """Every mistake a user can make gets one clear line and exit status 2."""
+import importlib
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -437,3 +439,90 @@ def test_a_python_without_chainer_is_told_how_to_set_up(command, name):
         '{}: error: {} has no Chainer: set up the environment with `make '
         'setup` (once), then `. .venv/bin/activate`, or run `.venv/bin/'
         'python {}`\n'.format(name, sys.executable, ' '.join(command))))
+
+
+def test_names_no_run_writes_are_not_its_snapshots(tmp_path, finished):
+    # int() reads both as numbers (the second in Arabic-Indic digits):
+    # taken for snapshots, -r looked for snapshot_iter_31 and 999.
+    out = tmp_path / 'out'
+    shutil.copytree(finished, str(out))
+    others = ['snapshot_iter_031', 'snapshot_iter_\u0669\u0669\u0669']
+    for name in others:
+        (out / name).write_text('yours')
+    assert train_rnn.main(['-r', str(out), '-e', '3']) == 0
+    assert {'snapshot_iter_45'} | set(others) <= set(os.listdir(str(out)))
+
+
+def test_an_empty_resume_is_refused_and_the_run_kept(tmp_path, finished,
+                                                     capsys):
+    # -r '' read as no -r: a fresh run replaced the finished one's files.
+    out = tmp_path / 'out'
+    shutil.copytree(finished, str(out))
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)
+              if (out / name).is_file()}
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-o', str(out), '-r', ''] + TINY)
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == (
+        'train_rnn.py: error: argument --resume/-r: an empty path names '
+        'nothing\n')
+    assert before == {name: (out / name).read_bytes() for name in before}
+
+
+@pytest.mark.parametrize('module, argv, name', [
+    ('train_rnn', ['-o', ''], '--out/-o'),
+    ('predict_rnn', ['-o', ''], '--out/-o'),
+    ('predict_rnn', ['-m', '', '-a', 'rnn'], '--modelpath/-m'),
+    ('dashboard', ['--db', '', 'runs'], '--db'),
+    ('dashboard', [''], 'DIR'),
+    ('study.dashboard', ['', 'out'], 'records'),
+    ('study.dashboard', ['capacity.jsonl', ''], 'outdir'),
+    ('study.counter', ['-o', ''], '--out/-o'),
+    ('study.sweep', ['-o', ''], '--out/-o'),
+    ('study.capacity_report', [''], 'FOLDER'),
+])
+def test_an_empty_path_is_refused(module, argv, name, tmp_path, monkeypatch,
+                                  capsys):
+    # Read as the current folder, or as none, it wrote or read elsewhere.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(module).main(argv)
+    assert exit_info.value.code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1
+    assert err.endswith('error: argument {}: an empty path names nothing\n'
+                        .format(name))
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_an_older_snapshot_is_not_resumed_over_its_run(tmp_path, finished,
+                                                       capsys):
+    # Resumed in place, it replaced the 2-epoch model with a 1-epoch one,
+    # and left the log, plots and snapshot_iter_30 of the 2-epoch run.
+    out = tmp_path / 'out'
+    shutil.copytree(finished, str(out))
+    older = str(out / 'snapshot_iter_15')
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)
+              if (out / name).is_file()}
+    for went_on in ('holds snapshot_iter_30', 'finished at epoch 2'):
+        if went_on.startswith('finished'):  # its model is left
+            os.unlink(str(out / 'snapshot_iter_30'))
+            del before['snapshot_iter_30']
+        with pytest.raises(SystemExit) as exit_info:
+            train_rnn.main(['-r', older, '-e', '1'])
+        assert exit_info.value.code == cli.EXIT_USAGE
+        assert capsys.readouterr().err == (
+            'train_rnn.py: error: the run in {} went past {}: it {}; resume '
+            'that snapshot into a new folder with -o NEW\n'.format(
+                out, older, went_on))
+        assert before == {name: (out / name).read_bytes()
+                          for name in os.listdir(out)
+                          if (out / name).is_file()}
+    # Where it says: the model of a run of 1 epoch.
+    assert train_rnn.main(['-r', older, '-e', '1', '-o',
+                           str(tmp_path / 'new')]) == 0
+    assert train_rnn.main(['-o', str(tmp_path / 'one')] + TINY[:-1] +
+                          ['1']) == 0
+    model = 'rnn_simple_sequence.model'
+    assert (tmp_path / 'new' / model).read_bytes() == \
+        (tmp_path / 'one' / model).read_bytes()

@@ -1296,3 +1296,36 @@ def test_ctrl_c_to_a_sweep_whose_workers_train_stacks_is_one_line(tmp_path):
         '--bproplen', '5', '--seed', '0', '1', '2', '3', '--more-seeds',
         '--tokens', '400000', '--eval-every', '500', '--unit', '8'],
         'Round of', then=6)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a file system of its own, filled: a tmpfs, mounted by
+    root alone."""
+    disk = tmp_path / 'disk'
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+            ['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(disk)],
+            capture_output=True).returncode:
+        pytest.skip('mounting a tmpfs needs root')
+    try:
+        with open(str(disk / 'filler'), 'wb', buffering=0) as f:
+            with pytest.raises(OSError):
+                while True:
+                    f.write(bytes(4096))
+        yield disk
+    finally:
+        subprocess.run(['umount', str(disk)], check=True)
+
+
+def test_a_full_disk_at_the_start_fails_and_leaves_nothing(full_disk,
+                                                           capsys):
+    # The first write, the record, failed: status 2, "cannot write to the
+    # out folder", and the record left behind in .train_rnn/.
+    out = full_disk / 'out'
+    assert train_rnn.main(['-o', str(out), '-e', '1'] + TINY) == \
+        cli.EXIT_FAILED
+    assert capsys.readouterr().err == (
+        'train_rnn.py: error: writing to {} failed: [Errno 28] No space left '
+        'on device\n'.format(out))
+    assert os.listdir(str(full_disk)) == ['filler']

@@ -368,3 +368,15 @@ def test_the_longest_log_entry_fits_the_bound_of_the_snapshot_reader():
                    iteration=train_rnn.MAX_COUNTER)
     # An entry and the separator between entries of the log's list.
     assert len(json.dumps(longest)) + len(', ') <= snapshots.LOG_ENTRY_CHARS
+
+
+@pytest.mark.parametrize('argv, name', [
+    (['train_rnn.py', '-h'], 'train_rnn.py'),
+    (['-m', 'study.capacity_report', '-h'], 'python -m study.capacity_report'),
+])
+def test_help_to_a_full_device_fails(argv, name):
+    # argparse drops a failed write: the lost help exited 0.
+    completed = run_with_stdout(argv, 'full')
+    assert (completed.returncode, completed.stderr) == (1, (
+        '{}: error: writing to stdout failed: No space left on device\n'
+        .format(name)))
