@@ -453,10 +453,20 @@ def test_a_file_as_db_is_named(device, runs, tmp_path):
         'another --db\n'.format(db))
 
 
-def run_dashboard(*args):
+def test_an_empty_db_is_refused(runs, tmp_path):
+    """It made db/chainerui.db in the current folder."""
+    completed = run_dashboard('--db', '', str(runs / 'rnn'), cwd=tmp_path)
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr == (
+        'dashboard.py: error: --db is empty: it names the folder where '
+        'ChainerUI keeps its database; choose another --db\n')
+    assert list(tmp_path.iterdir()) == []
+
+
+def run_dashboard(*args, cwd=None):
     return subprocess.run(
         [sys.executable, os.path.join(ROOT, 'dashboard.py')] + list(args),
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
 def test_a_host_that_cannot_be_resolved_is_named(runs, tmp_path):
