@@ -12,7 +12,6 @@ import importlib
 import logging
 import math
 import os
-import re
 import signal
 import socket
 import sqlite3
@@ -21,12 +20,11 @@ import sys
 import cli
 import snapshots
 
-SNAPSHOT_NAME = re.compile(r'snapshot_iter_\d+')
 # ChainerUI stores each command's name, request and response.
 COMMAND_KEYS = {'name', 'request', 'response'}
 INT64 = 2 ** 63
 LOOPBACK = ('127.0.0.1', 'localhost', '::1')
-IGNORED = set()  # the versions of files said to be ignored
+IGNORED = set()  # the versions of files, and names, said to be ignored
 
 
 def main(argv=None):
@@ -205,7 +203,8 @@ def guard_crawling():
     `commands` or `.chainerui_conf` of an unexpected shape, or a file named
     like a snapshot that is not one, raised there: one crafted folder
     emptied the page of every run. Here such a file reads as empty, with
-    one line on stderr.
+    one line on stderr; so does a snapshot's name with an iteration that
+    SQLite's INTEGER (signed, 64 bits) cannot hold.
     """
     # The module: chainerui.tasks.crawl_result names its function.
     crawl_module = importlib.import_module('chainerui.tasks.crawl_result')
@@ -218,8 +217,7 @@ def guard_crawling():
             if include_log else [],
             'args': read_json(result_path, 'args', is_object),
             'commands': read_json(result_path, 'commands', is_commands),
-            'snapshots': sorted(name for name in os.listdir(result_path)
-                                if SNAPSHOT_NAME.fullmatch(name))}
+            'snapshots': sorted(snapshot_names(result_path))}
 
     def update_to_default_name(result):
         conf = read_json(result.path_name, '.chainerui_conf', is_object)
@@ -260,6 +258,19 @@ def guard_commands():
     CommandItem.load_commands = load_commands
 
 
+def snapshot_names(folder):
+    """The names of the snapshots in folder whose iteration ChainerUI can
+    store; one line on stderr for each other."""
+    for name in os.listdir(folder):
+        match = snapshots.SNAPSHOT_NAME.fullmatch(name)
+        if match and int(match.group(1)) < INT64:
+            yield name
+        elif match:
+            path = os.path.join(folder, name)
+            ignore(path, '{}: not a snapshot: ChainerUI cannot store an '
+                   'iteration past 2**63 - 1'.format(path))
+
+
 def read_json(folder, name, fits):
     """The JSON value of folder/name if fits(value); else [], with one line
     on stderr for each version of a file that is there but does not fit."""
@@ -277,12 +288,19 @@ def read_json(folder, name, fits):
         problem = '{}: not what ChainerUI reads there'.format(path)
     except snapshots.FileError as error:
         problem = str(error)
-    version = path, status.st_ino, status.st_size, status.st_mtime_ns
-    if version not in IGNORED:  # once, not at every crawl
+    ignore((path, status.st_ino, status.st_size, status.st_mtime_ns),
+           problem)
+    return []
+
+
+def ignore(version, problem):
+    """One line on stderr, `dashboard: ignored ` and problem, the first
+    time version (what identifies the file) comes: once, not at every
+    crawl."""
+    if version not in IGNORED:
         IGNORED.add(version)
         cli.print_or_drop('dashboard: ignored {}'.format(
             cli.one_line(problem)), sys.stderr)
-    return []
 
 
 def is_log(value):

@@ -54,7 +54,8 @@ def runs(tmp_path_factory):
     crafted.mkdir()
     for name, text in (('log', '[{"epoch": "one"}, 3]'), ('args', '[1, 2]'),
                        ('commands', '"stop"'), ('.chainerui_conf', '[]'),
-                       ('snapshot_iter_1e5', '')):
+                       ('snapshot_iter_1e5', ''),
+                       ('snapshot_iter_{}'.format(2 ** 64), '')):
         (crafted / name).write_text(text)
     records = write_records(folder / 'capacity.jsonl', record(seed=0),
                             record(seed=1))
@@ -352,6 +353,24 @@ def test_a_log_of_odd_numbers_reads_as_empty_in_one_line(name, log, problem,
     assert results(url)[name]['logs'] == []
     assert server_says(process, str(out / 'log')) == \
         'dashboard: ignored {}: {}'.format(out / 'log', problem)
+
+
+def test_a_snapshot_name_past_64_bits_is_not_a_snapshot(runs, server):
+    """ChainerUI cannot store its iteration: the run list answered 500,
+    and nothing was said."""
+    url, process = server
+    out = runs / 'huge_snapshot'
+    shutil.copytree(str(runs / 'rnn'), str(out))
+    for iteration in (2 ** 63 - 1, 2 ** 63):
+        (out / snapshots.snapshot_name(iteration)).write_text('')
+    run_id(url, 'huge_snapshot')
+    assert sorted(snapshot['iteration'] for snapshot in
+                  results(url)['huge_snapshot']['snapshots']) == sorted(
+        snapshots.snapshot_iterations(os.listdir(str(out))))[:-1]
+    assert server_says(process, str(out)) == (
+        'dashboard: ignored {}: not a snapshot: ChainerUI cannot store an '
+        'iteration past 2**63 - 1'.format(
+            out / snapshots.snapshot_name(2 ** 63)))
 
 
 def test_a_command_to_a_run_whose_commands_are_garbage_is_taken(runs,
