@@ -24,7 +24,7 @@ import snapshots
 COMMAND_KEYS = {'name', 'request', 'response'}
 INT64 = 2 ** 63
 LOOPBACK = ('127.0.0.1', 'localhost', '::1')
-IGNORED = set()  # the versions of files, and names, said to be ignored
+IGNORED = set()  # the versions of files, and paths, said to be ignored
 
 
 def main(argv=None):
@@ -53,6 +53,9 @@ def main(argv=None):
             parser.error('{} is not a folder of runs: train one there '
                          'first, e.g. python train_rnn.py -o {}'.format(
                              folder, os.path.join(folder, 'rnn')))
+        if not is_utf8(os.path.abspath(folder)):
+            parser.error('{}: its path is not UTF-8, which ChainerUI cannot '
+                         'store; rename it'.format(os.path.abspath(folder)))
     try:
         app = open_app(args.db, args.dirs)
         if args.host in LOOPBACK:
@@ -204,8 +207,16 @@ def guard_crawling():
     like a snapshot that is not one, raised there: one crafted folder
     emptied the page of every run. Here such a file reads as empty, with
     one line on stderr; so does a snapshot's name with an iteration that
-    SQLite's INTEGER (signed, 64 bits) cannot hold.
+    SQLite's INTEGER (signed, 64 bits) cannot hold, and a run whose path is
+    not UTF-8 (SQLite's text) is left out.
     """
+    collect_module = importlib.import_module(
+        'chainerui.tasks.collect_results')
+    list_result_paths = collect_module._list_result_paths
+    collect_module._list_result_paths = lambda target_path: [
+        path for path in list_result_paths(target_path) if is_utf8(path) or
+        ignore(path, '{}: its path is not UTF-8, which ChainerUI cannot '
+               'store'.format(path))]
     # The module: chainerui.tasks.crawl_result names its function.
     crawl_module = importlib.import_module('chainerui.tasks.crawl_result')
 
@@ -301,6 +312,16 @@ def ignore(version, problem):
         IGNORED.add(version)
         cli.print_or_drop('dashboard: ignored {}'.format(
             cli.one_line(problem)), sys.stderr)
+
+
+def is_utf8(text):
+    """Whether text encodes in UTF-8: a path that is not UTF-8 (os.fsdecode
+    keeps its bytes as lone surrogates) does not."""
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def is_log(value):

@@ -373,6 +373,26 @@ def test_a_snapshot_name_past_64_bits_is_not_a_snapshot(runs, server):
             out / snapshots.snapshot_name(2 ** 63)))
 
 
+def not_utf8(path, name):
+    """path/name, name followed by the byte 0xff, which UTF-8 never has."""
+    return os.fsdecode(os.fsencode(os.path.join(str(path), name)) + b'\xff')
+
+
+def test_a_run_whose_path_is_not_utf8_is_left_out_in_one_line(runs,
+                                                              server):
+    """ChainerUI cannot store its path: the run list answered 500, and
+    nothing was said."""
+    url, process = server
+    out = not_utf8(runs, 'latin')
+    shutil.copytree(str(runs / 'rnn'), out)
+    for _ in range(12):  # past the 4 s between ChainerUI's looks
+        assert {'rnn', 'lstm'} <= set(results(url))
+        time.sleep(0.5)
+    assert server_says(process, 'latin') == (
+        'dashboard: ignored {}: its path is not UTF-8, which ChainerUI '
+        'cannot store'.format(cli.one_line(out)))
+
+
 def test_a_command_to_a_run_whose_commands_are_garbage_is_taken(runs,
                                                                 server):
     url, _ = server
@@ -480,6 +500,21 @@ def test_an_empty_db_is_refused(runs, tmp_path):
         'dashboard.py: error: --db is empty: it names the folder where '
         'ChainerUI keeps its database; choose another --db\n')
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize('relative', [False, True],
+                         ids=['DIR', 'the current folder'])
+def test_a_dir_whose_path_is_not_utf8_is_refused(relative, runs, tmp_path):
+    """It was a traceback: UnicodeEncodeError."""
+    folder = not_utf8(tmp_path, 'runs')
+    shutil.copytree(str(runs / 'rnn'), os.path.join(folder, 'rnn'))
+    completed = run_dashboard('--db', str(tmp_path / 'db'),
+                              '.' if relative else folder,
+                              cwd=folder if relative else None)
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr == (
+        'dashboard.py: error: {}: its path is not UTF-8, which ChainerUI '
+        'cannot store; rename it\n'.format(cli.one_line(folder)))
 
 
 def run_dashboard(*args, cwd=None):
