@@ -9,6 +9,7 @@ dashboard_commands.py). `make ui` installs what it needs and starts it.
 import argparse
 import contextlib
 import importlib
+import json
 import logging
 import math
 import os
@@ -294,9 +295,15 @@ def read_json(folder, name, fits):
         with snapshots.open_regular_file(path) as f:
             value = snapshots.parse_json(
                 f.read().decode('utf-8', 'replace'), path)
-        if fits(value):
+        # JSON's \u escapes spell lone surrogates too, which ChainerUI
+        # fails to store as text (a log's names, a command's, the run's).
+        if not is_utf8(json.dumps(value, ensure_ascii=False)):
+            problem = '{}: a \\u escape in it is no character (a lone ' \
+                'surrogate), which ChainerUI cannot store'.format(path)
+        elif fits(value):
             return value
-        problem = '{}: not what ChainerUI reads there'.format(path)
+        else:
+            problem = '{}: not what ChainerUI reads there'.format(path)
     except snapshots.FileError as error:
         problem = str(error)
     ignore((path, status.st_ino, status.st_size, status.st_mtime_ns),
@@ -315,8 +322,8 @@ def ignore(version, problem):
 
 
 def is_utf8(text):
-    """Whether text encodes in UTF-8: a path that is not UTF-8 (os.fsdecode
-    keeps its bytes as lone surrogates) does not."""
+    """Whether text encodes in UTF-8: one with lone surrogates (os.fsdecode
+    keeps a path's bytes that are not UTF-8 as such) does not."""
     try:
         text.encode('utf-8')
     except UnicodeEncodeError:

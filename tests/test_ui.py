@@ -341,7 +341,10 @@ def test_a_command_to_a_run_whose_state_file_is_garbage_is_refused(
     ('nan', '[{"epoch": 1, "main/loss": NaN}]',
      'not what ChainerUI reads there'),
     ('repeated', '[{"epoch": 1, "epoch": 2}]',
-     "the key 'epoch' appears twice in an object")])
+     "the key 'epoch' appears twice in an object"),
+    ('surrogate', '[{"epoch": 1, "\\udc80": 2}]',
+     'a \\u escape in it is no character (a lone surrogate), which '
+     'ChainerUI cannot store')])
 def test_a_log_of_odd_numbers_reads_as_empty_in_one_line(name, log, problem,
                                                          runs, server):
     """ChainerUI showed NaN and infinities as nothing, without a word."""
