@@ -9,6 +9,7 @@ dashboard_commands.py). `make ui` installs what it needs and starts it.
 import argparse
 import contextlib
 import importlib
+import json
 import logging
 import math
 import os
@@ -24,7 +25,7 @@ import snapshots
 COMMAND_KEYS = {'name', 'request', 'response'}
 INT64 = 2 ** 63
 LOOPBACK = ('127.0.0.1', 'localhost', '::1')
-IGNORED = set()  # the versions of files said to be ignored
+IGNORED = set()  # the versions of files, and paths, said to be ignored
 
 
 def main(argv=None):
@@ -41,6 +42,9 @@ def main(argv=None):
     if not 0 < args.port < 2 ** 16:
         parser.error('--port must be from 1 to 65535 (got {})'.format(
             args.port))
+    if not args.db:  # SQLite would make db/chainerui.db where we stand
+        parser.error('--db is empty: it names the folder where ChainerUI '
+                     'keeps its database; choose another --db')
     if os.path.exists(args.db) and not os.path.isdir(args.db):
         parser.error('--db {} is not a folder: it names the folder where '
                      'ChainerUI keeps its database (db/chainerui.db in it); '
@@ -50,6 +54,9 @@ def main(argv=None):
             parser.error('{} is not a folder of runs: train one there '
                          'first, e.g. python train_rnn.py -o {}'.format(
                              folder, os.path.join(folder, 'rnn')))
+        if not is_utf8(os.path.abspath(folder)):
+            parser.error('{}: its path is not UTF-8, which ChainerUI cannot '
+                         'store; rename it'.format(os.path.abspath(folder)))
     try:
         app = open_app(args.db, args.dirs)
         if args.host in LOOPBACK:
@@ -202,8 +209,17 @@ def guard_crawling():
     `commands` or `.chainerui_conf` of an unexpected shape, or a file named
     like a snapshot that is not one, raised there: one crafted folder
     emptied the page of every run. Here such a file reads as empty, with
-    one line on stderr.
+    one line on stderr; so does a snapshot's name with an iteration that
+    SQLite's INTEGER (signed, 64 bits) cannot hold, and a run whose path is
+    not UTF-8 (SQLite's text) is left out.
     """
+    collect_module = importlib.import_module(
+        'chainerui.tasks.collect_results')
+    list_result_paths = collect_module._list_result_paths
+    collect_module._list_result_paths = lambda target_path: [
+        path for path in list_result_paths(target_path) if is_utf8(path) or
+        ignore(path, '{}: its path is not UTF-8, which ChainerUI cannot '
+               'store'.format(path))]
     # The module: chainerui.tasks.crawl_result names its function.
     crawl_module = importlib.import_module('chainerui.tasks.crawl_result')
 
@@ -215,8 +231,7 @@ def guard_crawling():
             if include_log else [],
             'args': read_json(result_path, 'args', is_object),
             'commands': read_json(result_path, 'commands', is_commands),
-            'snapshots': sorted(name for name in os.listdir(result_path)
-                                if snapshots.SNAPSHOT_NAME.fullmatch(name))}
+            'snapshots': sorted(snapshot_names(result_path))}
 
     def update_to_default_name(result):
         conf = read_json(result.path_name, '.chainerui_conf', is_object)
@@ -257,6 +272,19 @@ def guard_commands():
     CommandItem.load_commands = load_commands
 
 
+def snapshot_names(folder):
+    """The names of the snapshots in folder whose iteration ChainerUI can
+    store; one line on stderr for each other."""
+    for name in os.listdir(folder):
+        match = snapshots.SNAPSHOT_NAME.fullmatch(name)
+        if match and int(match.group(1)) < INT64:
+            yield name
+        elif match:
+            path = os.path.join(folder, name)
+            ignore(path, '{}: not a snapshot: ChainerUI cannot store an '
+                   'iteration past 2**63 - 1'.format(path))
+
+
 def read_json(folder, name, fits):
     """The JSON value of folder/name if fits(value); else [], with one line
     on stderr for each version of a file that is there but does not fit."""
@@ -269,17 +297,40 @@ def read_json(folder, name, fits):
         with snapshots.open_regular_file(path) as f:
             value = snapshots.parse_json(
                 f.read().decode('utf-8', 'replace'), path)
-        if fits(value):
+        # JSON's \u escapes spell lone surrogates too, which ChainerUI
+        # fails to store as text (a log's names, a command's, the run's).
+        if not is_utf8(json.dumps(value, ensure_ascii=False)):
+            problem = '{}: a \\u escape in it is no character (a lone ' \
+                'surrogate), which ChainerUI cannot store'.format(path)
+        elif fits(value):
             return value
-        problem = '{}: not what ChainerUI reads there'.format(path)
+        else:
+            problem = '{}: not what ChainerUI reads there'.format(path)
     except snapshots.FileError as error:
         problem = str(error)
-    version = path, status.st_ino, status.st_size, status.st_mtime_ns
-    if version not in IGNORED:  # once, not at every crawl
+    ignore((path, status.st_ino, status.st_size, status.st_mtime_ns),
+           problem)
+    return []
+
+
+def ignore(version, problem):
+    """One line on stderr, `dashboard: ignored ` and problem, the first
+    time version (what identifies the file) comes: once, not at every
+    crawl."""
+    if version not in IGNORED:
         IGNORED.add(version)
         cli.print_or_drop('dashboard: ignored {}'.format(
             cli.one_line(problem)), sys.stderr)
-    return []
+
+
+def is_utf8(text):
+    """Whether text encodes in UTF-8: one with lone surrogates (os.fsdecode
+    keeps a path's bytes that are not UTF-8 as such) does not."""
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def is_log(value):

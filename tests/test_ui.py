@@ -54,7 +54,8 @@ def runs(tmp_path_factory):
     crafted.mkdir()
     for name, text in (('log', '[{"epoch": "one"}, 3]'), ('args', '[1, 2]'),
                        ('commands', '"stop"'), ('.chainerui_conf', '[]'),
-                       ('snapshot_iter_1e5', '')):
+                       ('snapshot_iter_1e5', ''),
+                       ('snapshot_iter_{}'.format(2 ** 64), '')):
         (crafted / name).write_text(text)
     records = write_records(folder / 'capacity.jsonl', record(seed=0),
                             record(seed=1))
@@ -340,7 +341,10 @@ def test_a_command_to_a_run_whose_state_file_is_garbage_is_refused(
     ('nan', '[{"epoch": 1, "main/loss": NaN}]',
      'not what ChainerUI reads there'),
     ('repeated', '[{"epoch": 1, "epoch": 2}]',
-     "the key 'epoch' appears twice in an object")])
+     "the key 'epoch' appears twice in an object"),
+    ('surrogate', '[{"epoch": 1, "\\udc80": 2}]',
+     'a \\u escape in it is no character (a lone surrogate), which '
+     'ChainerUI cannot store')])
 def test_a_log_of_odd_numbers_reads_as_empty_in_one_line(name, log, problem,
                                                          runs, server):
     """ChainerUI showed NaN and infinities as nothing, without a word."""
@@ -352,6 +356,44 @@ def test_a_log_of_odd_numbers_reads_as_empty_in_one_line(name, log, problem,
     assert results(url)[name]['logs'] == []
     assert server_says(process, str(out / 'log')) == \
         'dashboard: ignored {}: {}'.format(out / 'log', problem)
+
+
+def test_a_snapshot_name_past_64_bits_is_not_a_snapshot(runs, server):
+    """ChainerUI cannot store its iteration: the run list answered 500,
+    and nothing was said."""
+    url, process = server
+    out = runs / 'huge_snapshot'
+    shutil.copytree(str(runs / 'rnn'), str(out))
+    for iteration in (2 ** 63 - 1, 2 ** 63):
+        (out / snapshots.snapshot_name(iteration)).write_text('')
+    run_id(url, 'huge_snapshot')
+    assert sorted(snapshot['iteration'] for snapshot in
+                  results(url)['huge_snapshot']['snapshots']) == sorted(
+        snapshots.snapshot_iterations(os.listdir(str(out))))[:-1]
+    assert server_says(process, str(out)) == (
+        'dashboard: ignored {}: not a snapshot: ChainerUI cannot store an '
+        'iteration past 2**63 - 1'.format(
+            out / snapshots.snapshot_name(2 ** 63)))
+
+
+def not_utf8(path, name):
+    """path/name, name followed by the byte 0xff, which UTF-8 never has."""
+    return os.fsdecode(os.fsencode(os.path.join(str(path), name)) + b'\xff')
+
+
+def test_a_run_whose_path_is_not_utf8_is_left_out_in_one_line(runs,
+                                                              server):
+    """ChainerUI cannot store its path: the run list answered 500, and
+    nothing was said."""
+    url, process = server
+    out = not_utf8(runs, 'latin')
+    shutil.copytree(str(runs / 'rnn'), out)
+    for _ in range(12):  # past the 4 s between ChainerUI's looks
+        assert {'rnn', 'lstm'} <= set(results(url))
+        time.sleep(0.5)
+    assert server_says(process, 'latin') == (
+        'dashboard: ignored {}: its path is not UTF-8, which ChainerUI '
+        'cannot store'.format(cli.one_line(out)))
 
 
 def test_a_command_to_a_run_whose_commands_are_garbage_is_taken(runs,
@@ -453,10 +495,35 @@ def test_a_file_as_db_is_named(device, runs, tmp_path):
         'another --db\n'.format(db))
 
 
-def run_dashboard(*args):
+def test_an_empty_db_is_refused(runs, tmp_path):
+    """It made db/chainerui.db in the current folder."""
+    completed = run_dashboard('--db', '', str(runs / 'rnn'), cwd=tmp_path)
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr == (
+        'dashboard.py: error: --db is empty: it names the folder where '
+        'ChainerUI keeps its database; choose another --db\n')
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize('relative', [False, True],
+                         ids=['DIR', 'the current folder'])
+def test_a_dir_whose_path_is_not_utf8_is_refused(relative, runs, tmp_path):
+    """It was a traceback: UnicodeEncodeError."""
+    folder = not_utf8(tmp_path, 'runs')
+    shutil.copytree(str(runs / 'rnn'), os.path.join(folder, 'rnn'))
+    completed = run_dashboard('--db', str(tmp_path / 'db'),
+                              '.' if relative else folder,
+                              cwd=folder if relative else None)
+    assert completed.returncode == cli.EXIT_USAGE
+    assert completed.stderr == (
+        'dashboard.py: error: {}: its path is not UTF-8, which ChainerUI '
+        'cannot store; rename it\n'.format(cli.one_line(folder)))
+
+
+def run_dashboard(*args, cwd=None):
     return subprocess.run(
         [sys.executable, os.path.join(ROOT, 'dashboard.py')] + list(args),
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
 def test_a_host_that_cannot_be_resolved_is_named(runs, tmp_path):
