@@ -555,6 +555,9 @@ CRAFTED = [
      'does not fit this model'),
     ('a NaN weight', set_key(first_bias, lambda a: a * numpy.nan),
      'NaN or infinite'),
+    ('gradclip an integer', run_args_set(gradclip=5),
+     'records arguments that make no run: --gradclip must be a float or '
+     'null (got 5)'),
     ('run_args a list', run_args_set(arch=['rnn']), 'make no run'),
     ('run_args a dict', run_args_set(unit={'a': 1}), 'make no run'),
     ('fused a string', run_args_set(fused='yes'), 'make no run'),
