@@ -38,7 +38,7 @@ class ParallelSequentialIterator(chainer.dataset.Iterator):
         self.batch_size = batch_size
         self.repeat = repeat
         self._words = numpy.asarray(dataset)
-        self._offsets = numpy.asarray(streams) * length // batch_size
+        self._offsets = self._stream_offsets(streams, length)
         self.iteration = 0
 
     def __next__(self):
@@ -75,6 +75,19 @@ class ParallelSequentialIterator(chainer.dataset.Iterator):
 
     def reset(self):
         self.iteration = 0
+
+    def _stream_offsets(self, streams, length):
+        return numpy.asarray(streams) * length // self.batch_size
+
+    def boundaries(self, start, stop):
+        """How many of the words that all batch_size streams take from call
+        start to call stop differ from the word after them: those of every
+        process, whichever streams this one yields."""
+        length = len(self._words)
+        offsets = self._stream_offsets(range(self.batch_size), length)
+        positions = (offsets[:, None] + numpy.arange(start, stop)) % length
+        return int(numpy.count_nonzero(
+            self._words[positions] != self._words[(positions + 1) % length]))
 
     def serialize(self, serializer):
         self.iteration = serializer('iteration', self.iteration)

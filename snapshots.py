@@ -705,11 +705,15 @@ def check_random_state(arrays, path):
 
 
 LOG_REPORT = 'extensions/LogReport/'
+SUMMARY = LOG_REPORT + '_summary/'
 # The log's running sums, three scalars for each value observed since the
 # last entry: how many, its _names in the snapshot say (see
 # check_recorded_log), not a trainer that has not run.
-LOG_SUMMARY = re.compile(re.escape(LOG_REPORT) +
-                         r'_summary/_summaries/\d+/_(x|x2|n)')
+LOG_SUMMARY = re.compile(re.escape(SUMMARY) + r'_summaries/(\d+)/_(x|x2|n)')
+# What LogReport sums between its entries, in the order it keeps them:
+# the model's reports of each update (models.SequenceClassifier.observe);
+# the evaluation's come at the end of an epoch, just before the entry.
+SUMMED = ('main/loss', 'main/accuracy', 'main/boundary_accuracy')
 
 
 # What LogReport logs of our runs: its clock, and the means that
@@ -749,20 +753,30 @@ def check_recorded_log(arrays, path):
         unknown = sorted(set(entry) - LOGGED)
         if unknown:
             raise bad('an entry of {}, which no run logs'.format(unknown[0]))
-    names = parse_json(
-        str(arrays.get(LOG_REPORT + '_summary/_names', '[]')),
-        '{}: its log summary'.format(path))
+    names = parse_json(str(arrays.get(SUMMARY + '_names', '[]')),
+                       '{}: its log summary'.format(path))
     if not isinstance(names, list) or not all(
-            name in LOGGED - set(LOG_CLOCK) for name in names):
+            isinstance(name, str) for name in names):
         raise bad('the summary\'s names')
-    summaries = LOG_REPORT + '_summary/_summaries/'
-    for index in range(len(names)):
-        for part in ('_x', '_x2', '_n'):
-            value = arrays.get('{}{}/{}'.format(summaries, index, part))
-            if value is None or value.shape != () or \
-                    value.dtype.kind not in 'iuf' or \
-                    not numpy.isfinite(value) or part == '_n' and value < 1:
-                raise bad('the summary of {}'.format(names[index]))
+    for key in sorted(arrays):
+        match = LOG_SUMMARY.fullmatch(key)
+        if match is not None and int(match.group(1)) >= len(names):
+            raise bad('{} sums no name: _names holds {}'.format(
+                key, len(names)))
+    for index, name in enumerate(names):
+        for part, kind in (('_x', 'f'), ('_x2', 'f'), ('_n', 'iu')):
+            key = '{}_summaries/{}/{}'.format(SUMMARY, index, part)
+            value = arrays.get(key)
+            if value is None:
+                raise bad('{} is missing, where a sum of {} belongs'.format(
+                    key, name))
+            if value.shape != () or value.dtype.kind not in kind:
+                raise bad('{} is {} {}, where {} () belongs'.format(
+                    key, value.dtype, value.shape,
+                    'int64' if kind == 'iu' else 'float64'))
+            if not numpy.isfinite(value):
+                raise bad('{} is {}, where a finite number belongs'.format(
+                    key, value))
     elapsed = arrays.get('_snapshot_elapsed_time')
     if elapsed is not None and not (elapsed.shape == () and
                                     0 <= elapsed < math.inf):
@@ -796,15 +810,61 @@ def check_log_against_run(log, arrays, updater, path):
     if total is not None and total < elapsed:
         raise bad('its elapsed time is {}, less than its last entry\'s'
                   .format(total))
-    words = (updater.iteration - last) * updater.bprop_len * \
-        updater.get_iterator('main').batch_size
-    summaries = LOG_REPORT + '_summary/_summaries/'
-    for key in sorted(arrays):
-        if key.startswith(summaries) and key.endswith('/_n') and \
-                arrays[key] > words:
-            raise bad('its summary counts {} words, where the {} updates '
-                      'since its last entry saw {}'.format(
-                          arrays[key], updater.iteration - last, words))
+    check_summary(arrays, updater, last, bad)
+
+
+def check_summary(arrays, updater, last, bad):
+    """bad(what) unless LogReport's summary in arrays is what the restored
+    updater's updates since the one of the log's last entry sum: each of
+    SUMMED, its count the words those updates saw (the boundaries among
+    them for boundary_accuracy), its sums what such values can make."""
+    updates = updater.iteration - last
+    names = json.loads(str(arrays.get(SUMMARY + '_names', '[]')))
+    expected = list(SUMMED) if updates else []
+    if names != expected:
+        raise bad('{}_names is {}, where {} belongs after the {} updates '
+                  'since its last entry'.format(
+                      SUMMARY, json.dumps(names), json.dumps(expected),
+                      updates))
+    iterator = updater.get_iterator('main')
+    steps = last * updater.bprop_len, updater.iteration * updater.bprop_len
+    for index, name in enumerate(names):
+        key = '{}_summaries/{}/'.format(SUMMARY, index)
+        x, x2, n = (arrays[key + part] for part in ('_x', '_x2', '_n'))
+        if name.endswith('boundary_accuracy'):
+            what, count = 'boundaries', iterator.boundaries(*steps)
+        else:
+            what = 'words'
+            count = (steps[1] - steps[0]) * iterator.batch_size
+        if n != count:
+            raise bad('{}_n is {}, where {} belongs: the {} that the {} '
+                      'updates since its last entry saw'.format(
+                          key, n, count, what, updates))
+        check_sums(key, float(x), float(x2), int(n), numpy.finfo(x.dtype),
+                   updates, name.endswith('accuracy'), bad)
+
+
+def check_sums(key, x, x2, n, finfo, updates, accuracy, bad):
+    """bad(what) unless x and x2, LogReport's sums of n weighted values and
+    of their squares (key/_x, key/_x2) over that many updates, can be
+    those of losses (softmax cross-entropy: never negative) or of
+    accuracies (from 0 to 1)."""
+    if accuracy and not 0 <= x <= n:
+        raise bad('{}_x is {:g}, where a sum of {} accuracies lies from 0 '
+                  'to {}'.format(key, x, n, n))
+    if x < 0:
+        raise bad('{}_x is {:g}, where a sum of losses is never negative'
+                  .format(key, x))
+    if accuracy and x2 > x:
+        raise bad('{}_x2 is {:g}, where accuracies, at most 1, sum to {:g} '
+                  'and their squares to no more'.format(key, x2, x))
+    # Cauchy-Schwarz: x^2 <= n x2. Each update rounds both sums once and
+    # each square twice more, in x's dtype (float32 on a GPU).
+    least = x * x / n * (1 - 4 * updates * finfo.eps) if n else 0
+    if x2 < least:
+        raise bad('{}_x2 is {:g}, where values that sum to {:g} over {} sum '
+                  'their squares to {:g} at least'.format(
+                      key, x2, x, n, least))
 
 
 def _is_logged_number(value):

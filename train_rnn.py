@@ -413,10 +413,11 @@ def check_arguments(args):
         simple_sequence.check_vocabulary(args.vocab)
     except ValueError as error:
         raise UsageError('--vocab: {}'.format(error))
-    if args.gradclip is not None and not (
-            isinstance(args.gradclip, (int, float)) and
-            not isinstance(args.gradclip, bool) and
-            0 < args.gradclip < math.inf):
+    # The flag is a float, and so is what a run records of it.
+    if args.gradclip is not None and not isinstance(args.gradclip, float):
+        raise UsageError('--gradclip must be a float or null (got {!r})'
+                         .format(args.gradclip))
+    if args.gradclip is not None and not 0 < args.gradclip < math.inf:
         raise UsageError('--gradclip must be a positive number (got {!r})'
                          .format(args.gradclip))
     cli.check_fits_in_memory(args.arch, args.unit, args.vocab,

@@ -309,8 +309,8 @@ MODEL_FILE_CASES = [
      '--bproplen must be a whole number of at least 1 (got 0)'),
     ({'batchsize': math.inf}, {}, [], '{path} records arguments that make '
      'no run: --batchsize must be a whole number of at least 1 (got inf)'),
-    ({'gradclip': -3}, {}, [], '{path} records arguments that make no run: '
-     '--gradclip must be a positive number (got -3)'),
+    ({'gradclip': -3.0}, {}, [], '{path} records arguments that make no '
+     'run: --gradclip must be a positive number (got -3.0)'),
     # Entries checked by their headers against the model, before reading.
     (None, {'state/h': numpy.zeros((4, 6), numpy.float32)}, [],
      '{path} does not fit this model: state/h is float32 (4, 6), where '

@@ -40,6 +40,16 @@ def test_a_share_of_the_streams_keeps_their_offsets_and_the_epochs():
         ParallelSequentialIterator(numpy.arange(10), 4, streams=range(3, 5))
 
 
+def test_boundaries_count_every_stream_whichever_a_share_yields():
+    """1 2 2 3 3 3 in 2 streams (offsets 0, 3): calls 0 and 1 take 1>2
+    2>2 | 3>3 3>3, calls 2 and 3 take 2>3 3>3 | 3>1 1>2 (wrapping)."""
+    words = [1, 2, 2, 3, 3, 3]
+    for streams in (None, range(1), range(1, 2)):
+        it = ParallelSequentialIterator(words, 2, streams=streams)
+        assert [it.boundaries(0, 2), it.boundaries(2, 4),
+                it.boundaries(0, 4), it.boundaries(3, 3)] == [1, 3, 4, 0]
+
+
 def test_one_stream_walks_the_whole_sequence():
     it = ParallelSequentialIterator([5, 6, 7], 1)
     assert [pairs(it.next()) for _ in range(4)] == [

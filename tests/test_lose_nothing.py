@@ -1,6 +1,8 @@
 """What a hostile or unlucky user does: two runs at once, kills and Ctrl-C
 at any moment, SIGTERM, full disks, damaged and crafted files."""
+import contextlib
 import fcntl
+import io
 import json
 import math
 import os
@@ -27,6 +29,7 @@ from study import records as records_module
 import snapshots
 from study import sweep
 import train_rnn
+import updaters
 
 from helpers import ROOT, wait_for, write_npz
 
@@ -58,6 +61,29 @@ def finished(tmp_path_factory):
     """A finished tiny run of 2 epochs (rnn), its folder."""
     out = tmp_path_factory.mktemp('finished')
     assert train_rnn.main(['-o', str(out), '-e', '2'] + TINY) == 0
+    return out
+
+
+@pytest.fixture(scope='module')
+def cut(tmp_path_factory):
+    """A tiny run of 2 epochs (rnn) stopped by SIGTERM at update 22, 7
+    updates into its second epoch, its summary of them in its snapshot:
+    its folder."""
+    out = tmp_path_factory.mktemp('cut')
+    update = updaters.BPTTUpdater.update_core
+
+    def update_and_stop(updater):
+        update(updater)
+        if updater.iteration == 21:  # the update that makes it 22
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    said = io.StringIO()  # not the first test's to read
+    with pytest.MonkeyPatch.context() as patch, \
+            contextlib.redirect_stderr(said):
+        patch.setattr(updaters.BPTTUpdater, 'update_core', update_and_stop)
+        assert train_rnn.main(['-o', str(out), '-e', '2'] + TINY) == \
+            128 + signal.SIGTERM
+    assert 'Stopped at iteration 22 ' in said.getvalue()
     return out
 
 
@@ -452,12 +478,13 @@ def test_a_fifo_is_refused_at_once(tmp_path):
     assert_one_line_error(stderr, '{} is not a regular file'.format(fifo))
 
 
-def rewritten(tmp_path, finished, change):
-    """A copy of the finished run's last snapshot with its arrays changed
-    by change(arrays); its path."""
-    arrays = snapshots.read_npz(str(finished / 'snapshot_iter_30'))
+def rewritten(tmp_path, folder, change):
+    """A copy of the latest snapshot in folder with its arrays changed by
+    change(arrays); its path."""
+    snapshot = snapshots.latest_snapshot(str(folder))
+    arrays = snapshots.read_npz(snapshot)
     change(arrays)
-    path = tmp_path / 'snapshot_iter_30'
+    path = tmp_path / os.path.basename(snapshot)
     with open(str(path), 'wb') as f:
         numpy.savez(f, **arrays)
     return str(path)
@@ -526,6 +553,22 @@ def log_entry_set(index, **fields):
     return change
 
 
+SUMMARY = 'extensions/LogReport/_summary/'
+
+
+def summary_set(entries):
+    """Set entries of LogReport's summary, named as under SUMMARY: _names
+    to a list, a sum or count to a number, or DROP to leave it out."""
+    def change(arrays):
+        for name, value in entries.items():
+            if value is DROP:
+                del arrays[SUMMARY + name]
+            else:
+                arrays[SUMMARY + name] = numpy.array(
+                    json.dumps(value) if name == '_names' else value)
+    return change
+
+
 def random_set(**fields):
     """Set fields of the saved NumPy random state."""
     def change(arrays):
@@ -555,6 +598,9 @@ CRAFTED = [
      'does not fit this model'),
     ('a NaN weight', set_key(first_bias, lambda a: a * numpy.nan),
      'NaN or infinite'),
+    ('gradclip an integer', run_args_set(gradclip=5),
+     'records arguments that make no run: --gradclip must be a float or '
+     'null (got 5)'),
     ('run_args a list', run_args_set(arch=['rnn']), 'make no run'),
     ('run_args a dict', run_args_set(unit={'a': 1}), 'make no run'),
     ('fused a string', run_args_set(fused='yes'), 'make no run'),
@@ -657,8 +703,12 @@ CRAFTED = [
         'extensions/LogReport/_summary/_summaries/0/_x': numpy.array(1.0),
         'extensions/LogReport/_summary/_summaries/0/_x2': numpy.array(1.0),
         'extensions/LogReport/_summary/_summaries/0/_n': numpy.array(7)}),
-     'holds a damaged log: its summary counts 7 words, where the 0 updates '
-     'since its last entry saw 0'),
+     'holds a damaged log: extensions/LogReport/_summary/_names is '
+     '["main/loss"], where [] belongs after the 0 updates since its last '
+     'entry'),
+    ('a log summary beyond its names', summary_set({'_summaries/99/_x': 1.0}),
+     'holds a damaged log: extensions/LogReport/_summary/_summaries/99/_x '
+     'sums no name: _names holds 0'),
     # What Adam's updates cannot make.
     ('a negative Adam v', set_key(adam_key('v'), lambda a: -1 - a),
      'holds an impossible Adam state: updater/optimizer:main/predictor/'),
@@ -701,12 +751,73 @@ CRAFTED = [
      'train_rnn.py does not know'),
 ]
 
+# Crafted on the run cut at update 22: its summary of the 7 updates since
+# its last entry, 140 words of which 92 are boundaries.
+SUMMED = ['main/loss', 'main/accuracy', 'main/boundary_accuracy']
+CRAFTED_CUT = [
+    ('a log summary repeating a name', summary_set(
+        {'_names': ['main/loss', 'main/loss', 'main/boundary_accuracy']}),
+     'holds a damaged log: extensions/LogReport/_summary/_names is '
+     '["main/loss", "main/loss", "main/boundary_accuracy"], where '
+     '["main/loss", "main/accuracy", "main/boundary_accuracy"] belongs after '
+     'the 7 updates since its last entry'),
+    ('a log summary of one name', summary_set(dict(
+        {'_summaries/{}/{}'.format(index, part): DROP for index in (1, 2)
+         for part in ('_x', '_x2', '_n')}, _names=['main/loss'])),
+     '_names is ["main/loss"], where ["main/loss", "main/accuracy", '
+     '"main/boundary_accuracy"] belongs'),
+    ('a log summary of names in another order', summary_set(
+        {'_names': SUMMED[::-1]}), '_names is ["main/boundary_accuracy", '
+     '"main/accuracy", "main/loss"], where'),
+    ('a log summary without a sum', summary_set({'_summaries/1/_x2': DROP}),
+     'holds a damaged log: extensions/LogReport/_summary/_summaries/1/_x2 '
+     'is missing, where a sum of main/accuracy belongs'),
+    ('a log summary beyond its three names', summary_set(
+        {'_summaries/3/_n': 140}), 'extensions/LogReport/_summary/'
+     '_summaries/3/_n sums no name: _names holds 3'),
+    ('a log summary of one word', summary_set(
+        {'_summaries/0/_n': 1, '_summaries/0/_x': -1e6}),
+     'holds a damaged log: extensions/LogReport/_summary/_summaries/0/_n is '
+     '1, where 140 belongs: the words that the 7 updates since its last '
+     'entry saw'),
+    ('a log summary of a boundary not seen', summary_set(
+        {'_summaries/2/_n': 93}), '_summaries/2/_n is 93, where 92 belongs: '
+     'the boundaries that the 7 updates since its last entry saw'),
+    ('a log summary counting in floats', summary_set(
+        {'_summaries/0/_n': 140.0}), 'holds a damaged log: extensions/'
+     'LogReport/_summary/_summaries/0/_n is float64 (), where int64 () '
+     'belongs'),
+    ('a log summary of a negative loss', summary_set(
+        {'_summaries/0/_x': -1e6}), 'holds a damaged log: extensions/'
+     'LogReport/_summary/_summaries/0/_x is -1e+06, where a sum of losses '
+     'is never negative'),
+    ('a log summary of huge accuracies', summary_set(
+        {'_summaries/1/_x': 1e300}), 'holds a damaged log: extensions/'
+     'LogReport/_summary/_summaries/1/_x is 1e+300, where a sum of 140 '
+     'accuracies lies from 0 to 140'),
+    ('a log summary of a negative accuracy', summary_set(
+        {'_summaries/2/_x': -1.0}), '_summaries/2/_x is -1, where a sum of '
+     '92 accuracies lies from 0 to 92'),
+    ('a log summary of accuracies above 1', summary_set(
+        {'_summaries/1/_x2': 48.5}), '_summaries/1/_x2 is 48.5, where '
+     'accuracies, at most 1, sum to '),
+    ('a log summary of squares too small', summary_set(
+        {'_summaries/0/_x2': 1.0}), '_summaries/0/_x2 is 1, where values '
+     'that sum to '),
+    ('a log summary of an infinite sum', summary_set(
+        {'_summaries/0/_x2': numpy.inf}), '_summaries/0/_x2 is inf, where a '
+     'finite number belongs'),
+]
 
-@pytest.mark.parametrize('case, change, message', CRAFTED,
-                         ids=[case[0] for case in CRAFTED])
+
+@pytest.mark.parametrize(
+    'base, case, change, message',
+    [('finished',) + case for case in CRAFTED] +
+    [('cut',) + case for case in CRAFTED_CUT],
+    ids=[case[0] for case in CRAFTED + CRAFTED_CUT])
 def test_a_crafted_snapshot_is_one_line_before_anything_is_written(
-        case, change, message, tmp_path, finished, capsys):
-    path = rewritten(tmp_path, finished, change)
+        base, case, change, message, tmp_path, request, capsys):
+    path = rewritten(tmp_path, request.getfixturevalue(base), change)
     out = tmp_path / 'out'
     with pytest.raises(SystemExit) as exit_info:
         train_rnn.main(['-r', path, '-o', str(out), '-e', '3'])
