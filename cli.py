@@ -318,6 +318,54 @@ def output_failed():
     return _failed_write is not None
 
 
+def run_script(main):
+    """The exit status of a script's main() (for sys.exit) once its slow
+    imports are done: a Ctrl-C, SIGTERM or SIGHUP that main() leaves to
+    its caller ends it in one line with 128 + the signal's number."""
+    quiet_start.started()  # one that came while starting ends it now
+    for number in quiet_start.STOPPING:
+        signal.signal(number, _interrupt)
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        print_or_drop('{}: stopped.'.format(quiet_start.NAMES[stopped_by()]),
+                      sys.stderr)
+        status = interrupted_status()
+    quiet_start.ignore()
+    return exit_status(status)
+
+
+_stopped_by = None  # the signal that _interrupt raised KeyboardInterrupt for
+
+
+def _interrupt(number, frame):
+    # SIGTERM and SIGHUP as Ctrl-C: a default death says nothing and leaves
+    # a script's workers running. Later ones must not break the way out.
+    global _stopped_by
+    if _stopped_by is None:
+        _stopped_by = number
+        raise KeyboardInterrupt
+
+
+def stopped_by():
+    """The signal that interrupted run_script's main(); Ctrl-C's where none
+    did (main() called alone, as the tests do)."""
+    return _stopped_by or signal.SIGINT
+
+
+def interrupted_status():
+    """128 + the number of that signal."""
+    return 128 + stopped_by()
+
+
+def writing_failed(prog, path, error, kept=''):
+    """EXIT_FAILED, once one line on stderr says that writing to path failed
+    with error (an OSError); kept: what was written all the same."""
+    print_or_drop('{}: error: writing to {} failed: {}{}'.format(
+        prog, path, error, kept), sys.stderr)
+    return EXIT_FAILED
+
+
 def exit_status(status):
     """status, for a script that printed through print_or_drop: where its
     output was lost to a full device or an I/O error, not a closed pipe,

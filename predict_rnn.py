@@ -25,9 +25,9 @@ from models import ARCHITECTURES, build_model, generate
 import simple_sequence
 import snapshots
 from cli import (
-    EXIT_FAILED, EXIT_INTERRUPTED, ArgumentParser, UsageError,
-    check_fits_in_memory, check_whole, exit_status, output_failed,
-    non_empty_path, print_or_drop, select_device)
+    EXIT_FAILED, ArgumentParser, UsageError, check_fits_in_memory,
+    check_whole, non_empty_path, output_failed, print_or_drop, run_script,
+    select_device)
 from out_folder import MODEL_SUFFIX
 import train_rnn
 
@@ -336,11 +336,4 @@ def result_lines(path, settings, predictor, prime, length):
 
 
 if __name__ == '__main__':
-    quiet_start.started()
-    try:
-        status = main()
-    except KeyboardInterrupt:
-        print_or_drop('Ctrl-C: stopped.', sys.stderr)
-        status = EXIT_INTERRUPTED
-    quiet_start.ignore()
-    sys.exit(exit_status(status))
+    sys.exit(run_script(main))

@@ -17,6 +17,11 @@ settings. write_report turns a list of them into
   the tests behind each ranking.
 """
 import setup_check  # noqa: F401  (first: says so where Chainer is missing)
+import quiet_start
+
+if __name__ == '__main__':  # before Chainer loads
+    quiet_start.install()
+
 import math
 import os
 import platform
@@ -440,10 +445,14 @@ def write_report(records, out, command=None, wall=None):
 
 def comparison(studies):
     """Markdown: the frontier of each architecture and bproplen that every
-    one of studies ({name: records}) ran, a column per study."""
+    one of studies ({name: records}) ran, a column per study; a line that
+    says so where they ran none alike."""
     found = {name: frontiers(summarize(records))
              for name, records in studies.items()}
     lines = set.intersection(*(set(each) for each in found.values()))
+    if not lines:
+        return ('No side-by-side frontiers: {} share no architecture with '
+                'the same bproplen.\n'.format(' and '.join(studies)))
     rows = ['| arch | bproplen | ' + ' | '.join(studies) + ' |',
             '|---|---|' + '---|' * len(studies)]
     for arch, bproplen in sorted(lines, key=lambda line: (line[1], line[0])):
@@ -469,7 +478,10 @@ def main(argv=None):
             records = read_records(os.path.join(folder, 'capacity.jsonl'))
         except UsageError as error:
             parser.error(str(error))
-        write_report(records, folder)
+        try:
+            write_report(records, folder)
+        except OSError as error:
+            return cli.writing_failed(parser.prog, folder, error)
         cli.print_or_drop('Wrote the report of {} runs to {}'.format(
             len(records), folder))
         studies['{} (alpha {})'.format(
@@ -480,4 +492,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(cli.exit_status(main()))
+    sys.exit(cli.run_script(main))

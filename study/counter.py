@@ -24,6 +24,11 @@ this periodic task; what the counter asks is how trained ones hold the
 count, and what they do past the longest block they saw.
 """
 import setup_check  # noqa: F401  (first: says so where Chainer is missing)
+import quiet_start
+
+if __name__ == '__main__':  # before Chainer loads
+    quiet_start.install()
+
 import argparse
 import json
 import math
@@ -389,13 +394,16 @@ def main(argv=None):
     with threadpoolctl.threadpool_limits(1), fast_training():
         results = [study(arch, args, value) for arch in args.arch]
     # 2. Keep, draw and tell.
-    with snapshots.atomic_file(os.path.join(args.out, 'counter.json'),
-                               'w') as f:
-        json.dump({'vocab': args.vocab, 'bproplen': args.bproplen,
-                   'block': value, 'overlong': OVERLONG, 'results': results},
-                  f, indent=1)
     path = os.path.join(args.out, 'counter.png')
-    plot(results, args.vocab, value, path)
+    try:
+        with snapshots.atomic_file(os.path.join(args.out, 'counter.json'),
+                                   'w') as f:
+            json.dump({'vocab': args.vocab, 'bproplen': args.bproplen,
+                       'block': value, 'overlong': OVERLONG,
+                       'results': results}, f, indent=1)
+        plot(results, args.vocab, value, path)
+    except OSError as error:
+        return cli.writing_failed(parser.prog, args.out, error)
     cli.print_or_drop(table(results, value))
     cli.print_or_drop('R2: a linear probe of the count within the block, '
                       'fitted on the other blocks of a period and scored on '
@@ -406,4 +414,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(cli.exit_status(main()))
+    sys.exit(cli.run_script(main))

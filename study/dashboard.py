@@ -8,6 +8,11 @@ record's other plain fields). Then `make ui UI_DIRS=OUTDIR/CELL` compares a
 cell's seeds. The sweep is not touched: it may go on writing its records,
 and a line it is still writing is left for the next export.
 """
+import quiet_start
+
+if __name__ == '__main__':  # before Chainer loads
+    quiet_start.install()
+
 import argparse
 import json
 import os
@@ -30,8 +35,7 @@ def main(argv=None):
     except UsageError as error:
         parser.error(str(error))
     except OSError as error:
-        parser.error('writing to {} failed: {}'.format(
-            args.outdir, error.strerror or error))
+        return cli.writing_failed(parser.prog, args.outdir, error)
     cells = sorted({cell_name(record) for record in runs})
     cli.print_or_drop('Wrote {} runs in {} cells under {}; look at a cell '
                       'with: make ui UI_DIRS={}'.format(
@@ -91,4 +95,4 @@ def is_number(value):
 
 
 if __name__ == '__main__':
-    sys.exit(cli.exit_status(main()))
+    sys.exit(cli.run_script(main))

@@ -41,7 +41,9 @@ class RecordFile:
             os.close(descriptor)
             raise UsageError('{} is not a regular file'.format(path))
         os.set_blocking(descriptor, True)
-        self.file = os.fdopen(descriptor, 'a+b')
+        # Unbuffered: a write that failed (a full disk) must not stay in a
+        # buffer for close() to try again.
+        self.file = os.fdopen(descriptor, 'a+b', buffering=0)
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -62,12 +64,8 @@ class RecordFile:
             self.file.truncate(kept)  # the torn end of a killed append
         elif data and not data.endswith(b'\n'):
             self.file.write(b'\n')
-        for record in records:
-            if record['settings'] != settings:
-                raise UsageError(
-                    '{} holds runs made with other settings ({}): choose '
-                    'another --out, or the same settings'.format(
-                        self.path, record['settings']))
+        check_settings(records, self.path, settings,
+                       ': choose another --out, or the same settings')
         return records
 
     def close(self):
@@ -75,8 +73,9 @@ class RecordFile:
         self.file.close()
 
     def append(self, record):
-        self.file.write((json.dumps(record, sort_keys=True) + '\n').encode())
-        self.file.flush()
+        line = (json.dumps(record, sort_keys=True) + '\n').encode()
+        while line:  # unbuffered, so perhaps in parts
+            line = line[self.file.write(line):]
         os.fsync(self.file.fileno())
 
 
@@ -135,7 +134,17 @@ def read_records(path):
         raise UsageError(str(error))
     if not records:
         raise UsageError('{} holds no records yet'.format(path))
+    check_settings(records, path, records[0]['settings'])
     return records
+
+
+def check_settings(records, path, settings, hint=''):
+    """UsageError unless every record was made with settings: runs made
+    with others would not compare."""
+    for record in records:
+        if record['settings'] != settings:
+            raise UsageError('{} holds runs made with other settings ({}){}'
+                             .format(path, record['settings'], hint))
 
 
 def not_a_record(path, number, error):
@@ -148,12 +157,18 @@ RECORD_TYPES = {'arch': str, 'vocab': int, 'bproplen': int, 'seed': int,
                 'updates': int, 'tokens': int, 'seconds': (int, float),
                 'settings': dict, 'history': list}
 HISTORY_COUNTERS = ('updates', 'tokens')  # of each evaluation
+# sweep.settings_of's: kind, lowest and highest. Counts of tokens stay
+# exact as floats, which the report's statistics and plots use.
+SETTINGS = {'tokens': (int, 1, 2 ** 53), 'eval_every': (int, 1, 2 ** 53),
+            'unit': (int, 1, 2 ** 31 - 1), 'batchsize': (int, 1, 2 ** 31 - 1),
+            'alpha': (float, 0, math.inf), 'gradclip': (float, 0, math.inf)}
 
 
 def check_record(record):
     """record, if it is one that sweep.run_one made; ValueError if not."""
     if not isinstance(record, dict):
         raise ValueError('not an object')
+    check_finite(record)
     for key, kind in RECORD_TYPES.items():
         value = record.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
@@ -166,6 +181,7 @@ def check_record(record):
                            ('seed', 0, 2 ** 32 - 1)):
         if not low <= record[key] <= high:
             raise ValueError('{} is {!r}'.format(key, record[key]))
+    check_settings_of(record['settings'])
     if 'learned_tokens' not in record:
         raise ValueError('no learned_tokens: a record of an older sweep')
     learned = record['learned_tokens']
@@ -177,6 +193,8 @@ def check_record(record):
             0 <= record['seconds'] < math.inf):
         raise ValueError('updates, tokens or seconds out of range')
     check_metrics(record, capacity.METRICS)
+    if not record['history']:  # a run ends with an evaluation
+        raise ValueError('history is []')
     for metrics in record['history']:
         check_metrics(metrics, capacity.TEACHER_FORCED)
         if not all(is_count(metrics.get(key)) for key in HISTORY_COUNTERS):
@@ -185,28 +203,63 @@ def check_record(record):
     return record
 
 
+def check_finite(value):
+    """ValueError where value holds NaN or an infinity: Python's json writes
+    them, but they are not JSON, and no other reader takes them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError('it holds {}, which is not JSON'.format(
+            json.dumps(value)))
+    for item in value.values() if isinstance(value, dict) else \
+            value if isinstance(value, list) else ():
+        check_finite(item)
+
+
+def check_settings_of(settings):
+    """ValueError unless settings holds SETTINGS, each of its kind and in
+    its bounds (a rate and a clipping norm above their lowest)."""
+    if set(settings) != set(SETTINGS):
+        raise ValueError('settings has the keys {}, not {}'.format(
+            ', '.join(sorted(settings)), ', '.join(sorted(SETTINGS))))
+    for key, (kind, low, high) in SETTINGS.items():
+        value = settings[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or \
+                not low <= value <= high or \
+                kind is float and not low < value < high:
+            raise ValueError('settings\' {} is {!r}'.format(key, value))
+
+
+def cap_updates(bproplen, settings):
+    """The updates of a run that never learns: the cap of tokens, the last
+    update's window whole."""
+    return math.ceil(settings['tokens'] / (bproplen * settings['batchsize']))
+
+
 def check_counters(record):
     """ValueError unless the record's tokens and those of each evaluation
     are its updates times bproplen times the batch size, the evaluations in
-    the order they were made, none after the run's end, and learned_tokens
+    the order they were made, none after the run's end, the end at the cap
+    where it did not learn and within it where it did, and learned_tokens
     the tokens of one of them."""
-    batchsize = record['settings'].get('batchsize')
-    if not is_count(batchsize) or batchsize < 1:
-        raise ValueError('settings\' batchsize is {!r}'.format(batchsize))
-    per_update = record['bproplen'] * batchsize
+    per_update = record['bproplen'] * record['settings']['batchsize']
     for entry in record['history'] + [record]:
         if entry['tokens'] != entry['updates'] * per_update:
             raise ValueError('{} tokens in {} updates of {} tokens'.format(
                 entry['tokens'], entry['updates'], per_update))
     tokens = [entry['tokens'] for entry in record['history']]
     if any(a >= b for a, b in zip(tokens, tokens[1:])) or \
-            tokens and tokens[-1] > record['tokens']:
+            tokens[-1] > record['tokens']:
         raise ValueError('a history whose tokens go {} in a run of {}'.format(
             ', '.join(map(str, tokens)), record['tokens']))
-    if record['learned_tokens'] is not None and \
-            record['learned_tokens'] not in tokens:
+    cap = cap_updates(record['bproplen'], record['settings'])
+    learned = record['learned_tokens']
+    if record['updates'] > cap or learned is None and \
+            record['updates'] != cap:
+        raise ValueError('{:,} updates in a run {} at {:,}'.format(
+            record['updates'], 'censored' if learned is None
+            else 'capped', cap))
+    if learned is not None and learned not in tokens:
         raise ValueError('learned_tokens is {}, which no evaluation '
-                         'had'.format(record['learned_tokens']))
+                         'had'.format(learned))
 
 
 def is_count(value):

@@ -37,6 +37,7 @@ elif __name__ == '__mp_main__':  # a worker process of run_tasks
 
 import argparse
 import concurrent.futures
+import ctypes
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -57,7 +58,8 @@ import cli
 from cli import EXIT_USAGE, ArgumentParser, UsageError
 import distributed
 from models import FUSED_ARCHITECTURES
-from study.records import RecordFile, run_key
+from study.records import (RecordFile, cap_updates, check_settings_of,
+                           run_key)
 import simple_sequence
 import train_rnn
 from updaters import fast_training
@@ -183,6 +185,10 @@ def check_runs(archs, vocabs, bproplens, seeds, settings):
     for n_vocab in vocabs:
         for bproplen in bproplens:
             check_two_evaluations(n_vocab, bproplen, settings)
+    try:
+        check_settings_of(settings)  # what the records must hold
+    except ValueError as error:
+        raise UsageError('{}, beyond what a record may hold'.format(error))
 
 
 def check_two_evaluations(n_vocab, bproplen, settings):
@@ -197,12 +203,6 @@ def check_two_evaluations(n_vocab, bproplen, settings):
             '(they come every {:,} tokens there), and a run learns at two in '
             'a row: give --tokens above {:,}'.format(
                 settings['tokens'], n_vocab, bproplen, apart, apart))
-
-
-def cap_updates(bproplen, settings):
-    """The updates of a run that never learns: the cap of tokens, the last
-    update's window whole."""
-    return math.ceil(settings['tokens'] / (bproplen * settings['batchsize']))
 
 
 def run_one(task):
@@ -259,11 +259,17 @@ class Outbox(object):
 
 
 _outbox = None  # in a worker process of run_tasks, its Outbox
+PR_SET_PDEATHSIG = 1  # prctl's option, from linux/prctl.h
 
 
-def _start_worker(outbox):
+def _start_worker(outbox, parent):
     global _outbox
     _outbox = outbox
+    # A parent that dies without a word (SIGKILL, the OOM killer) cannot
+    # stop its workers: the kernel ends each with it instead.
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before that
+        os._exit(cli.EXIT_FAILED)
 
 
 def send_stack(task):
@@ -478,7 +484,7 @@ def run_tasks(tasks, jobs):
         outbox = Outbox(context)
         executor = concurrent.futures.ProcessPoolExecutor(
             jobs, mp_context=context, initializer=_start_worker,
-            initargs=(outbox,))
+            initargs=(outbox, os.getpid()))
     with executor:
         work = run_stack if outbox is None else send_stack
         futures = [executor.submit(work, task) for task in tasks]
@@ -491,6 +497,11 @@ def run_tasks(tasks, jobs):
         except BaseException:  # Ctrl-C: no new run; the running ones end
             for future in futures:
                 future.cancel()
+            if outbox is not None and cli.stopped_by() != signal.SIGINT:
+                # It came to this process alone, not to the workers as a
+                # terminal's Ctrl-C does: they would train on.
+                for process in executor._processes.values():
+                    process.terminate()
             # A running stack's records, unread, would fill the pipe and
             # hold its worker for ever.
             while outbox is not None and concurrent.futures.wait(
@@ -598,13 +609,13 @@ def sweep(args, settings, record_file, records, prog):
         wall = time.perf_counter() - started
         capacity_report.write_report(records, args.out, wall=wall)
     except KeyboardInterrupt:
-        say('Interrupted: the finished runs are in {}; the same command '
-            'goes on from there.'.format(record_file.path), sys.stderr)
-        return cli.EXIT_INTERRUPTED
+        say('{}: the finished runs are in {}; the same command goes on '
+            'from there.'.format(quiet_start.NAMES[cli.stopped_by()],
+                                 record_file.path), sys.stderr)
+        return cli.interrupted_status()
     except OSError as error:
-        say('{}: error: writing to {} failed: {} (the records written so '
-            'far are kept)'.format(prog, args.out, error), sys.stderr)
-        return cli.EXIT_FAILED
+        return cli.writing_failed(prog, args.out, error, ' (the records '
+                                  'written so far are kept)')
     except concurrent.futures.BrokenExecutor:  # a worker killed, or OOM
         say('{}: error: a worker process died during a run: the finished '
             'runs are in {}; the same command goes on from there.'.format(
@@ -616,7 +627,4 @@ def sweep(args, settings, record_file, records, prog):
 
 
 if __name__ == '__main__':
-    quiet_start.started()
-    status = main()
-    quiet_start.ignore()
-    sys.exit(cli.exit_status(status))
+    sys.exit(cli.run_script(main))

@@ -1,9 +1,14 @@
 import json
 import math
+import os
+import resource
+import signal
+import subprocess
+import sys
 
 import pytest
 
-from helpers import STUDY_SETTINGS, study_record as record
+from helpers import ROOT, STUDY_SETTINGS, study_record as record, wait_for
 from study import capacity_report
 
 
@@ -115,3 +120,114 @@ def test_a_history_that_cannot_be_is_refused(tmp_path, capsys):
         'python -m study.capacity_report: error: {} line 1 is not a record '
         'of study.sweep (30000 tokens in 200 updates of 50 tokens)\n'.format(
             tmp_path / 'capacity.jsonl'))
+
+
+def crafted(**changes):
+    """A censored run of 1,000 tokens (20 updates), changed as the report's
+    hostile readers changed theirs."""
+    run = record('rnn', 5, 5, 0)
+    for key, value in changes.items():
+        if key == 'settings':
+            value = dict(STUDY_SETTINGS, **value)
+        run[key] = value
+    return run
+
+
+HUGE = 10 ** 20
+LAST = dict(record('rnn', 5, 5, 0)['history'][-1], updates=HUGE,
+            tokens=HUGE * 50)
+
+
+@pytest.mark.parametrize('run, says', [
+    (crafted(history=[]), 'history is []'),
+    (dict(crafted(), settings={'batchsize': 10}),
+     'settings has the keys batchsize, not alpha, batchsize, eval_every, '
+     'gradclip, tokens, unit'),
+    (crafted(settings={'tokens': 'x'}), "settings' tokens is 'x'"),
+    (crafted(settings={'tokens': -1}), "settings' tokens is -1"),
+    (crafted(settings={'unit': -5}), "settings' unit is -5"),
+    (crafted(settings={'alpha': -1.0}), "settings' alpha is -1.0"),
+    (crafted(updates=HUGE, tokens=HUGE * 50,
+             history=record('rnn', 5, 5, 0)['history'][:-1] + [LAST]),
+     '100,000,000,000,000,000,000 updates in a run censored at 20'),
+    # Item 4: 1,000 tokens where the settings' cap is 800.
+    (crafted(settings={'tokens': 800}), '20 updates in a run censored at 16'),
+    (crafted(extra=math.nan), 'it holds NaN, which is not JSON'),
+])
+def test_a_record_the_report_cannot_use_is_refused_in_one_line(
+        run, says, tmp_path, capsys):
+    (tmp_path / 'capacity.jsonl').write_text(
+        json.dumps(record('rnn', 5, 5, 1)) + '\n' + json.dumps(run) + '\n')
+    with pytest.raises(SystemExit) as exit_info:
+        capacity_report.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        'python -m study.capacity_report: error: {} line 2 is not a record '
+        'of study.sweep ({})\n'.format(tmp_path / 'capacity.jsonl', says))
+
+
+def test_records_of_other_settings_are_refused_as_the_sweep_does(tmp_path,
+                                                                 capsys):
+    other = crafted(seed=1, settings={'alpha': 0.5})
+    (tmp_path / 'capacity.jsonl').write_text(
+        json.dumps(crafted()) + '\n' + json.dumps(other) + '\n')
+    with pytest.raises(SystemExit) as exit_info:
+        capacity_report.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        'python -m study.capacity_report: error: {} holds runs made with '
+        'other settings ({})\n'.format(tmp_path / 'capacity.jsonl',
+                                       other['settings']))
+    assert not (tmp_path / 'capacity.md').exists()
+
+
+def test_studies_with_no_line_alike_say_so_instead_of_an_empty_table(
+        tmp_path, capsys):
+    for name, arch in (('a', 'rnn'), ('b', 'gru')):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / 'capacity.jsonl').write_text(
+            json.dumps(record(arch, 5, 5, 0)) + '\n')
+    assert capacity_report.main([str(tmp_path / 'a'),
+                                 str(tmp_path / 'b')]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        'No side-by-side frontiers: {0}/a (alpha 0.001) and {0}/b (alpha '
+        '0.001) share no architecture with the same bproplen.'.format(
+            tmp_path))
+
+
+def report_folders(tmp_path, count):
+    """count folders holding a run each, their paths."""
+    folders = []
+    for number in range(count):
+        folder = tmp_path / str(number)
+        folder.mkdir()
+        (folder / 'capacity.jsonl').write_text(
+            json.dumps(record('rnn', 5, 5, 0)) + '\n')
+        folders.append(str(folder))
+    return folders
+
+
+def test_a_report_that_cannot_be_written_is_one_line(tmp_path):
+    (folder,) = report_folders(tmp_path, 1)
+    # A file size limit fails the write as a full disk does.
+    completed = subprocess.run(
+        [sys.executable, '-m', 'study.capacity_report', folder], cwd=ROOT,
+        capture_output=True, text=True, timeout=300,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
+                                              (1000, 1000)))
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(
+        'python -m study.capacity_report: error: writing to {} failed: '
+        '[Errno 27] File too large'.format(folder))
+    assert completed.stderr.count('\n') == 1
+
+
+def test_ctrl_c_on_the_report_is_one_line(tmp_path):
+    folders = report_folders(tmp_path, 40)
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'study.capacity_report'] + folders, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(os.path.join(folders[0], 'capacity.md'), process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert (process.returncode, stderr) == (130, 'Ctrl-C: stopped.\n')

@@ -1,12 +1,17 @@
 import json
+import resource
+import signal
+import subprocess
+import sys
 
 import numpy
 import pytest
 
+import cli
 from study import counter
 import simple_sequence
 
-from helpers import seeded_model
+from helpers import ROOT, seeded_model, wait_for
 
 
 def test_counts_restart_at_every_new_word():
@@ -166,3 +171,31 @@ def test_an_out_folder_that_cannot_be_made_is_one_line(capsys):
     assert capsys.readouterr().err == (
         'python -m study.counter: error: cannot write to /dev/full: File '
         'exists\n')
+
+
+def start_quick_run(out, **kwargs):
+    return subprocess.Popen(
+        [sys.executable, '-m', 'study.counter', '--quick', '-o', str(out),
+         '--arch', 'rnn'], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_results_that_cannot_be_written_are_one_line(tmp_path):
+    # A file size limit fails the write as a full disk does.
+    process = start_quick_run(tmp_path, preexec_fn=lambda: resource.setrlimit(
+        resource.RLIMIT_FSIZE, (100, 100)))
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == cli.EXIT_FAILED
+    assert stderr.startswith('python -m study.counter: error: writing to {} '
+                             'failed: [Errno 27] File too large'.format(
+                                 tmp_path))
+    assert stderr.count('\n') == 1
+
+
+def test_ctrl_c_is_one_line(tmp_path):
+    process = start_quick_run(tmp_path / 'out')
+    wait_for(str(tmp_path / 'out'), process)  # made before training
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert (process.returncode, stderr) == (cli.EXIT_INTERRUPTED,
+                                            'Ctrl-C: stopped.\n')

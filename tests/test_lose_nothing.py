@@ -1366,7 +1366,7 @@ def ctrl_c_sweep(folder, flags, after, then=0.0):
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
     assert process.returncode == cli.EXIT_INTERRUPTED
-    assert stderr == ('Interrupted: the finished runs are in {}; the same '
+    assert stderr == ('Ctrl-C: the finished runs are in {}; the same '
                       'command goes on from there.\n'.format(
                           folder / 'capacity.jsonl'))
     return line
@@ -1440,3 +1440,60 @@ def test_a_full_disk_at_the_start_fails_and_leaves_nothing(full_disk,
         'train_rnn.py: error: writing to {} failed: [Errno 28] No space left '
         'on device\n'.format(out))
     assert os.listdir(str(full_disk)) == ['filler']
+
+
+@pytest.mark.parametrize('number, said', [
+    (signal.SIGTERM, 'SIGTERM: the finished runs are in {}; the same command '
+     'goes on from there.\n'),
+    (signal.SIGHUP, 'SIGHUP: the finished runs are in {}; the same command '
+     'goes on from there.\n'),
+    (signal.SIGKILL, None)])
+def test_a_signal_to_the_sweep_alone_leaves_no_worker_training(
+        number, said, tmp_path):
+    """kill PID reaches the sweep, not its workers as a terminal's Ctrl-C
+    does: they trained on as orphans."""
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path), '-j', '2',
+         '--arch', 'rnn', '--vocab', '8', '--bproplen', '5', '--seed', '0',
+         '1', '2', '3', '--more-seeds', '--tokens', '2000000', '--eval-every',
+         '500', '--unit', '4', '--batchsize', '2'],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        while not process.stdout.readline().startswith('Round of'):
+            assert process.poll() is None
+        deadline = time.monotonic() + 60
+        while len(sweep_workers(process.pid)) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        workers = sweep_workers(process.pid)
+        time.sleep(3)  # training
+        os.kill(process.pid, number)
+        _, stderr = process.communicate(timeout=60)
+        if said:
+            assert (process.returncode, stderr) == (
+                128 + number, said.format(tmp_path / 'capacity.jsonl'))
+        else:  # no word, but its workers must end too
+            assert process.returncode == -number
+        deadline = time.monotonic() + 30
+        while any(os.path.exists('/proc/{}'.format(pid)) for pid in workers):
+            assert time.monotonic() < deadline, 'a worker trains on'
+            time.sleep(0.1)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # none left: good
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+
+
+def test_a_sweep_whose_record_cannot_be_written_is_one_line(tmp_path):
+    # A file size limit fails the record's append as a full disk does.
+    completed = subprocess.run(
+        [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path), '-j', '1',
+         '--arch', 'rnn', '--vocab', '3', '--bproplen', '2', '--seed', '0',
+         '--tokens', '80', '--eval-every', '40', '--unit', '4', '--grid'],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0)))
+    assert completed.returncode == cli.EXIT_FAILED
+    assert completed.stderr == (
+        'python -m study.sweep: error: writing to {} failed: [Errno 27] File '
+        'too large (the records written so far are kept)\n'.format(tmp_path))

@@ -1,10 +1,16 @@
 """study.dashboard: the sweep's records as ChainerUI run folders."""
 import json
+import math
+import os
+import resource
+import signal
+import subprocess
+import sys
 
 import pytest
 
 import cli
-from helpers import study_record
+from helpers import ROOT, study_record, wait_for
 from study import dashboard
 
 
@@ -67,7 +73,14 @@ def test_each_run_becomes_a_folder_of_its_cell(tmp_path, capsys):
      'a history whose tokens go 100, 200 in a run of 100'),
     (json.dumps(record(learned_tokens=150)),
      'learned_tokens is 150, which no evaluation had'),
-    (json.dumps(record(settings={})), "settings' batchsize is None"),
+    (json.dumps(record(settings={})), 'settings has the keys , not alpha, '
+     'batchsize, eval_every, gradclip, tokens, unit'),
+    # Python's json writes them; the log would not be JSON.
+    (json.dumps(record(extra=math.inf)), 'it holds Infinity, which is not '
+     'JSON'),
+    (json.dumps(record(history=[dict(record()['history'][0], extra=math.nan),
+                                record()['history'][1]])),
+     'it holds NaN, which is not JSON'),
 ])
 def test_a_line_that_is_not_a_record_is_refused_in_one_line(
         tmp_path, capsys, bad, says):
@@ -138,3 +151,33 @@ def test_a_last_line_that_repeats_a_key_is_refused_not_taken_for_torn(
         dashboard.main([str(records), str(tmp_path / 'ui')])
     assert "line 2 is not a record of study.sweep (JSON: the key 'seed' " \
         'appears twice in an object)' in capsys.readouterr().err
+
+
+def test_runs_that_cannot_be_written_are_one_line(tmp_path):
+    records = write_records(tmp_path / 'capacity.jsonl', record())
+    # A file size limit fails the write as a full disk does.
+    completed = subprocess.run(
+        [sys.executable, '-m', 'study.dashboard', records,
+         str(tmp_path / 'ui')], cwd=ROOT, capture_output=True, text=True,
+        timeout=300, preexec_fn=lambda: resource.setrlimit(
+            resource.RLIMIT_FSIZE, (100, 100)))
+    assert completed.returncode == cli.EXIT_FAILED
+    assert completed.stderr.startswith(
+        'python -m study.dashboard: error: writing to {} failed: [Errno 27] '
+        'File too large'.format(tmp_path / 'ui'))
+    assert completed.stderr.count('\n') == 1
+
+
+def test_ctrl_c_is_one_line(tmp_path):
+    records = write_records(tmp_path / 'capacity.jsonl', *(
+        record(seed=seed) for seed in range(5000)))
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'study.dashboard', records,
+         str(tmp_path / 'ui')], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    wait_for(str(tmp_path / 'ui' / 'gru_vocab5_bproplen5' / 'seed0'),
+             process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert (process.returncode, stderr) == (cli.EXIT_INTERRUPTED,
+                                            'Ctrl-C: stopped.\n')
