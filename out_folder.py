@@ -103,9 +103,12 @@ class OutFolder:
         else went in), unlock."""
         for folder in reversed(self._created):
             try:
-                if folder == os.path.abspath(self.private):
-                    # start_run writes the record before a write that may
-                    # fail (a full disk).
+                # start_run writes the record before a write that may fail
+                # (a full disk); a record that names a file already here
+                # (args.json, written before a Ctrl-C) stays, or the next
+                # run would take that file for another program's.
+                if folder == os.path.abspath(self.private) and not (
+                        self.record and self.existing(self.recorded())):
                     for name in (LOCK, RECORD):
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(os.path.join(folder, name))
