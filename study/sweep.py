@@ -499,7 +499,8 @@ def run_tasks(tasks, jobs):
                 future.cancel()
             if outbox is not None and cli.stopped_by() != signal.SIGINT:
                 # It came to this process alone, not to the workers as a
-                # terminal's Ctrl-C does: they would train on.
+                # terminal's Ctrl-C does: they would train on. (Before
+                # Python 3.14 the executor has no public way to end them.)
                 for process in executor._processes.values():
                     process.terminate()
             # A running stack's records, unread, would fill the pipe and
