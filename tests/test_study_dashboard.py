@@ -1,7 +1,6 @@
 """study.dashboard: the sweep's records as ChainerUI run folders."""
 import json
 import math
-import os
 import resource
 import signal
 import subprocess
