@@ -95,9 +95,8 @@ def main(argv=None):
                          (signal.SIGTERM, 'SIGTERM'),
                          (signal.SIGHUP, 'SIGHUP')):
         gevent.signal_handler(number, stop, name)
-    cli.print_or_drop('ChainerUI on http://{}:{}/ over {} (Ctrl-C to stop)'
-                      .format(args.host, args.port, ', '.join(args.dirs)),
-                      sys.stdout)
+    cli.print_or_drop('ChainerUI on {} over {} (Ctrl-C to stop)'.format(
+        url(args.host, args.port), ', '.join(args.dirs)), sys.stdout)
     server.serve_forever()
     cli.print_or_drop('{}: stopped the dashboard.'.format(stopped_by[0]),
                       sys.stderr)
@@ -272,6 +271,12 @@ def guard_commands():
     CommandItem.load_commands = load_commands
 
 
+def url(host, port):
+    """The page's address: an IPv6 host goes in brackets."""
+    return 'http://{}:{}/'.format('[{}]'.format(host) if ':' in host else
+                                  host, port)
+
+
 def snapshot_names(folder):
     """The names of the snapshots in folder whose iteration ChainerUI can
     store; one line on stderr for each other."""
@@ -294,7 +299,9 @@ def read_json(folder, name, fits):
     except OSError:
         return []
     try:
-        with snapshots.open_regular_file(path) as f:
+        # Through a link the page would show, and a run's commands
+        # replace, a file elsewhere.
+        with snapshots.open_regular_file(path, follow=False) as f:
             value = snapshots.parse_json(
                 f.read().decode('utf-8', 'replace'), path)
         # JSON's \u escapes spell lone surrogates too, which ChainerUI

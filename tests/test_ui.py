@@ -20,6 +20,7 @@ import urllib.request
 import pytest
 
 import cli
+import dashboard as dashboard_server
 import snapshots
 from study import dashboard
 import train_rnn
@@ -356,6 +357,29 @@ def test_a_log_of_odd_numbers_reads_as_empty_in_one_line(name, log, problem,
     assert results(url)[name]['logs'] == []
     assert server_says(process, str(out / 'log')) == \
         'dashboard: ignored {}: {}'.format(out / 'log', problem)
+
+
+def test_a_linked_args_file_is_not_followed(runs, server, tmp_path):
+    """The page showed what the link led to, read through it."""
+    url, process = server
+    out = runs / 'linked_args'
+    shutil.copytree(str(runs / 'rnn'), str(out))
+    elsewhere = tmp_path / 'elsewhere.json'
+    elsewhere.write_text('{"secret": 1}')
+    (out / 'args').unlink()
+    (out / 'args').symlink_to(elsewhere)
+    run_id(url, 'linked_args')
+    assert results(url)['linked_args']['args'] == []
+    assert server_says(process, str(out / 'args')) == \
+        'dashboard: ignored {} is a symbolic link, which is ' \
+        'refused'.format(out / 'args')
+
+
+@pytest.mark.parametrize('host, address', [
+    ('127.0.0.1', 'http://127.0.0.1:5000/'),
+    ('::1', 'http://[::1]:5000/')])
+def test_the_address_printed_is_one_a_browser_takes(host, address):
+    assert dashboard_server.url(host, 5000) == address
 
 
 def test_a_snapshot_name_past_64_bits_is_not_a_snapshot(runs, server):
