@@ -42,9 +42,6 @@ def main(argv=None):
     if not 0 < args.port < 2 ** 16:
         parser.error('--port must be from 1 to 65535 (got {})'.format(
             args.port))
-    if not args.db:  # SQLite would make db/chainerui.db where we stand
-        parser.error('--db is empty: it names the folder where ChainerUI '
-                     'keeps its database; choose another --db')
     if os.path.exists(args.db) and not os.path.isdir(args.db):
         parser.error('--db {} is not a folder: it names the folder where '
                      'ChainerUI keeps its database (db/chainerui.db in it); '

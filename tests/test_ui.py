@@ -524,8 +524,7 @@ def test_an_empty_db_is_refused(runs, tmp_path):
     completed = run_dashboard('--db', '', str(runs / 'rnn'), cwd=tmp_path)
     assert completed.returncode == cli.EXIT_USAGE
     assert completed.stderr == (
-        'dashboard.py: error: --db is empty: it names the folder where '
-        'ChainerUI keeps its database; choose another --db\n')
+        'dashboard.py: error: argument --db: an empty path names nothing\n')
     assert list(tmp_path.iterdir()) == []
 
 
