@@ -703,6 +703,13 @@ CRAFTED = [
     ('a log past the snapshot\'s time', log_entry_set(
         1, elapsed_time=10.0 ** 9),
      'holds a damaged log: its elapsed time is '),
+    ('an elapsed time longer than since 1970', lambda arrays: arrays.update({
+        '_snapshot_elapsed_time': numpy.array(1e300)}),
+     'holds a damaged log: its elapsed time is 1e+300, where seconds from 0 '
+     'to those since 1970 belong'),
+    ('a negative elapsed time', lambda arrays: arrays.update({
+        '_snapshot_elapsed_time': numpy.array(-1.0)}),
+     'holds a damaged log: its elapsed time is -1.0, where seconds'),
     ('a log summary of words not seen', lambda arrays: arrays.update({
         'extensions/LogReport/_summary/_names': numpy.array('["main/loss"]'),
         'extensions/LogReport/_summary/_summaries/0/_x': numpy.array(1.0),
