@@ -289,6 +289,9 @@ MODEL_FILE_CASES = [
      'this model'),
     (None, {'embed/W': None}, [], '{path} lacks embed/W (vocabulary, '
      'units): it is not a model file'),
+    (None, {'embed/W': numpy.zeros((4, 6, 1), numpy.float32)}, [],
+     '{path} holds embed/W of shape (4, 6, 1), where (vocabulary, units) '
+     'belongs: it is not a model file'),
     ({'unit': -3}, {}, [], "{path}: unit must be a whole number from 1 to "
      "100000 (got -3)"),
     ({'vocab': 10 ** 9}, {}, [], '{path}: vocab must be a whole number from '
