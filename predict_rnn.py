@@ -311,7 +311,7 @@ def main(argv=None):
             if value is not None:
                 check_whole(flag, value, 1, largest)
         length = check_whole('--length', args.length, 1, MAX_LENGTH)
-        device = select_device(args.gpu)
+        device = select_device(args.gpu, 'predict')
         path, settings = settings_of(args)
         vocab = settings['vocab']
         prime = check_whole('--primeindex', args.primeindex, 1, vocab - 1)

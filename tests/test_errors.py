@@ -93,7 +93,10 @@ TRAIN_CASES = [
     (['-c', 'nan'], '--gradclip must be a positive number (got nan)'),
     (['-c', 'inf'], '--gradclip must be a positive number (got inf)'),
     (['-g', '-2'], '--gpu must be a GPU number, or -1 for the CPU'),
-    (['-g', '0'], '--gpu needs CuPy, which is not installed'),
+    (['-g', '0'], '--gpu needs CuPy, which is not installed (or cannot '
+     'find CUDA): install cupy-cuda13x==13.6.0 for CUDA 13 or '
+     'cupy-cuda12x==13.6.0 for CUDA 12 (see docs/gpu.md), or leave --gpu out '
+     'to train on the CPU'),
     (['--bogus'], 'unrecognized arguments: --bogus'),
     (['-a', 'rnn3', '--fused'], '--fused has no rnn3'),
     (['--keep-snapshots', '-1'], 'argument --keep-snapshots: must be 0 '
@@ -211,7 +214,10 @@ PREDICT_CASES = [
     ('good', ['-g', '-5'], '--gpu must be a GPU number, or -1 for the CPU '
      '(got -5)'),
     ('good', ['-a', 'gru'], 'cannot read {folder}/gru_simple_sequence.model'),
-    ('good', ['-g', '0'], '--gpu needs CuPy'),
+    ('good', ['-g', '0'], '--gpu needs CuPy, which is not installed (or '
+     'cannot find CUDA): install cupy-cuda13x==13.6.0 for CUDA 13 or '
+     'cupy-cuda12x==13.6.0 for CUDA 12 (see docs/gpu.md), or leave --gpu out '
+     'to predict on the CPU'),
 ]
 
 
