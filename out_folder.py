@@ -263,8 +263,8 @@ class OutFolder:
         else:
             return
         raise FolderError(
-            'the run in {} went past {}: it {}; resume that snapshot into a '
-            'new folder with -o NEW'.format(self.path, snapshot, went_on))
+            'the run in {} went past {}: it {}; resume {} into a new folder '
+            'with -o NEW'.format(self.path, snapshot, went_on, snapshot))
 
     def _refuse_what_is_in_the_way(self, names, model_name):
         """FolderError for a folder at one of names, where the run writes

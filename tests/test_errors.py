@@ -522,8 +522,8 @@ def test_an_older_snapshot_is_not_resumed_over_its_run(tmp_path, finished,
         assert exit_info.value.code == cli.EXIT_USAGE
         assert capsys.readouterr().err == (
             'train_rnn.py: error: the run in {} went past {}: it {}; resume '
-            'that snapshot into a new folder with -o NEW\n'.format(
-                out, older, went_on))
+            '{} into a new folder with -o NEW\n'.format(
+                out, older, went_on, older))
         assert before == {name: (out / name).read_bytes()
                           for name in os.listdir(out)
                           if (out / name).is_file()}
