@@ -118,8 +118,9 @@ def open_problem(error, link_refused):
     return 'cannot open {}: {}'.format(error.filename, error.strerror)
 
 
-def select_device(gpu):
-    """The chainer device for --gpu; UsageError where it cannot be used."""
+def select_device(gpu, work):
+    """The chainer device for --gpu; UsageError where it cannot be used.
+    work: what the script does (train, predict), for its messages."""
     if gpu < -1:
         raise UsageError('--gpu must be a GPU number, or -1 for the CPU '
                          '(got {})'.format(gpu))
@@ -130,7 +131,7 @@ def select_device(gpu):
             '--gpu needs CuPy, which is not installed (or cannot find CUDA): '
             'install cupy-cuda13x==13.6.0 for CUDA 13 or '
             'cupy-cuda12x==13.6.0 for CUDA 12 (see docs/gpu.md), or leave '
-            '--gpu out to train on the CPU')
+            '--gpu out to {} on the CPU'.format(work))
     import cupy
     try:
         count = cupy.cuda.runtime.getDeviceCount()

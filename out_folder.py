@@ -27,6 +27,7 @@ import os
 import stat
 
 import cli
+from models import ARCHITECTURES
 import snapshots
 
 PRIVATE = '.train_rnn'
@@ -155,7 +156,7 @@ class OutFolder:
                 (run is None or isinstance(run, dict) and
                  _names(run.get('files'), _is_run_file) and
                  isinstance(run.get('finished'), bool) and
-                 isinstance(run.get('args'), dict))):
+                 _is_run_args(run.get('args')))):
             raise FolderError('{} is damaged: move the out folder {} aside '
                               'or choose another --out'.format(path,
                                                                self.path))
@@ -256,14 +257,14 @@ class OutFolder:
         if later:
             went_on = 'holds {}'.format(_some(later))
         elif run is not None and run['finished'] and \
-                run['args'].get('epoch') != epoch and \
-                self.existing([model_name_of(run['args'].get('arch'))]):
-            went_on = 'finished at epoch {}'.format(run['args'].get('epoch'))
+                run['args']['epoch'] != epoch and \
+                self.existing([model_name_of(run['args']['arch'])]):
+            went_on = 'finished at epoch {}'.format(run['args']['epoch'])
         else:
             return
         raise FolderError(
-            'the run in {} went past {}: it {}; resume that snapshot into a '
-            'new folder with -o NEW'.format(self.path, snapshot, went_on))
+            'the run in {} went past {}: it {}; resume {} into a new folder '
+            'with -o NEW'.format(self.path, snapshot, went_on, snapshot))
 
     def _refuse_what_is_in_the_way(self, names, model_name):
         """FolderError for a folder at one of names, where the run writes
@@ -288,7 +289,7 @@ class OutFolder:
 
     def _replace(self, previous, run_args, overwrite):
         """Remove the previous run's files; say what that was."""
-        arch = previous['args'].get('arch')
+        arch = previous['args']['arch']
         waiting = self.unfinished_snapshots()
         if waiting and not overwrite:
             raise FolderError(
@@ -390,6 +391,16 @@ def _names(value, allowed):
     folder, each allowed; a record that says otherwise is damaged."""
     return isinstance(value, list) and all(
         isinstance(name, str) and allowed(name) for name in value)
+
+
+def _is_run_args(args):
+    """Whether args holds what the folder reads of a previous run's
+    arguments, as a run records them: a known arch, a whole epoch."""
+    if not isinstance(args, dict):
+        return False
+    arch, epoch = args.get('arch'), args.get('epoch')
+    return isinstance(arch, str) and arch in ARCHITECTURES and \
+        isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 1
 
 
 def _is_run_file(name):

@@ -143,9 +143,13 @@ def file_settings(path, arch):
     def run_args_alone(headers):
         declared.update(headers)
         embed = headers.get('embed/W')
-        if embed is None or len(embed.shape) != 2:
+        if embed is None:
             raise snapshots.FileError('{} lacks embed/W (vocabulary, units): '
                                       'it is not a model file'.format(path))
+        if len(embed.shape) != 2:
+            raise snapshots.FileError(
+                '{} holds embed/W of shape {}, where (vocabulary, units) '
+                'belongs: it is not a model file'.format(path, embed.shape))
         snapshots.check_shapes(headers, {snapshots.RUN_ARGS_KEY:
                                          numpy.array('')}, path)
         return {snapshots.RUN_ARGS_KEY} & headers.keys()
@@ -307,7 +311,7 @@ def main(argv=None):
             if value is not None:
                 check_whole(flag, value, 1, largest)
         length = check_whole('--length', args.length, 1, MAX_LENGTH)
-        device = select_device(args.gpu)
+        device = select_device(args.gpu, 'predict')
         path, settings = settings_of(args)
         vocab = settings['vocab']
         prime = check_whole('--primeindex', args.primeindex, 1, vocab - 1)

@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import stat
+import time
 import zipfile
 import zlib
 
@@ -778,9 +779,11 @@ def check_recorded_log(arrays, path):
                 raise bad('{} is {}, where a finite number belongs'.format(
                     key, value))
     elapsed = arrays.get('_snapshot_elapsed_time')
+    # No run began before 1970: a longer time, logged on, is no run's.
     if elapsed is not None and not (elapsed.shape == () and
-                                    0 <= elapsed < math.inf):
-        raise bad('its elapsed time')
+                                    0 <= elapsed <= time.time()):
+        raise bad('its elapsed time is {}, where seconds from 0 to those '
+                  'since 1970 belong'.format(elapsed))
     return log
 
 

@@ -137,7 +137,7 @@ def setup_training(args, words=None, ranks=None, alpha=ADAM_ALPHA,
     ranks = ranks or distributed.Ranks()
     device = cli.select_device(
         args.gpu if args.gpu < 0 else args.gpu + (
-            ranks.comm.intra_rank if ranks.comm is not None else 0))
+            ranks.comm.intra_rank if ranks.comm is not None else 0), 'train')
     numpy.random.seed(args.seed)
     if device.xp is not numpy:
         device.xp.random.seed(args.seed)

@@ -93,7 +93,10 @@ TRAIN_CASES = [
     (['-c', 'nan'], '--gradclip must be a positive number (got nan)'),
     (['-c', 'inf'], '--gradclip must be a positive number (got inf)'),
     (['-g', '-2'], '--gpu must be a GPU number, or -1 for the CPU'),
-    (['-g', '0'], '--gpu needs CuPy, which is not installed'),
+    (['-g', '0'], '--gpu needs CuPy, which is not installed (or cannot '
+     'find CUDA): install cupy-cuda13x==13.6.0 for CUDA 13 or '
+     'cupy-cuda12x==13.6.0 for CUDA 12 (see docs/gpu.md), or leave --gpu out '
+     'to train on the CPU'),
     (['--bogus'], 'unrecognized arguments: --bogus'),
     (['-a', 'rnn3', '--fused'], '--fused has no rnn3'),
     (['--keep-snapshots', '-1'], 'argument --keep-snapshots: must be 0 '
@@ -211,7 +214,10 @@ PREDICT_CASES = [
     ('good', ['-g', '-5'], '--gpu must be a GPU number, or -1 for the CPU '
      '(got -5)'),
     ('good', ['-a', 'gru'], 'cannot read {folder}/gru_simple_sequence.model'),
-    ('good', ['-g', '0'], '--gpu needs CuPy'),
+    ('good', ['-g', '0'], '--gpu needs CuPy, which is not installed (or '
+     'cannot find CUDA): install cupy-cuda13x==13.6.0 for CUDA 13 or '
+     'cupy-cuda12x==13.6.0 for CUDA 12 (see docs/gpu.md), or leave --gpu out '
+     'to predict on the CPU'),
 ]
 
 
@@ -289,6 +295,9 @@ MODEL_FILE_CASES = [
      'this model'),
     (None, {'embed/W': None}, [], '{path} lacks embed/W (vocabulary, '
      'units): it is not a model file'),
+    (None, {'embed/W': numpy.zeros((4, 6, 1), numpy.float32)}, [],
+     '{path} holds embed/W of shape (4, 6, 1), where (vocabulary, units) '
+     'belongs: it is not a model file'),
     ({'unit': -3}, {}, [], "{path}: unit must be a whole number from 1 to "
      "100000 (got -3)"),
     ({'vocab': 10 ** 9}, {}, [], '{path}: vocab must be a whole number from '
@@ -513,8 +522,8 @@ def test_an_older_snapshot_is_not_resumed_over_its_run(tmp_path, finished,
         assert exit_info.value.code == cli.EXIT_USAGE
         assert capsys.readouterr().err == (
             'train_rnn.py: error: the run in {} went past {}: it {}; resume '
-            'that snapshot into a new folder with -o NEW\n'.format(
-                out, older, went_on))
+            '{} into a new folder with -o NEW\n'.format(
+                out, older, went_on, older))
         assert before == {name: (out / name).read_bytes()
                           for name in os.listdir(out)
                           if (out / name).is_file()}

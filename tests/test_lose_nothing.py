@@ -9,6 +9,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -702,6 +703,13 @@ CRAFTED = [
     ('a log past the snapshot\'s time', log_entry_set(
         1, elapsed_time=10.0 ** 9),
      'holds a damaged log: its elapsed time is '),
+    ('an elapsed time longer than since 1970', lambda arrays: arrays.update({
+        '_snapshot_elapsed_time': numpy.array(1e300)}),
+     'holds a damaged log: its elapsed time is 1e+300, where seconds from 0 '
+     'to those since 1970 belong'),
+    ('a negative elapsed time', lambda arrays: arrays.update({
+        '_snapshot_elapsed_time': numpy.array(-1.0)}),
+     'holds a damaged log: its elapsed time is -1.0, where seconds'),
     ('a log summary of words not seen', lambda arrays: arrays.update({
         'extensions/LogReport/_summary/_names': numpy.array('["main/loss"]'),
         'extensions/LogReport/_summary/_summaries/0/_x': numpy.array(1.0),
@@ -1215,19 +1223,53 @@ def test_an_out_folder_in_a_private_folder_is_refused(finished, capsys):
     assert '--out cannot be a .train_rnn folder' in capsys.readouterr().err
 
 
-def test_a_record_naming_a_model_or_a_user_file_is_refused(finished,
-                                                           tmp_path):
+def record_set(**changes):
+    """A change of a record's run: its arguments' values, DROP to leave
+    one out, or the run's own keys (files, args) replaced whole."""
+    def change(record):
+        run = record['run']
+        for key, value in changes.items():
+            if key in run:
+                run[key] = value
+            elif value is DROP:
+                del run['args'][key]
+            else:
+                run['args'][key] = value
+    return change
+
+
+@pytest.mark.parametrize('change', [
+    lambda record: record['run']['files'].extend(
+        ['notes.txt', 'rnn_simple_sequence.model']),
+    record_set(arch=DROP), record_set(arch=5), record_set(arch=['rnn']),
+    record_set(arch='evil'), record_set(arch='a\nb\x1b[31mRED'),
+    record_set(args={}), record_set(epoch=DROP), record_set(epoch='2'),
+    record_set(epoch=True), record_set(epoch=0),
+    lambda record: record.update(models='rnn_simple_sequence.model'),
+], ids=['a user file and a model', 'no arch', 'arch a number',
+        'arch a list', 'arch unknown', 'arch an escape sequence',
+        'no arguments', 'no epoch', 'epoch a string', 'epoch true',
+        'epoch 0', 'models a name'])
+def test_a_damaged_record_is_refused_before_anything_goes(change, finished,
+                                                          tmp_path, capsys):
+    """What the next run reads of the record is checked as it is read: an
+    arch missing crashed _replace once the previous run's files were
+    gone."""
     out = tmp_path / 'run'
-    os.system('cp -r {} {}'.format(finished, out))
+    shutil.copytree(str(finished), str(out))
     (out / 'notes.txt').write_text('mine')
     path = out / out_folder.PRIVATE / out_folder.RECORD
     record = json.loads(path.read_text())
-    record['run']['files'] += ['notes.txt', 'rnn_simple_sequence.model']
+    change(record)
     path.write_text(json.dumps(record))
     before = files_of(out)
-    code, _, stderr = run_cli('-o', str(out), '-a', 'lstm', '-e', '1', *TINY)
-    assert code == 2
-    assert_one_line_error(stderr, 'record.json is damaged')
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-o', str(out), '-a', 'lstm', '-e', '1'] + TINY)
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err
+    assert_one_line_error(stderr, 'record.json is damaged: move the out '
+                          'folder {} aside'.format(out))
+    assert '\x1b' not in stderr
     assert files_of(out) == before
 
 
