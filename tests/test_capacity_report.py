@@ -109,6 +109,21 @@ def test_several_folders_print_their_frontiers_side_by_side(
     assert '| gru |' not in out  # b has no gru
 
 
+@pytest.mark.parametrize('second', ['a', 'a/', 'b'])
+def test_a_folder_given_twice_is_refused(tmp_path, capsys, second):
+    """Its report would be written twice, and no table compare it."""
+    (folder,) = report_folders(tmp_path, 1)
+    os.rename(folder, tmp_path / 'a')
+    os.symlink('a', tmp_path / 'b')
+    with pytest.raises(SystemExit) as exit_info:
+        capacity_report.main([str(tmp_path / 'a'), str(tmp_path / second)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        'python -m study.capacity_report: error: {} and {} are the same '
+        'folder\n'.format(tmp_path / 'a', tmp_path / second))
+    assert not (tmp_path / 'a' / 'capacity.md').exists()
+
+
 def test_a_history_that_cannot_be_is_refused(tmp_path, capsys):
     """200 updates of 50 tokens are 10,000 tokens, not 30,000."""
     run = record('rnn', 5, 5, 0)
