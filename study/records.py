@@ -2,10 +2,11 @@
 
 A sweep holds a lock on the file while it lives, so that a second sweep on
 the same file is refused instead of running (and recording) the same runs;
-a last line cut short by a kill is dropped whatever its last character, a
-last record that lost its newline gets it back, duplicates left by older,
-unlocked sweeps are skipped where they agree and refused where they do not,
-and anything that is not a record is refused.
+a last line cut short by a kill or a full disk is dropped whatever its last
+character, with one line saying so, a last record that lost its newline
+gets it back, duplicates left by older, unlocked sweeps are skipped where
+they agree and refused where they do not, and anything that is not a
+record is refused.
 """
 import fcntl
 import json
@@ -13,9 +14,10 @@ import math
 import os
 import re
 import stat
+import sys
 import time
 
-from cli import UsageError, open_problem
+from cli import UsageError, open_problem, print_or_drop
 import simple_sequence
 import snapshots
 from study import capacity
@@ -62,7 +64,10 @@ class RecordFile:
         data = self.file.read()
         records, kept = parse(data, self.path)
         if kept < len(data):
-            self.file.truncate(kept)  # the torn end of a killed append
+            # The torn end of an append a kill or a full disk stopped.
+            self.file.truncate(kept)
+            say_torn(self.path, data, kept,
+                     'was cut short (by a kill or a full disk): dropped')
         elif data and not data.endswith(b'\n'):
             self.file.write(b'\n')
         check_settings(records, self.path, settings,
@@ -120,6 +125,13 @@ def parse(data, path):
     return records, min(kept, len(data))
 
 
+def say_torn(path, data, kept, what):
+    """One line on stderr about the torn last line of a record file: a
+    record lost that way would otherwise go unnoticed."""
+    print_or_drop('{} line {} {}'.format(
+        path, data.count(b'\n', 0, kept) + 1, what), sys.stderr)
+
+
 def outcome(record):
     return record['learned_tokens'], record['tokens']
 
@@ -130,11 +142,15 @@ def read_records(path):
     nothing could be made of."""
     try:
         with snapshots.open_regular_file(path) as f:
-            records = parse(f.read(), path)[0]
+            data = f.read()
     except snapshots.FileError as error:
         raise UsageError(str(error))
+    records, kept = parse(data, path)
     if not records:
         raise UsageError('{} holds no records yet'.format(path))
+    if kept < len(data):
+        say_torn(path, data, kept, 'is cut short (a sweep writing it now, '
+                 'a kill or a full disk): left out')
     check_settings(records, path, records[0]['settings'])
     return records
 
