@@ -183,3 +183,43 @@ def test_ctrl_c_is_one_line(tmp_path):
     _, stderr = process.communicate(timeout=120)
     assert (process.returncode, stderr) == (cli.EXIT_INTERRUPTED,
                                             'Ctrl-C: stopped.\n')
+
+
+def test_seed_folders_of_an_earlier_export_are_removed(tmp_path, capsys):
+    out = tmp_path / 'ui'
+    dashboard.main([write_records(tmp_path / 'a', record(seed=0),
+                                  record(seed=1), record(arch='rnn')),
+                    str(out)])
+    assert dashboard.main([write_records(tmp_path / 'b', record(seed=0)),
+                           str(out)]) == 0
+    assert sorted(str(p.relative_to(out)) for p in out.rglob('*')) == [
+        'gru_vocab5_bproplen5', 'gru_vocab5_bproplen5/seed0',
+        'gru_vocab5_bproplen5/seed0/args', 'gru_vocab5_bproplen5/seed0/log']
+
+
+@pytest.mark.parametrize('link', [False, True])
+def test_a_training_run_in_the_way_is_refused_untouched(tmp_path, capsys,
+                                                        link):
+    """A run folder of train_rnn.py, or a link to one, where a seed folder
+    goes: its log and args are not the export's to replace."""
+    run = tmp_path / 'run'
+    run.mkdir()
+    for name in ('log', 'args', 'model.npz'):
+        (run / name).write_text(name)
+    cell = tmp_path / 'ui' / 'gru_vocab5_bproplen5'
+    cell.mkdir(parents=True)
+    if link:
+        (cell / 'seed0').symlink_to(run)
+        says = '{} is a symbolic link: the export writes through none'
+    else:
+        run.rename(cell / 'seed0')
+        run = cell / 'seed0'
+        says = '{} holds more than the log and args of an export: choose ' \
+            'another OUTDIR'
+    with pytest.raises(SystemExit) as exit_info:
+        dashboard.main([write_records(tmp_path / 'a', record()),
+                        str(tmp_path / 'ui')])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == 'python -m study.dashboard: error: ' \
+        '{}\n'.format(says.format(cell / 'seed0'))
+    assert (run / 'log').read_text() == 'log'
