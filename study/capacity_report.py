@@ -472,6 +472,12 @@ def main(argv=None):
                         type=cli.non_empty_path,
                         help='a folder holding capacity.jsonl')
     args = parser.parse_args(argv)
+    # One folder twice would be written twice, and compared with nothing.
+    real = [os.path.realpath(folder) for folder in args.folders]
+    for index, folder in enumerate(args.folders):
+        if real.index(real[index]) < index:
+            parser.error('{} and {} are the same folder'.format(
+                args.folders[real.index(real[index])], folder))
     studies = {}
     for folder in args.folders:
         try:

@@ -2,10 +2,11 @@
 
 A sweep holds a lock on the file while it lives, so that a second sweep on
 the same file is refused instead of running (and recording) the same runs;
-a last line cut short by a kill is dropped whatever its last character, a
-last record that lost its newline gets it back, duplicates left by older,
-unlocked sweeps are skipped where they agree and refused where they do not,
-and anything that is not a record is refused.
+a last line cut short by a kill or a full disk is dropped whatever its last
+character, with one line saying so, a last record that lost its newline
+gets it back, duplicates left by older, unlocked sweeps are skipped where
+they agree and refused where they do not, and anything that is not a
+record is refused.
 """
 import fcntl
 import json
@@ -13,8 +14,10 @@ import math
 import os
 import re
 import stat
+import sys
+import time
 
-from cli import UsageError, open_problem
+from cli import UsageError, open_problem, print_or_drop
 import simple_sequence
 import snapshots
 from study import capacity
@@ -61,7 +64,10 @@ class RecordFile:
         data = self.file.read()
         records, kept = parse(data, self.path)
         if kept < len(data):
-            self.file.truncate(kept)  # the torn end of a killed append
+            # The torn end of an append a kill or a full disk stopped.
+            self.file.truncate(kept)
+            say_torn(self.path, data, kept,
+                     'was cut short (by a kill or a full disk): dropped')
         elif data and not data.endswith(b'\n'):
             self.file.write(b'\n')
         check_settings(records, self.path, settings,
@@ -119,6 +125,13 @@ def parse(data, path):
     return records, min(kept, len(data))
 
 
+def say_torn(path, data, kept, what):
+    """One line on stderr about the torn last line of a record file: a
+    record lost that way would otherwise go unnoticed."""
+    print_or_drop('{} line {} {}'.format(
+        path, data.count(b'\n', 0, kept) + 1, what), sys.stderr)
+
+
 def outcome(record):
     return record['learned_tokens'], record['tokens']
 
@@ -129,11 +142,15 @@ def read_records(path):
     nothing could be made of."""
     try:
         with snapshots.open_regular_file(path) as f:
-            records = parse(f.read(), path)[0]
+            data = f.read()
     except snapshots.FileError as error:
         raise UsageError(str(error))
+    records, kept = parse(data, path)
     if not records:
         raise UsageError('{} holds no records yet'.format(path))
+    if kept < len(data):
+        say_torn(path, data, kept, 'is cut short (a sweep writing it now, '
+                 'a kill or a full disk): left out')
     check_settings(records, path, records[0]['settings'])
     return records
 
@@ -168,7 +185,7 @@ def check_record(record):
     """record, if it is one that sweep.run_one made; ValueError if not."""
     if not isinstance(record, dict):
         raise ValueError('not an object')
-    check_finite(record)
+    check_portable(record)
     for key, kind in RECORD_TYPES.items():
         value = record.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
@@ -182,6 +199,12 @@ def check_record(record):
         if not low <= record[key] <= high:
             raise ValueError('{} is {!r}'.format(key, record[key]))
     check_settings_of(record['settings'])
+    try:
+        check_two_evaluations(record['vocab'], record['bproplen'],
+                              record['settings'])
+    except UsageError:
+        raise ValueError('vocab is {}, beyond what the sweep runs with its '
+                         'settings'.format(record['vocab']))
     if 'learned_tokens' not in record:
         raise ValueError('no learned_tokens: a record of an older sweep')
     learned = record['learned_tokens']
@@ -189,8 +212,9 @@ def check_record(record):
                                 isinstance(learned, bool) or
                                 not 1 <= learned <= record['tokens']):
         raise ValueError('learned_tokens is {!r}'.format(learned))
+    # No run took longer than the time since the Unix epoch.
     if not (record['updates'] >= 1 and record['tokens'] >= 1 and
-            0 <= record['seconds'] < math.inf):
+            0 <= record['seconds'] <= time.time()):
         raise ValueError('updates, tokens or seconds out of range')
     check_metrics(record, capacity.METRICS)
     if not record['history']:  # a run ends with an evaluation
@@ -203,15 +227,29 @@ def check_record(record):
     return record
 
 
-def check_finite(value):
-    """ValueError where value holds NaN or an infinity: Python's json writes
-    them, but they are not JSON, and no other reader takes them."""
+def check_portable(value):
+    """ValueError where value holds what Python's json takes but other
+    readers (ChainerUI's, through study.dashboard) refuse: NaN or an
+    infinity, an integer outside int64, or a lone surrogate (a \\u escape
+    that is no character) in a key or a string."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError('it holds {}, which is not JSON'.format(
             json.dumps(value)))
-    for item in value.values() if isinstance(value, dict) else \
-            value if isinstance(value, list) else ():
-        check_finite(item)
+    if isinstance(value, int) and not -2 ** 63 <= value < 2 ** 63:
+        raise ValueError('it holds {}, outside int64'.format(value))
+    if isinstance(value, str):
+        try:
+            value.encode('utf-8')
+        except UnicodeEncodeError:
+            raise ValueError('it holds {}, a lone surrogate'.format(
+                json.dumps(value)))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_portable(key)
+            check_portable(item)
+    elif isinstance(value, list):
+        for item in value:
+            check_portable(item)
 
 
 def check_settings_of(settings):
@@ -234,12 +272,44 @@ def cap_updates(bproplen, settings):
     return math.ceil(settings['tokens'] / (bproplen * settings['batchsize']))
 
 
+def evaluation_interval(n_vocab, bproplen, settings):
+    """Updates between evaluations: eval_every tokens, or a period of every
+    stream where that is longer, so that evaluating costs a small share of
+    training at any N."""
+    per_update = bproplen * settings['batchsize']
+    tokens = max(settings['eval_every'], settings['batchsize'] *
+                 simple_sequence.period_length(n_vocab))
+    return max(1, round(tokens / per_update))
+
+
+def check_two_evaluations(n_vocab, bproplen, settings):
+    """UsageError unless a run of the cell is evaluated twice within the
+    cap: at one evaluation it could never have learned (learned), and would
+    be recorded as a run that did not."""
+    per_update = bproplen * settings['batchsize']
+    apart = evaluation_interval(n_vocab, bproplen, settings) * per_update
+    if cap_updates(bproplen, settings) * per_update <= apart:
+        raise UsageError(
+            '--tokens {:,} allows one evaluation at most at N={} bproplen={} '
+            '(they come every {:,} tokens there), and a run learns at two in '
+            'a row: give --tokens above {:,}'.format(
+                settings['tokens'], n_vocab, bproplen, apart, apart))
+
+
+def learned(history):
+    """Whether the last two evaluations each found a whole period exact: one
+    could be luck on a curve that swings."""
+    return len(history) >= 2 and all(
+        metrics['exact_period'] for metrics in history[-2:])
+
+
 def check_counters(record):
     """ValueError unless the record's tokens and those of each evaluation
     are its updates times bproplen times the batch size, the evaluations in
     the order they were made, none after the run's end, the end at the cap
     where it did not learn and within it where it did, and learned_tokens
-    the tokens of one of them."""
+    the first of the first two exact evaluations in a row (learned), where
+    the run stopped."""
     per_update = record['bproplen'] * record['settings']['batchsize']
     for entry in record['history'] + [record]:
         if entry['tokens'] != entry['updates'] * per_update:
@@ -251,15 +321,23 @@ def check_counters(record):
         raise ValueError('a history whose tokens go {} in a run of {}'.format(
             ', '.join(map(str, tokens)), record['tokens']))
     cap = cap_updates(record['bproplen'], record['settings'])
-    learned = record['learned_tokens']
-    if record['updates'] > cap or learned is None and \
+    claimed = record['learned_tokens']
+    if record['updates'] > cap or claimed is None and \
             record['updates'] != cap:
         raise ValueError('{:,} updates in a run {} at {:,}'.format(
-            record['updates'], 'censored' if learned is None
+            record['updates'], 'censored' if claimed is None
             else 'capped', cap))
-    if learned is not None and learned not in tokens:
-        raise ValueError('learned_tokens is {}, which no evaluation '
-                         'had'.format(learned))
+    history = record['history']
+    if any(learned(history[end - 2:end]) for end in range(2, len(history))):
+        raise ValueError('a history that goes on after the run learned')
+    said = history[-2]['tokens'] if learned(history) else None
+    if claimed != said:
+        raise ValueError('learned_tokens is {}, where its history says '
+                         '{}'.format(claimed, said))
+    if history[-1]['updates'] != record['updates']:
+        raise ValueError('{:,} updates in a run whose last evaluation was at '
+                         '{:,}'.format(record['updates'],
+                                       history[-1]['updates']))
 
 
 def is_count(value):

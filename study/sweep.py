@@ -59,8 +59,8 @@ from cli import EXIT_USAGE, ArgumentParser, UsageError
 import distributed
 from models import FUSED_ARCHITECTURES
 from study.records import (RecordFile, cap_updates, check_settings_of,
-                           run_key)
-import simple_sequence
+                           check_two_evaluations, evaluation_interval,
+                           learned, run_key)
 import train_rnn
 from updaters import fast_training
 
@@ -191,20 +191,6 @@ def check_runs(archs, vocabs, bproplens, seeds, settings):
         raise UsageError('{}, beyond what a record may hold'.format(error))
 
 
-def check_two_evaluations(n_vocab, bproplen, settings):
-    """UsageError unless a run of the cell is evaluated twice within the
-    cap: at one evaluation it could never have learned (learned), and would
-    be recorded as a run that did not."""
-    per_update = bproplen * settings['batchsize']
-    apart = evaluation_interval(n_vocab, bproplen, settings) * per_update
-    if cap_updates(bproplen, settings) * per_update <= apart:
-        raise UsageError(
-            '--tokens {:,} allows one evaluation at most at N={} bproplen={} '
-            '(they come every {:,} tokens there), and a run learns at two in '
-            'a row: give --tokens above {:,}'.format(
-                settings['tokens'], n_vocab, bproplen, apart, apart))
-
-
 def run_one(task):
     """Train one run; its record.
 
@@ -325,16 +311,6 @@ def stacks(keys, processes, largest=None):
     return tasks
 
 
-def evaluation_interval(n_vocab, bproplen, settings):
-    """Updates between evaluations: eval_every tokens, or a period of every
-    stream where that is longer, so that evaluating costs a small share of
-    training at any N."""
-    per_update = bproplen * settings['batchsize']
-    tokens = max(settings['eval_every'], settings['batchsize'] *
-                 simple_sequence.period_length(n_vocab))
-    return max(1, round(tokens / per_update))
-
-
 def _run_one(arch, n_vocab, bproplen, seed, settings):
     started = time.perf_counter()
     evaluated, run = train_until_learned(arch, n_vocab, bproplen, seed,
@@ -383,13 +359,6 @@ def setup_run(arch, n_vocab, bproplen, seed, settings):
         words=capacity.phase_spread_sequence(n_vocab, settings['batchsize']),
         alpha=settings['alpha'],
         model_options=VARIANTS.get(arch, (arch, {}))[1])
-
-
-def learned(history):
-    """Whether the last two evaluations each found a whole period exact: one
-    could be luck on a curve that swings."""
-    return len(history) >= 2 and all(
-        metrics['exact_period'] for metrics in history[-2:])
 
 
 def plan(records, args):

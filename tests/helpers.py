@@ -171,7 +171,10 @@ def study_record(arch, bproplen, vocab, seed, learned_tokens=None,
     metrics['exact_period'] = learned_tokens is not None
     tokens = 1000 if learned_tokens is None else learned_tokens + 100
     per_update = bproplen * STUDY_SETTINGS['batchsize']
-    history = [dict(metrics, updates=t // per_update, tokens=t)
+    # Exact from learned_tokens on, as the sweep's rule (learned) has it.
+    history = [dict(metrics, updates=t // per_update, tokens=t,
+                    exact_period=learned_tokens is not None and
+                    t >= learned_tokens)
                for t in range(100, tokens + 1, 100)]
     return dict(metrics, arch=arch, vocab=vocab, bproplen=bproplen,
                 seed=seed, tokens=tokens, updates=tokens // per_update,

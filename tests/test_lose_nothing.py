@@ -1074,8 +1074,8 @@ def one_record_file(tmp_path):
 
 
 @pytest.mark.parametrize('closing', [False, True])
-def test_a_torn_last_line_is_dropped_whatever_its_last_character(closing,
-                                                                 tmp_path):
+def test_a_torn_last_line_is_dropped_whatever_its_last_character(
+        closing, tmp_path, capsys):
     (line,) = one_record_file(tmp_path)
     # Torn just after an evaluation's closing brace, or inside a number.
     torn = line[:line.index('}') + 1] if closing else line[:-1]
@@ -1086,6 +1086,10 @@ def test_a_torn_last_line_is_dropped_whatever_its_last_character(closing,
         sweep.settings_of(sweep.build_parser().parse_args(SWEEP)))
     assert len(records) == 1
     assert path.read_text() == line + '\n'
+    # Said, not silent: a full disk tears a record as a kill does.
+    assert capsys.readouterr().err == (
+        '{} line 2 was cut short (by a kill or a full disk): dropped\n'
+        .format(path))
 
 
 def test_a_last_record_without_its_newline_is_kept_apart_from_the_next(

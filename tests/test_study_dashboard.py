@@ -14,9 +14,11 @@ from study import dashboard
 
 
 def record(arch='gru', vocab=5, bproplen=5, seed=0, **more):
-    """A record as study.sweep writes it, censored, and evaluated twice."""
+    """A record as study.sweep writes it, censored at 200 tokens, and
+    evaluated twice."""
     run = study_record(arch, bproplen, vocab, seed)
-    run['history'] = run['history'][:2]
+    run.update(history=run['history'][:2], tokens=200, updates=4,
+               settings=dict(run['settings'], tokens=200))
     return dict(run, **more)
 
 
@@ -28,7 +30,7 @@ def write_records(path, *records, torn=''):
 def test_each_run_becomes_a_folder_of_its_cell(tmp_path, capsys):
     records = write_records(
         tmp_path / 'capacity.jsonl', record(seed=0), record(seed=1),
-        record(arch='rnn', seed=0, vocab=10), torn='{"arch": "gr')
+        record(arch='rnn', seed=0, vocab=6), torn='{"arch": "gr')
     assert dashboard.main([records, str(tmp_path / 'ui')]) == 0
     assert capsys.readouterr().out == (
         'Wrote 3 runs in 2 cells under {0}; look at a cell with: make ui '
@@ -45,9 +47,9 @@ def test_each_run_becomes_a_folder_of_its_cell(tmp_path, capsys):
         dict(metrics, iteration=4, updates=4, tokens=200, epoch=20.0)]
     assert json.loads((cell / 'seed1' / 'args').read_text()) == dict(
         metrics, exact_period=False, arch='gru', vocab=5, bproplen=5,
-        seed=1, learned_tokens=None, tokens=1000, updates=20, seconds=1.5,
+        seed=1, learned_tokens=None, tokens=200, updates=4, seconds=1.5,
         eval_every=100, unit=8, batchsize=10, alpha=0.001, gradclip=5.0)
-    assert (tmp_path / 'ui' / 'rnn_vocab10_bproplen5' / 'seed0' /
+    assert (tmp_path / 'ui' / 'rnn_vocab6_bproplen5' / 'seed0' /
             'log').exists()
 
 
@@ -66,12 +68,12 @@ def test_each_run_becomes_a_folder_of_its_cell(tmp_path, capsys):
     (json.dumps(record(tokens=1000, updates=10)),
      '1000 tokens in 10 updates of 50 tokens'),
     (json.dumps(record(history=record()['history'][1::-1])),
-     'a history whose tokens go 200, 100 in a run of 1000'),
+     'a history whose tokens go 200, 100 in a run of 200'),
     (json.dumps(record(history=record()['history'][:2], tokens=100,
                        updates=2)),
      'a history whose tokens go 100, 200 in a run of 100'),
     (json.dumps(record(learned_tokens=150)),
-     'learned_tokens is 150, which no evaluation had'),
+     'learned_tokens is 150, where its history says None'),
     (json.dumps(record(settings={})), 'settings has the keys , not alpha, '
      'batchsize, eval_every, gradclip, tokens, unit'),
     # Python's json writes them; the log would not be JSON.
@@ -107,7 +109,8 @@ def test_two_outcomes_of_one_run_are_refused_naming_both_lines(tmp_path,
                                                                capsys):
     records = write_records(
         tmp_path / 'capacity.jsonl', record(seed=0), record(seed=1),
-        record(seed=0, learned_tokens=100))
+        dict(study_record('gru', 5, 5, 0, learned_tokens=100),
+             settings=record()['settings']))
     with pytest.raises(SystemExit) as exit_info:
         dashboard.main([records, str(tmp_path / 'ui')])
     assert exit_info.value.code == cli.EXIT_USAGE
@@ -180,3 +183,43 @@ def test_ctrl_c_is_one_line(tmp_path):
     _, stderr = process.communicate(timeout=120)
     assert (process.returncode, stderr) == (cli.EXIT_INTERRUPTED,
                                             'Ctrl-C: stopped.\n')
+
+
+def test_seed_folders_of_an_earlier_export_are_removed(tmp_path, capsys):
+    out = tmp_path / 'ui'
+    dashboard.main([write_records(tmp_path / 'a', record(seed=0),
+                                  record(seed=1), record(arch='rnn')),
+                    str(out)])
+    assert dashboard.main([write_records(tmp_path / 'b', record(seed=0)),
+                           str(out)]) == 0
+    assert sorted(str(p.relative_to(out)) for p in out.rglob('*')) == [
+        'gru_vocab5_bproplen5', 'gru_vocab5_bproplen5/seed0',
+        'gru_vocab5_bproplen5/seed0/args', 'gru_vocab5_bproplen5/seed0/log']
+
+
+@pytest.mark.parametrize('link', [False, True])
+def test_a_training_run_in_the_way_is_refused_untouched(tmp_path, capsys,
+                                                        link):
+    """A run folder of train_rnn.py, or a link to one, where a seed folder
+    goes: its log and args are not the export's to replace."""
+    run = tmp_path / 'run'
+    run.mkdir()
+    for name in ('log', 'args', 'model.npz'):
+        (run / name).write_text(name)
+    cell = tmp_path / 'ui' / 'gru_vocab5_bproplen5'
+    cell.mkdir(parents=True)
+    if link:
+        (cell / 'seed0').symlink_to(run)
+        says = '{} is a symbolic link: the export writes through none'
+    else:
+        run.rename(cell / 'seed0')
+        run = cell / 'seed0'
+        says = '{} holds more than the log and args of an export: choose ' \
+            'another OUTDIR'
+    with pytest.raises(SystemExit) as exit_info:
+        dashboard.main([write_records(tmp_path / 'a', record()),
+                        str(tmp_path / 'ui')])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == 'python -m study.dashboard: error: ' \
+        '{}\n'.format(says.format(cell / 'seed0'))
+    assert (run / 'log').read_text() == 'log'
