@@ -5,7 +5,8 @@ writes, for each run, OUTDIR/ARCH_vocabN_bproplenL/seedS/log (its
 evaluation history: iteration = updates, tokens, epoch = periods of the
 sequence read, and every metric) and args (what defines the run and the
 record's other plain fields), and removes the seed folders of an earlier
-export that the records no longer hold. Then `make ui UI_DIRS=OUTDIR/CELL`
+export that the records no longer hold: those its list, OUTDIR/.study_export,
+names, and no other. Then `make ui UI_DIRS=OUTDIR/CELL`
 compares a cell's seeds. The sweep is not touched: it may go on writing
 its records, and a line it is still writing is left for the next export.
 """
@@ -15,9 +16,12 @@ if __name__ == '__main__':  # before Chainer loads
     quiet_start.install()
 
 import argparse
-import glob
+import contextlib
+import fcntl
 import json
 import os
+import re
+import stat
 import sys
 
 import cli
@@ -32,10 +36,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         runs = read_records(args.records)
-        remove_stale(args.outdir, {run_folder(args.outdir, record)
-                                   for record in runs})
-        for record in runs:
-            write_run(args.outdir, record)
+        os.makedirs(args.outdir, exist_ok=True)
+        with exporting(args.outdir) as earlier:
+            folders = {run_folder(args.outdir, record) for record in runs}
+            remove_stale(args.outdir, folders, earlier)
+            for record in runs:
+                write_run(args.outdir, record)
+            write_list(args.outdir, folders)
     except UsageError as error:
         parser.error(str(error))
     except OSError as error:
@@ -71,23 +78,71 @@ def run_folder(outdir, record):
                         'seed{}'.format(record['seed']))
 
 
-def remove_stale(outdir, folders):
-    """Remove the seed folders of an earlier export that are not folders
-    (what the records hold), lest the page show runs of old beside them;
+EXPORT_LIST = '.study_export'  # the run folders the last export wrote
+LISTED = re.compile(r'[a-z0-9_]+_vocab[0-9]+_bproplen[0-9]+/seed[0-9]+')
+
+
+@contextlib.contextmanager
+def exporting(outdir):
+    """While in it, this export alone writes in outdir (two at once would
+    each say they wrote theirs); it gives the run folders, relative to
+    outdir, that the last export listed."""
+    path = os.path.join(outdir, EXPORT_LIST)
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
+                             0o644)
+    except OSError as error:
+        raise UsageError('cannot open {}: {}'.format(path, error.strerror))
+    with os.fdopen(descriptor, 'r+b') as f:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise UsageError('{} is not a regular file'.format(path))
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError('another export is writing {}: wait for it, or '
+                             'choose another OUTDIR'.format(outdir))
+        text = f.read(1 << 20).decode('utf-8', 'replace')
+        try:
+            listed = snapshots.parse_json(text, path) if text else []
+        except snapshots.FileError:
+            listed = None
+        if not (isinstance(listed, list) and all(
+                isinstance(name, str) and LISTED.fullmatch(name)
+                for name in listed)):
+            raise UsageError('{} is damaged: it lists the run folders of the '
+                             'last export; remove it, and those by hand'
+                             .format(path))
+        yield {os.path.join(outdir, name) for name in listed}
+
+
+def write_list(outdir, folders):
+    """List folders as the ones this export wrote, for the next one."""
+    with open(os.path.join(outdir, EXPORT_LIST), 'r+') as f:
+        f.truncate()
+        json.dump(sorted(os.path.relpath(folder, outdir)
+                         for folder in folders), f, indent=1)
+
+
+def remove_stale(outdir, folders, earlier):
+    """Remove the seed folders that the earlier export listed and the
+    records no longer hold, lest the page show runs of old beside them;
     UsageError, before anything changes, where a folder to write or remove
     is a link or holds what the export never writes (a training run's)."""
-    found = set(glob.glob(os.path.join(glob.escape(outdir), '*', 'seed*')))
-    for folder in sorted(folders | found):
+    stale = {folder for folder in earlier - folders
+             if os.path.lexists(folder)}
+    for folder in sorted(folders | stale):
         for path in (os.path.dirname(folder), folder):
             if os.path.islink(path):
                 raise UsageError('{} is a symbolic link: the export writes '
                                  'through none'.format(path))
         if os.path.lexists(folder) and not (
                 os.path.isdir(folder) and
-                set(os.listdir(folder)) <= set(EXPORTED)):
+                set(os.listdir(folder)) <= set(EXPORTED) and all(
+                    stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode)
+                    for name in os.listdir(folder))):
             raise UsageError('{} holds more than the log and args of an '
                              'export: choose another OUTDIR'.format(folder))
-    for folder in sorted(found - folders):
+    for folder in sorted(stale):
         for name in os.listdir(folder):
             os.remove(os.path.join(folder, name))
         os.rmdir(folder)

@@ -1,4 +1,5 @@
 """study.dashboard: the sweep's records as ChainerUI run folders."""
+import fcntl
 import json
 import math
 import resource
@@ -193,8 +194,59 @@ def test_seed_folders_of_an_earlier_export_are_removed(tmp_path, capsys):
     assert dashboard.main([write_records(tmp_path / 'b', record(seed=0)),
                            str(out)]) == 0
     assert sorted(str(p.relative_to(out)) for p in out.rglob('*')) == [
-        'gru_vocab5_bproplen5', 'gru_vocab5_bproplen5/seed0',
+        dashboard.EXPORT_LIST, 'gru_vocab5_bproplen5',
+        'gru_vocab5_bproplen5/seed0',
         'gru_vocab5_bproplen5/seed0/args', 'gru_vocab5_bproplen5/seed0/log']
+
+
+def test_folders_no_export_listed_are_left_alone(tmp_path, capsys):
+    """Every OUTDIR/*/seed* holding a log or args was taken for an old
+    export's and removed: a ChainerUI project's runs, a user's notes."""
+    out = tmp_path / 'ui'
+    (out / 'notes' / 'seedlings').mkdir(parents=True)
+    (out / 'notes' / 'seedlings' / 'log').write_text('notes')
+    (out / 'gru_vocab5_bproplen5' / 'seed7').mkdir(parents=True)
+    (out / 'gru_vocab5_bproplen5' / 'seed7' / 'args').write_text('{}')
+    assert dashboard.main([write_records(tmp_path / 'a', record(seed=0)),
+                           str(out)]) == 0
+    assert (out / 'notes' / 'seedlings' / 'log').read_text() == 'notes'
+    assert (out / 'gru_vocab5_bproplen5' / 'seed7' / 'args').read_text() == \
+        '{}'
+    assert json.loads((out / dashboard.EXPORT_LIST).read_text()) == [
+        'gru_vocab5_bproplen5/seed0']
+
+
+def test_a_second_export_at_once_is_refused(tmp_path, capsys):
+    """Both said they wrote theirs; the folder held neither's runs."""
+    out = tmp_path / 'ui'
+    out.mkdir()
+    with open(str(out / dashboard.EXPORT_LIST), 'w') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        with pytest.raises(SystemExit):
+            dashboard.main([write_records(tmp_path / 'a', record()),
+                            str(out)])
+    assert capsys.readouterr().err == 'python -m study.dashboard: error: ' \
+        'another export is writing {}: wait for it, or choose another ' \
+        'OUTDIR\n'.format(out)
+    assert sorted(p.name for p in out.iterdir()) == [dashboard.EXPORT_LIST]
+
+
+def test_a_listed_folder_holding_a_folder_is_refused_before_any_goes(
+        tmp_path, capsys):
+    """Only names were compared: the removal failed half done, blaming a
+    write."""
+    out = tmp_path / 'ui'
+    dashboard.main([write_records(tmp_path / 'a', record(seed=0),
+                                  record(seed=1), record(seed=2)), str(out)])
+    (out / 'gru_vocab5_bproplen5' / 'seed2' / 'log').unlink()
+    (out / 'gru_vocab5_bproplen5' / 'seed2' / 'log').mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        dashboard.main([write_records(tmp_path / 'b', record(seed=0)),
+                        str(out)])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert 'seed2 holds more than the log and args' in \
+        capsys.readouterr().err
+    assert (out / 'gru_vocab5_bproplen5' / 'seed1' / 'log').exists()
 
 
 @pytest.mark.parametrize('link', [False, True])
