@@ -41,6 +41,9 @@ RUN_FILES = ('args.json', 'log', 'loss.png', 'accuracy.png', 'cg.dot',
 SHARED_FILES = ('commands',)
 MODEL_SUFFIX = '_simple_sequence.model'
 TEMPORARY_SUFFIX = '.tmp'
+# A record names each file of its run; this holds hundreds of thousands of
+# snapshots' names, and bounds what a crafted one makes us read.
+MAX_RECORD = 2 ** 24
 
 
 class FolderError(Exception):
@@ -148,10 +151,14 @@ class OutFolder:
         if not os.path.exists(path):
             return {'run': None, 'models': []}
         with snapshots.open_regular_file(path) as f:
-            record = snapshots.parse_json(f.read().decode('utf-8', 'replace'),
+            text = f.read(MAX_RECORD + 1)
+        try:
+            record = snapshots.parse_json(text.decode('utf-8', 'replace'),
                                           path)
+        except snapshots.FileError:
+            record = None
         run = record.get('run') if isinstance(record, dict) else None
-        if not (isinstance(record, dict) and
+        if not (len(text) <= MAX_RECORD and isinstance(record, dict) and
                 _names(record.get('models'), _is_model) and
                 (run is None or isinstance(run, dict) and
                  _names(run.get('files'), _is_run_file) and
@@ -390,7 +397,8 @@ def _names(value, allowed):
     """Whether value is a list of names of files that a run writes in its
     folder, each allowed; a record that says otherwise is damaged."""
     return isinstance(value, list) and all(
-        isinstance(name, str) and allowed(name) for name in value)
+        isinstance(name, str) and allowed(name) for name in value) and \
+        len(set(value)) == len(value)
 
 
 def _is_run_args(args):

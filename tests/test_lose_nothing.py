@@ -1250,10 +1250,11 @@ def record_set(**changes):
     record_set(args={}), record_set(epoch=DROP), record_set(epoch='2'),
     record_set(epoch=True), record_set(epoch=0),
     lambda record: record.update(models='rnn_simple_sequence.model'),
+    lambda record: record['run']['files'].append('log'),
 ], ids=['a user file and a model', 'no arch', 'arch a number',
         'arch a list', 'arch unknown', 'arch an escape sequence',
         'no arguments', 'no epoch', 'epoch a string', 'epoch true',
-        'epoch 0', 'models a name'])
+        'epoch 0', 'models a name', 'a file named twice'])
 def test_a_damaged_record_is_refused_before_anything_goes(change, finished,
                                                           tmp_path, capsys):
     """What the next run reads of the record is checked as it is read: an
@@ -1266,6 +1267,12 @@ def test_a_damaged_record_is_refused_before_anything_goes(change, finished,
     record = json.loads(path.read_text())
     change(record)
     path.write_text(json.dumps(record))
+    assert_refused_as_damaged(out, capsys)
+
+
+def assert_refused_as_damaged(out, capsys):
+    """A run into out is refused for its damaged record, in one line,
+    before anything in out changes."""
     before = files_of(out)
     with pytest.raises(SystemExit) as exit_info:
         train_rnn.main(['-o', str(out), '-a', 'lstm', '-e', '1'] + TINY)
@@ -1275,6 +1282,22 @@ def test_a_damaged_record_is_refused_before_anything_goes(change, finished,
                           'folder {} aside'.format(out))
     assert '\x1b' not in stderr
     assert files_of(out) == before
+
+
+@pytest.mark.parametrize('damage', ['', 'not json', 'too long'])
+def test_a_record_that_is_no_json_or_too_long_is_damaged(
+        damage, finished, tmp_path, capsys, monkeypatch):
+    """A record of 1 GB was read whole, in 2 GB and 14 s; one that was no
+    JSON got no word of what to do."""
+    out = tmp_path / 'run'
+    shutil.copytree(str(finished), str(out))
+    path = out / out_folder.PRIVATE / out_folder.RECORD
+    if damage == 'too long':
+        monkeypatch.setattr(out_folder, 'MAX_RECORD',
+                            len(path.read_bytes()) - 1)
+    else:
+        path.write_text(damage)
+    assert_refused_as_damaged(out, capsys)
 
 
 def test_a_log_summary_without_its_values_is_refused(finished, tmp_path,
