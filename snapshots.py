@@ -118,7 +118,8 @@ def npz_bytes(arrays):
     if needing_pickle:
         raise TypeError('would need pickle: ' + ', '.join(needing_pickle))
     buffer = io.BytesIO()
-    numpy.savez(buffer, **arrays)
+    # In name order: the same run writes its entries in the same order.
+    numpy.savez(buffer, **dict(sorted(arrays.items())))
     return buffer.getbuffer()
 
 

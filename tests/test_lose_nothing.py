@@ -1572,3 +1572,11 @@ def test_a_sweep_whose_record_cannot_be_written_is_one_line(tmp_path):
     assert completed.stderr == (
         'python -m study.sweep: error: writing to {} failed: [Errno 27] File '
         'too large (the records written so far are kept)\n'.format(tmp_path))
+
+
+def test_entries_are_written_in_name_order():
+    """Their order followed the process's hashing: the same run's files
+    listed their entries in another order from one process to the next."""
+    data = snapshots.npz_bytes({'b': numpy.zeros(1), 'a': numpy.ones(1)})
+    assert zipfile.ZipFile(io.BytesIO(bytes(data))).namelist() == [
+        'a.npy', 'b.npy']
