@@ -150,7 +150,8 @@ class OutFolder:
         path = os.path.join(self.private, RECORD)
         if not os.path.exists(path):
             return {'run': None, 'models': []}
-        with snapshots.open_regular_file(path) as f:
+        # Through a link, the record saved next would replace the link.
+        with snapshots.open_regular_file(path, follow=False) as f:
             text = f.read(MAX_RECORD + 1)
         try:
             record = snapshots.parse_json(text.decode('utf-8', 'replace'),

@@ -1284,6 +1284,22 @@ def assert_refused_as_damaged(out, capsys):
     assert files_of(out) == before
 
 
+def test_a_linked_record_is_refused(finished, tmp_path, capsys):
+    """It was read through the link, then replaced by a file."""
+    out = tmp_path / 'run'
+    shutil.copytree(str(finished), str(out))
+    path = out / out_folder.PRIVATE / out_folder.RECORD
+    path.rename(tmp_path / 'elsewhere.json')
+    path.symlink_to(tmp_path / 'elsewhere.json')
+    before = files_of(out)
+    with pytest.raises(SystemExit) as exit_info:
+        train_rnn.main(['-o', str(out), '-e', '1'] + TINY)
+    assert exit_info.value.code == 2
+    assert_one_line_error(capsys.readouterr().err, '{} is a symbolic link, '
+                          'which is refused'.format(path))
+    assert files_of(out) == before and path.is_symlink()
+
+
 @pytest.mark.parametrize('damage', ['', 'not json', 'too long'])
 def test_a_record_that_is_no_json_or_too_long_is_damaged(
         damage, finished, tmp_path, capsys, monkeypatch):
