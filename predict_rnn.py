@@ -143,6 +143,12 @@ def file_settings(path, arch):
     def run_args_alone(headers):
         declared.update(headers)
         embed = headers.get('embed/W')
+        if embed is None and any(name.startswith('updater/')
+                                 for name in headers):
+            raise snapshots.FileError(
+                '{} is a snapshot of train_rnn.py, not a model file: predict '
+                'with the model its run saves once it ends (train_rnn.py -r '
+                'resumes it)'.format(path))
         if embed is None:
             raise snapshots.FileError('{} lacks embed/W (vocabulary, units): '
                                       'it is not a model file'.format(path))

@@ -188,7 +188,8 @@ PREDICT_CASES = [
     ('empty model', [], 'is not an npz file'),
     ('truncated model', [], 'is truncated or damaged'),
     ('foreign model', [], 'lacks'),
-    ('snapshot as model', [], 'lacks'),
+    ('snapshot as model', [], 'is a snapshot of train_rnn.py, not a model '
+     'file: predict with the model its run saves once it ends'),
     ('bad args.json', [], '{folder}/args.json: not valid JSON'),
     ('args.json repeating a key', [], "{folder}/args.json: the key 'arch' "
      "appears twice in an object"),
