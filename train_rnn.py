@@ -116,12 +116,11 @@ def main(argv=None):
 
 
 def writing_failed(parser, args, ranks, error):
-    """Say that a write to the out folder failed (a full disk); the exit
-    status."""
-    cli.print_or_drop('{}: error: writing to {} failed: {}'.format(
-        parser.prog, args.out, error), sys.stderr)
-    ranks.abort(cli.EXIT_FAILED)
-    return cli.EXIT_FAILED
+    """Say that a write to the out folder failed (a full disk), on every
+    rank's behalf; the exit status."""
+    status = cli.writing_failed(parser.prog, args.out, error)
+    ranks.abort(status)
+    return status
 
 
 def setup_training(args, words=None, ranks=None, alpha=ADAM_ALPHA,
