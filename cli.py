@@ -13,6 +13,7 @@ import shlex
 import signal
 import stat
 import sys
+import threading
 
 import chainer_compat  # noqa: F401  (must precede chainer)
 
@@ -326,8 +327,11 @@ def run_script(main):
     quiet_start.started()  # one that came while starting ends it now
     for number in quiet_start.STOPPING:
         signal.signal(number, _interrupt)
+    sys.unraisablehook = _unraisable
     try:
         status = main()
+        if _dropped:  # its signal again had not come yet
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         print_or_drop('{}: stopped.'.format(quiet_start.NAMES[stopped_by()]),
                       sys.stderr)
@@ -337,15 +341,34 @@ def run_script(main):
 
 
 _stopped_by = None  # the signal that _interrupt raised KeyboardInterrupt for
+_dropped = False  # whether Python dropped that KeyboardInterrupt
 
 
 def _interrupt(number, frame):
     # SIGTERM and SIGHUP as Ctrl-C: a default death says nothing and leaves
     # a script's workers running. Later ones must not break the way out.
-    global _stopped_by
-    if _stopped_by is None:
-        _stopped_by = number
+    global _stopped_by, _dropped
+    if _stopped_by is None or _dropped:
+        _stopped_by = _stopped_by or number
+        _dropped = False
         raise KeyboardInterrupt
+
+
+def _unraisable(unraisable):
+    # A KeyboardInterrupt of _interrupt that Python could not raise, inside
+    # a ctypes callback (threadpoolctl's), was dropped with a traceback and
+    # the script ran on: the signal again, from a thread, so that it comes
+    # once this hook and, most likely, the callback have returned (if not,
+    # here again).
+    global _dropped
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and \
+            _stopped_by is not None:
+        _dropped = True
+        again = threading.Timer(0.01, os.kill, (os.getpid(), _stopped_by))
+        again.daemon = True
+        again.start()
+    else:
+        sys.__unraisablehook__(unraisable)
 
 
 def stopped_by():

@@ -1596,3 +1596,23 @@ def test_entries_are_written_in_name_order():
     data = snapshots.npz_bytes({'b': numpy.zeros(1), 'a': numpy.ones(1)})
     assert zipfile.ZipFile(io.BytesIO(bytes(data))).namelist() == [
         'a.npy', 'b.npy']
+
+
+def test_a_signal_inside_a_ctypes_callback_still_stops_a_study_script():
+    """threadpoolctl looks for its libraries through a ctypes callback: a
+    Ctrl-C there was dropped with a traceback, the study's script ran to
+    its end with status 0, and a second Ctrl-C was ignored."""
+    script = '\n'.join([
+        'import ctypes, os, signal, sys',
+        'import cli',
+        'def main():',
+        '    callback = ctypes.CFUNCTYPE(None)(',
+        '        lambda: os.kill(os.getpid(), signal.SIGINT))',
+        '    callback()',
+        '    print("ran on")',
+        '    return 0',
+        'sys.exit(cli.run_script(main))'])
+    completed = subprocess.run([sys.executable, '-c', script], cwd=ROOT,
+                               capture_output=True, text=True, timeout=60)
+    assert (completed.returncode, completed.stderr) == (
+        cli.EXIT_INTERRUPTED, 'Ctrl-C: stopped.\n')
