@@ -90,9 +90,9 @@ def started():
 
 
 def finished(message):
-    """Once a script's work is all done: from now until it exits, a signal
-    ends it at once with message ({} the signal's name) and status 128 + its
-    number, as one that came before its last check does."""
+    """Once a script's work is all done: from now until its main() returns,
+    a signal ends it at once with message ({} the signal's name) and status
+    128 + its number, as one that came before its last check does."""
     global said
     said = message
     for number in STOPPING:
@@ -100,9 +100,8 @@ def finished(message):
 
 
 def ignore():
-    """Once a script's work is done, unless finished() says otherwise: a
-    late signal must not turn into a traceback, nor a wrong message, on the
-    way out."""
-    if said is INTERRUPTED:
-        for number in STOPPING:
-            _signal.signal(number, _signal.SIG_IGN)
+    """Once a script's main() has returned: a late signal must not turn into
+    a traceback, a wrong message, nor, once Python's shutdown has put the
+    default handlers back, a death by the signal with its status lost."""
+    for number in STOPPING:
+        _signal.signal(number, _signal.SIG_IGN)

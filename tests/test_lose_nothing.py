@@ -409,6 +409,33 @@ def test_ctrl_c_at_a_random_moment_ends_cleanly_and_resumes(tmp_path, seed):
         assert (out / 'rnn_simple_sequence.model').exists()
 
 
+# Runs a script with an object whose deletion, as Python unloads the
+# modules on its way out, sends the script a Ctrl-C.
+SIGNAL_AT_SHUTDOWN = """
+import os, runpy, signal, sys, types
+class CtrlCWhenDeleted:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+module = types.ModuleType('ctrl_c_when_deleted')
+module.it = CtrlCWhenDeleted()
+sys.modules[module.__name__] = module
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
+def test_ctrl_c_while_python_shuts_down_leaves_the_status(tmp_path):
+    out = str(tmp_path / 'out')
+    for script, args in (('train_rnn.py', ['-o', out, '-e', '1'] + TINY),
+                         ('predict_rnn.py', ['-o', out, '--vocab', '3'])):
+        process = subprocess.run(
+            [sys.executable, '-c', SIGNAL_AT_SHUTDOWN,
+             os.path.join(ROOT, script)] + args,
+            capture_output=True, text=True, timeout=300)
+        assert (process.returncode, process.stderr) == (0, ''), script
+
+
 def ctrl_c_twice_after_renaming(monkeypatch, name):
     """Make os.replace, once it has renamed a file to name, receive two
     Ctrl-C: the second raises KeyboardInterrupt just after the rename."""
