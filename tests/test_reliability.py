@@ -299,6 +299,32 @@ class WritesAMarker:
         return open, (self.marker, 'w')
 
 
+class OnTheGPU:
+    """What an array of a model on a GPU shows: a dtype and a shape, and,
+    as CuPy's does, no implicit conversion to a NumPy array."""
+
+    def __init__(self, array):
+        self.dtype, self.shape = array.dtype, array.shape
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError('Implicit conversion to a NumPy array is not allowed')
+
+
+def test_a_run_on_a_gpu_resumes(tmp_path, monkeypatch):
+    train(tmp_path, '-e', '1')
+    reference_of = snapshots.snapshot_reference
+
+    def on_the_gpu(trainer):
+        reference, states = reference_of(trainer)
+        return ({key: OnTheGPU(numpy.asarray(value))
+                 for key, value in reference.items()},
+                {key: reference[key] for key in states})
+
+    monkeypatch.setattr(snapshots, 'snapshot_reference', on_the_gpu)
+    assert train_rnn.main(['-r', str(tmp_path), '-e', '2']) == 0
+    assert read_log(tmp_path)[-1]['epoch'] == 2
+
+
 def crafted_snapshot(tmp_path, marker):
     """A real snapshot with one more entry that needs pickle to load."""
     train(tmp_path / 'run', '-e', '1')
