@@ -4,10 +4,11 @@ import json
 import subprocess
 import sys
 
+import chainer
 import numpy
 import pytest
 
-from benchmarks import ours
+from benchmarks import gpu_check, ours
 import models
 import snapshots
 import train_rnn
@@ -181,3 +182,32 @@ def test_the_stacked_benchmark_times_a_stack_against_lone_runs():
     assert [row[:2] for row in rows] == [['rnn', '3'], ['gru', '3']]
     for row in rows:
         assert row[-1].endswith('x')  # the ratio
+
+
+def test_the_gpu_check_says_in_one_line_where_there_is_no_gpu():
+    completed = subprocess.run(
+        [sys.executable, 'benchmarks/gpu_check.py'], cwd=ROOT,
+        capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 2
+    assert completed.stderr.count('\n') == 1
+    assert completed.stderr.startswith('gpu_check.py: --gpu 0')\
+        or completed.stderr.startswith('gpu_check.py: --gpu needs CuPy')
+
+
+@pytest.mark.parametrize('path_tolerance, status', [(1e-9, 0), (0, 1)])
+def test_the_gpu_check_compares_every_path_with_the_cpus(
+        monkeypatch, capsys, path_tolerance, status):
+    """With the CPU standing in for the GPU: the per-step path is the
+    reference itself, the fused one differs by rounding alone."""
+    monkeypatch.setattr(gpu_check.cli, 'select_device',
+                        lambda gpu, work: chainer.get_device('@numpy'))
+    monkeypatch.setattr(gpu_check, 'PATH_TOLERANCE', path_tolerance)
+    assert gpu_check.main() == status
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 * len(models.FUSED_ARCHITECTURES) + 1
+    differences = {line.split(' ', 1)[1].split(' (')[0]: float(
+        line.split()[0]) for line in lines}
+    for arch in models.FUSED_ARCHITECTURES:
+        assert differences[arch + ' per-step on @numpy'] == 0
+        assert 0 < differences[arch + ' fused on @numpy'] < 1e-14
+    assert differences['FlatAdam against Adam on @numpy'] == 0
