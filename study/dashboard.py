@@ -28,7 +28,7 @@ import cli
 from cli import UsageError
 import simple_sequence
 import snapshots
-from study.records import read_records
+from study.records import ARCH_NAME, read_records
 
 
 def main(argv=None):
@@ -79,7 +79,9 @@ def run_folder(outdir, record):
 
 
 EXPORT_LIST = '.study_export'  # the run folders the last export wrote
-LISTED = re.compile(r'[a-z0-9_]+_vocab[0-9]+_bproplen[0-9]+/seed[0-9]+')
+# Every name cell_name and run_folder give a record that read_records takes.
+LISTED = re.compile(ARCH_NAME.pattern +
+                    r'_vocab[0-9]+_bproplen[0-9]+/seed[0-9]+')
 
 
 @contextlib.contextmanager

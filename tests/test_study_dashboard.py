@@ -275,3 +275,15 @@ def test_a_training_run_in_the_way_is_refused_untouched(tmp_path, capsys,
     assert capsys.readouterr().err == 'python -m study.dashboard: error: ' \
         '{}\n'.format(says.format(cell / 'seed0'))
     assert (run / 'log').read_text() == 'log'
+
+
+def test_an_export_reads_back_the_list_it_wrote_of_any_arch(tmp_path,
+                                                            capsys):
+    """Records name an arch in capitals too: the list's names were lower
+    case only, so the next export called the list it wrote damaged."""
+    out = tmp_path / 'ui'
+    records = write_records(tmp_path / 'a', record(arch='GRU_2'))
+    assert dashboard.main([records, str(out)]) == 0
+    assert dashboard.main([records, str(out)]) == 0
+    assert json.loads((out / dashboard.EXPORT_LIST).read_text()) == [
+        'GRU_2_vocab5_bproplen5/seed0']
