@@ -39,7 +39,10 @@ def main(argv=None):
         os.makedirs(args.outdir, exist_ok=True)
         with exporting(args.outdir) as earlier:
             folders = {run_folder(args.outdir, record) for record in runs}
-            remove_stale(args.outdir, folders, earlier)
+            stale = {folder for folder in earlier - folders
+                     if os.path.lexists(folder)}
+            check_paths(folders | stale)
+            remove(stale)
             for record in runs:
                 write_run(args.outdir, record)
             write_list(args.outdir, folders)
@@ -125,25 +128,30 @@ def write_list(outdir, folders):
                          for folder in folders), f, indent=1)
 
 
-def remove_stale(outdir, folders, earlier):
-    """Remove the seed folders that the earlier export listed and the
-    records no longer hold, lest the page show runs of old beside them;
-    UsageError, before anything changes, where a folder to write or remove
-    is a link or holds what the export never writes (a training run's)."""
-    stale = {folder for folder in earlier - folders
-             if os.path.lexists(folder)}
-    for folder in sorted(folders | stale):
+def check_paths(folders):
+    """UsageError where a seed folder to write or remove, or its cell's
+    folder, is a link, no folder, or holds what the export never writes (a
+    training run's): before anything changes, as the export would fail
+    half done, or write where it must not."""
+    for folder in sorted(folders):
         for path in (os.path.dirname(folder), folder):
             if os.path.islink(path):
                 raise UsageError('{} is a symbolic link: the export writes '
                                  'through none'.format(path))
-        if os.path.lexists(folder) and not (
-                os.path.isdir(folder) and
-                set(os.listdir(folder)) <= set(EXPORTED) and all(
-                    stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode)
-                    for name in os.listdir(folder))):
+            if os.path.lexists(path) and not os.path.isdir(path):
+                raise UsageError('{} is not a folder: choose another OUTDIR'
+                                 .format(path))
+        if os.path.lexists(folder) and not all(
+                name in EXPORTED and
+                stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode)
+                for name in os.listdir(folder)):
             raise UsageError('{} holds more than the log and args of an '
                              'export: choose another OUTDIR'.format(folder))
+
+
+def remove(stale):
+    """Remove the seed folders that an earlier export wrote and the records
+    no longer hold, lest the page show runs of old beside the new."""
     for folder in sorted(stale):
         for name in os.listdir(folder):
             os.remove(os.path.join(folder, name))

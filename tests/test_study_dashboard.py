@@ -287,3 +287,25 @@ def test_an_export_reads_back_the_list_it_wrote_of_any_arch(tmp_path,
     assert dashboard.main([records, str(out)]) == 0
     assert json.loads((out / dashboard.EXPORT_LIST).read_text()) == [
         'GRU_2_vocab5_bproplen5/seed0']
+
+
+@pytest.mark.parametrize('in_the_way', ['gru_vocab5_bproplen5',
+                                        'gru_vocab5_bproplen5/seed1'])
+def test_a_file_where_a_folder_goes_is_refused_before_any_goes(
+        tmp_path, capsys, in_the_way):
+    """A file where a cell's or a seed's folder goes failed the export
+    once it had removed the earlier export's folders."""
+    out = tmp_path / 'ui'
+    dashboard.main([write_records(tmp_path / 'a', *(
+        record(arch='lstm', seed=seed) for seed in range(3))), str(out)])
+    (out / in_the_way).parent.mkdir(exist_ok=True)
+    (out / in_the_way).write_text('notes')
+    before = sorted(out.rglob('*'))
+    with pytest.raises(SystemExit) as exit_info:
+        dashboard.main([write_records(tmp_path / 'b', record(seed=0),
+                                      record(seed=1)), str(out)])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == 'python -m study.dashboard: error: ' \
+        '{} is not a folder: choose another OUTDIR\n'.format(out / in_the_way)
+    assert sorted(out.rglob('*')) == before
+    assert (out / in_the_way).read_text() == 'notes'
