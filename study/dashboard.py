@@ -82,6 +82,9 @@ def run_folder(outdir, record):
 
 
 EXPORT_LIST = '.study_export'  # the run folders the last export wrote
+# Apart from the list, which is replaced by a rename: a lock on it would
+# hold the file that the rename takes away.
+EXPORT_LOCK = EXPORT_LIST + '.lock'
 # Every name cell_name and run_folder give a record that read_records takes.
 LISTED = re.compile(ARCH_NAME.pattern +
                     r'_vocab[0-9]+_bproplen[0-9]+/seed[0-9]+')
@@ -90,40 +93,69 @@ LISTED = re.compile(ARCH_NAME.pattern +
 @contextlib.contextmanager
 def exporting(outdir):
     """While in it, this export alone writes in outdir (two at once would
-    each say they wrote theirs); it gives the run folders, relative to
-    outdir, that the last export listed."""
-    path = os.path.join(outdir, EXPORT_LIST)
+    each say they wrote theirs); it gives the run folders that the last
+    export listed. A refusal (UsageError) in it leaves outdir as it was."""
+    path = os.path.join(outdir, EXPORT_LOCK)
+    flags = os.O_RDWR | os.O_NOFOLLOW
     try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
-                             0o644)
+        try:
+            descriptor = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+            created = True
+        except FileExistsError:
+            descriptor = os.open(path, flags)
+            created = False
     except OSError as error:
         raise UsageError('cannot open {}: {}'.format(path, error.strerror))
     with os.fdopen(descriptor, 'r+b') as f:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise UsageError('{} is not a regular file'.format(path))
+        # Never a user's file under another name (a hard link), or a FIFO.
+        held = os.fstat(descriptor)
+        if not stat.S_ISREG(held.st_mode) or held.st_nlink != 1:
+            raise UsageError('{} is not a regular file of one link: remove '
+                             'it'.format(path))
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # A refused export removes the lock it created: an export that
+            # had opened it by then holds a file that locks nothing.
+            if not os.path.samestat(os.lstat(path), held):
+                raise FileNotFoundError
         except OSError:
             raise UsageError('another export is writing {}: wait for it, or '
                              'choose another OUTDIR'.format(outdir))
-        text = f.read(1 << 20).decode('utf-8', 'replace')
         try:
-            listed = snapshots.parse_json(text, path) if text else []
-        except snapshots.FileError:
-            listed = None
-        if not (isinstance(listed, list) and all(
-                isinstance(name, str) and LISTED.fullmatch(name)
-                for name in listed)):
-            raise UsageError('{} is damaged: it lists the run folders of the '
-                             'last export; remove it, and those by hand'
-                             .format(path))
-        yield {os.path.join(outdir, name) for name in listed}
+            yield read_list(outdir)
+        except UsageError:
+            if created:
+                os.remove(path)
+            raise
+
+
+def read_list(outdir):
+    """The run folders that the last export into outdir listed."""
+    path = os.path.join(outdir, EXPORT_LIST)
+    if not os.path.lexists(path):
+        return set()
+    try:
+        with snapshots.open_regular_file(path, follow=False) as f:
+            text = f.read(1 << 20).decode('utf-8', 'replace')
+    except snapshots.FileError as error:
+        raise UsageError(str(error))
+    try:
+        # Empty, as an older export left it when it refused.
+        listed = snapshots.parse_json(text, path) if text else []
+    except snapshots.FileError:
+        listed = None
+    if not (isinstance(listed, list) and all(
+            isinstance(name, str) and LISTED.fullmatch(name)
+            for name in listed)):
+        raise UsageError('{} is damaged: it lists the run folders of the '
+                         'last export; remove it, and those by hand'
+                         .format(path))
+    return {os.path.join(outdir, name) for name in listed}
 
 
 def write_list(outdir, folders):
     """List folders as the ones this export wrote, for the next one."""
-    with open(os.path.join(outdir, EXPORT_LIST), 'r+') as f:
-        f.truncate()
+    with snapshots.atomic_file(os.path.join(outdir, EXPORT_LIST), 'w') as f:
         json.dump(sorted(os.path.relpath(folder, outdir)
                          for folder in folders), f, indent=1)
 

@@ -194,7 +194,7 @@ def test_seed_folders_of_an_earlier_export_are_removed(tmp_path, capsys):
     assert dashboard.main([write_records(tmp_path / 'b', record(seed=0)),
                            str(out)]) == 0
     assert sorted(str(p.relative_to(out)) for p in out.rglob('*')) == [
-        dashboard.EXPORT_LIST, 'gru_vocab5_bproplen5',
+        dashboard.EXPORT_LIST, dashboard.EXPORT_LOCK, 'gru_vocab5_bproplen5',
         'gru_vocab5_bproplen5/seed0',
         'gru_vocab5_bproplen5/seed0/args', 'gru_vocab5_bproplen5/seed0/log']
 
@@ -220,7 +220,7 @@ def test_a_second_export_at_once_is_refused(tmp_path, capsys):
     """Both said they wrote theirs; the folder held neither's runs."""
     out = tmp_path / 'ui'
     out.mkdir()
-    with open(str(out / dashboard.EXPORT_LIST), 'w') as f:
+    with open(str(out / dashboard.EXPORT_LOCK), 'w') as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         with pytest.raises(SystemExit):
             dashboard.main([write_records(tmp_path / 'a', record()),
@@ -228,7 +228,7 @@ def test_a_second_export_at_once_is_refused(tmp_path, capsys):
     assert capsys.readouterr().err == 'python -m study.dashboard: error: ' \
         'another export is writing {}: wait for it, or choose another ' \
         'OUTDIR\n'.format(out)
-    assert sorted(p.name for p in out.iterdir()) == [dashboard.EXPORT_LIST]
+    assert sorted(p.name for p in out.iterdir()) == [dashboard.EXPORT_LOCK]
 
 
 def test_a_listed_folder_holding_a_folder_is_refused_before_any_goes(
@@ -268,6 +268,7 @@ def test_a_training_run_in_the_way_is_refused_untouched(tmp_path, capsys,
         run = cell / 'seed0'
         says = '{} holds more than the log and args of an export: choose ' \
             'another OUTDIR'
+    before = sorted((tmp_path / 'ui').rglob('*'))
     with pytest.raises(SystemExit) as exit_info:
         dashboard.main([write_records(tmp_path / 'a', record()),
                         str(tmp_path / 'ui')])
@@ -275,6 +276,8 @@ def test_a_training_run_in_the_way_is_refused_untouched(tmp_path, capsys,
     assert capsys.readouterr().err == 'python -m study.dashboard: error: ' \
         '{}\n'.format(says.format(cell / 'seed0'))
     assert (run / 'log').read_text() == 'log'
+    # An empty list was left, where no export had been.
+    assert sorted((tmp_path / 'ui').rglob('*')) == before
 
 
 def test_an_export_reads_back_the_list_it_wrote_of_any_arch(tmp_path,
@@ -309,3 +312,51 @@ def test_a_file_where_a_folder_goes_is_refused_before_any_goes(
         '{} is not a folder: choose another OUTDIR\n'.format(out / in_the_way)
     assert sorted(out.rglob('*')) == before
     assert (out / in_the_way).read_text() == 'notes'
+
+
+def test_a_list_that_cannot_be_written_whole_is_left_as_it_was(tmp_path):
+    """The list was rewritten in place: a full disk left it torn, and every
+    later export refused it as damaged."""
+    out = tmp_path / 'ui'
+    first = write_records(tmp_path / 'a', record())
+    assert dashboard.main([first, str(out)]) == 0
+    listed = (out / dashboard.EXPORT_LIST).read_text()
+    # 100 runs of files under 1000 bytes each, a list of over 3000.
+    completed = subprocess.run(
+        [sys.executable, '-m', 'study.dashboard', write_records(
+            tmp_path / 'b', *(record(seed=seed) for seed in range(100))),
+         str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
+                                              (2000, 2000)))
+    assert completed.returncode == cli.EXIT_FAILED
+    assert 'File too large' in completed.stderr
+    assert completed.stderr.count('\n') == 1
+    assert (out / dashboard.EXPORT_LIST).read_text() == listed
+    assert dashboard.main([first, str(out)]) == 0
+
+
+@pytest.mark.parametrize('name', ['EXPORT_LIST', 'EXPORT_LOCK'])
+def test_a_user_file_linked_as_the_list_or_lock_is_not_written(
+        tmp_path, capsys, name):
+    """The list was opened and truncated in place: a hard link to a user's
+    file had that file overwritten."""
+    out = tmp_path / 'ui'
+    out.mkdir()
+    notes = tmp_path / 'notes'
+    notes.write_text('[]')
+    (out / getattr(dashboard, name)).hardlink_to(notes)
+    records = write_records(tmp_path / 'a', record())
+    if name == 'EXPORT_LIST':
+        assert dashboard.main([records, str(out)]) == 0
+        assert json.loads((out / dashboard.EXPORT_LIST).read_text()) == [
+            'gru_vocab5_bproplen5/seed0']
+    else:
+        with pytest.raises(SystemExit) as exit_info:
+            dashboard.main([records, str(out)])
+        assert exit_info.value.code == cli.EXIT_USAGE
+        assert capsys.readouterr().err == 'python -m study.dashboard: ' \
+            'error: {} is not a regular file of one link: remove it\n' \
+            .format(out / dashboard.EXPORT_LOCK)
+        assert sorted(p.name for p in out.iterdir()) == [
+            dashboard.EXPORT_LOCK]
+    assert notes.read_text() == '[]'
