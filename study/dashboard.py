@@ -42,6 +42,9 @@ def main(argv=None):
             stale = {folder for folder in earlier - folders
                      if os.path.lexists(folder)}
             check_paths(folders | stale)
+            # Listed first: an export stopped half done leaves the next one
+            # every folder to remove that it wrote.
+            write_list(args.outdir, folders | stale)
             remove(stale)
             for record in runs:
                 write_run(args.outdir, record)

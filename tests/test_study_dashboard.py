@@ -1,4 +1,5 @@
 """study.dashboard: the sweep's records as ChainerUI run folders."""
+import contextlib
 import fcntl
 import json
 import math
@@ -360,3 +361,33 @@ def test_a_user_file_linked_as_the_list_or_lock_is_not_written(
         assert sorted(p.name for p in out.iterdir()) == [
             dashboard.EXPORT_LOCK]
     assert notes.read_text() == '[]'
+
+
+@pytest.mark.parametrize('stop', [KeyboardInterrupt, OSError])
+def test_an_export_stopped_half_done_leaves_no_folder_unlisted(
+        tmp_path, capsys, monkeypatch, stop):
+    """The list was written after the last run folder: one stopped (Ctrl-C,
+    a full disk) before left folders that no later export removed."""
+    out = tmp_path / 'ui'
+    first = write_records(tmp_path / 'a', *(record(seed=seed)
+                                            for seed in range(3)))
+    assert dashboard.main([first, str(out)]) == 0
+    write_run = dashboard.write_run
+    written = []
+
+    def write_four_runs(outdir, run):
+        if len(written) == 4:
+            raise stop
+        write_run(outdir, run)
+        written.append(run)
+
+    monkeypatch.setattr(dashboard, 'write_run', write_four_runs)
+    with contextlib.suppress(KeyboardInterrupt):
+        dashboard.main([write_records(tmp_path / 'b', *(
+            record(arch='rnn', seed=seed) for seed in range(10))), str(out)])
+    assert len(list(out.glob('rnn_vocab5_bproplen5/seed*'))) == 4
+    monkeypatch.undo()
+    assert dashboard.main([first, str(out)]) == 0
+    assert sorted(str(p.relative_to(out)) for p in out.glob('*/*')) == [
+        'gru_vocab5_bproplen5/seed0', 'gru_vocab5_bproplen5/seed1',
+        'gru_vocab5_bproplen5/seed2']
