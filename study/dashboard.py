@@ -77,6 +77,9 @@ def cell_name(record):
 
 
 EXPORTED = ('log', 'args')  # all that write_run writes in a run's folder
+# What atomic_file leaves of one where the export is killed outright: the
+# export's own, which it removes.
+LEFTOVER = re.compile(r'\.({})\.[0-9a-f]{{8}}\.tmp'.format('|'.join(EXPORTED)))
 
 
 def run_folder(outdir, record):
@@ -177,7 +180,7 @@ def check_paths(folders):
                 raise UsageError('{} is not a folder: choose another OUTDIR'
                                  .format(path))
         if os.path.lexists(folder) and not all(
-                name in EXPORTED and
+                (name in EXPORTED or LEFTOVER.fullmatch(name)) and
                 stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode)
                 for name in os.listdir(folder)):
             raise UsageError('{} holds more than the log and args of an '
@@ -199,6 +202,9 @@ def write_run(outdir, record):
     """Write the run's log and args in OUTDIR/CELL/seedS."""
     folder = run_folder(outdir, record)
     os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if LEFTOVER.fullmatch(name):
+            os.remove(os.path.join(folder, name))
     for name, value in zip(EXPORTED, (log_of(record), args_of(record))):
         with snapshots.atomic_file(os.path.join(folder, name), 'w') as f:
             json.dump(value, f, indent=1, sort_keys=True)

@@ -200,6 +200,24 @@ def test_seed_folders_of_an_earlier_export_are_removed(tmp_path, capsys):
         'gru_vocab5_bproplen5/seed0/args', 'gru_vocab5_bproplen5/seed0/log']
 
 
+def test_what_an_export_killed_outright_left_goes_with_the_next(
+        tmp_path, capsys):
+    """A temporary of the log or args that atomic_file left (SIGKILL) is
+    the export's own: not a reason to refuse the folder."""
+    out = tmp_path / 'ui'
+    dashboard.main([write_records(tmp_path / 'a', record(seed=0),
+                                  record(seed=1)), str(out)])
+    for seed in (0, 1):
+        (out / 'gru_vocab5_bproplen5' / 'seed{}'.format(seed) /
+         '.log.0123abcd.tmp').write_text('[')
+    assert dashboard.main([write_records(tmp_path / 'b', record(seed=0)),
+                           str(out)]) == 0
+    assert sorted(str(p.relative_to(out)) for p in out.rglob('*')) == [
+        dashboard.EXPORT_LIST, dashboard.EXPORT_LOCK, 'gru_vocab5_bproplen5',
+        'gru_vocab5_bproplen5/seed0',
+        'gru_vocab5_bproplen5/seed0/args', 'gru_vocab5_bproplen5/seed0/log']
+
+
 def test_folders_no_export_listed_are_left_alone(tmp_path, capsys):
     """Every OUTDIR/*/seed* holding a log or args was taken for an old
     export's and removed: a ChainerUI project's runs, a user's notes."""
