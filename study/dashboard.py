@@ -36,6 +36,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         runs = read_records(args.records)
+        if os.path.lexists(args.outdir) and not os.path.isdir(args.outdir):
+            raise UsageError('{} is not a folder: choose another OUTDIR'
+                             .format(args.outdir))
         os.makedirs(args.outdir, exist_ok=True)
         with exporting(args.outdir) as earlier:
             folders = {run_folder(args.outdir, record) for record in runs}

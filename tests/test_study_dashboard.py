@@ -333,6 +333,18 @@ def test_a_file_where_a_folder_goes_is_refused_before_any_goes(
     assert (out / in_the_way).read_text() == 'notes'
 
 
+def test_a_file_as_outdir_is_refused(tmp_path, capsys):
+    """It failed as a write would, status 1: 'File exists'."""
+    out = tmp_path / 'notes'
+    out.write_text('notes')
+    with pytest.raises(SystemExit) as exit_info:
+        dashboard.main([write_records(tmp_path / 'a', record()), str(out)])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == 'python -m study.dashboard: error: ' \
+        '{} is not a folder: choose another OUTDIR\n'.format(out)
+    assert out.read_text() == 'notes'
+
+
 def test_a_list_that_cannot_be_written_whole_is_left_as_it_was(tmp_path):
     """The list was rewritten in place: a full disk left it torn, and every
     later export refused it as damaged."""
