@@ -58,9 +58,9 @@ import cli
 from cli import EXIT_USAGE, ArgumentParser, UsageError
 import distributed
 from models import FUSED_ARCHITECTURES
-from study.records import (RecordFile, cap_updates, check_settings_of,
-                           check_two_evaluations, evaluation_interval,
-                           learned, run_key)
+from study.records import (RecordFile, cap_updates, check_record_size,
+                           check_settings_of, check_two_evaluations,
+                           evaluation_interval, learned, run_key)
 import train_rnn
 from updaters import fast_training
 
@@ -185,6 +185,7 @@ def check_runs(archs, vocabs, bproplens, seeds, settings):
     for n_vocab in vocabs:
         for bproplen in bproplens:
             check_two_evaluations(n_vocab, bproplen, settings)
+            check_record_size(n_vocab, bproplen, settings)
     try:
         check_settings_of(settings)  # what the records must hold
     except ValueError as error:
