@@ -145,10 +145,8 @@ def file_settings(path, arch):
         embed = headers.get('embed/W')
         if embed is None and any(name.startswith('updater/')
                                  for name in headers):
-            raise snapshots.FileError(
-                '{} is a snapshot of train_rnn.py, not a model file: predict '
-                'with the model its run saves once it ends (train_rnn.py -r '
-                'resumes it)'.format(path))
+            # A snapshot: its run's arguments name the model to point to.
+            return {snapshots.RUN_ARGS_KEY} & headers.keys()
         if embed is None:
             raise snapshots.FileError('{} lacks embed/W (vocabulary, units): '
                                       'it is not a model file'.format(path))
@@ -161,6 +159,8 @@ def file_settings(path, arch):
         return {snapshots.RUN_ARGS_KEY} & headers.keys()
 
     arrays = snapshots.read_npz(path, run_args_alone)
+    if 'embed/W' not in declared:
+        raise snapshot_not_model(path, arrays)
     if snapshots.RUN_ARGS_KEY in arrays:
         run_args = snapshots.parse_json(
             str(arrays[snapshots.RUN_ARGS_KEY]),
@@ -178,6 +178,27 @@ def file_settings(path, arch):
             'embed/W is {}'.format(path, recorded['vocab'], recorded['unit'],
                                    declared['embed/W'].shape))
     return recorded
+
+
+def snapshot_not_model(path, arrays):
+    """The FileError for a snapshot passed as a model file: it names the
+    model its run saved beside it where that run has ended."""
+    try:
+        run_args = snapshots.read_run_args(arrays, path)
+    except snapshots.FileError:  # it is a snapshot all the same
+        run_args = None
+    if isinstance(run_args, dict) and run_args.get('arch') in ARCHITECTURES:
+        model = train_rnn.model_path(os.path.dirname(path), run_args['arch'])
+        # Not itself: a snapshot copied under a model's name.
+        if os.path.isfile(model) and not os.path.samefile(model, path):
+            return snapshots.FileError(
+                '{} is a snapshot of train_rnn.py, not a model file: its run '
+                'has ended; predict with the model it saved, -m {}'.format(
+                    path, model))
+    return snapshots.FileError(
+        '{} is a snapshot of train_rnn.py, not a model file: predict with the '
+        'model its run saves once it ends (train_rnn.py -r resumes it)'
+        .format(path))
 
 
 def settings_of(args):

@@ -60,15 +60,17 @@ class RecordFile:
         that the next append starts a line of its own. Refuses records made
         with other settings (they would not compare) and lines that are not
         records."""
-        self.file.seek(0)
-        data = self.file.read()
-        records, kept = parse(data, self.path)
-        if kept < len(data):
+        # Buffered, to read by lines; a duplicate keeps the lock.
+        with open(os.dup(self.file.fileno()), 'rb') as f:
+            f.seek(0)
+            records, torn, ended = parse(f, self.path)
+        if torn is not None:
             # The torn end of an append a kill or a full disk stopped.
-            self.file.truncate(kept)
-            say_torn(self.path, data, kept,
+            number, start = torn
+            self.file.truncate(start)
+            say_torn(self.path, number,
                      'was cut short (by a kill or a full disk): dropped')
-        elif data and not data.endswith(b'\n'):
+        elif not ended:
             self.file.write(b'\n')
         check_settings(records, self.path, settings,
                        ': choose another --out, or the same settings')
@@ -85,30 +87,44 @@ class RecordFile:
         os.fsync(self.file.fileno())
 
 
-def parse(data, path):
-    """(records, kept): the distinct records of a record file's bytes, and
-    how many bytes hold them (less than all where the last line is the torn
-    end of a killed append). UsageError for a line that is not a record."""
-    lines = data.split(b'\n')
-    records, seen, kept = [], {}, 0
-    for number, line in enumerate(lines, 1):
+# A record takes a few KB (some hundred bytes an evaluation): a line longer
+# than any a sweep may write (check_record_size) is none, a crash's
+# zero-filled tail say, and is refused before it is read whole.
+MAX_LINE = 1 << 24
+EVALUATION_BYTES = 320  # the most one evaluation of a history takes
+RECORD_BYTES = 4096  # the most the rest of a record takes
+
+
+def parse(f, path):
+    """(records, torn, ended): the distinct records of a record file, read
+    from binary file f by lines; (the line's number, its offset) where the
+    last line is the torn end of a killed append, else None; and whether
+    the file ends with a newline (or is empty). UsageError for a line that
+    is not a record."""
+    records, seen, start, ended = [], {}, 0, True
+    for number, line in enumerate(iter(
+            lambda: f.readline(MAX_LINE + 1), b''), 1):
+        if len(line) > MAX_LINE:
+            raise not_a_record(path, number, 'over {:,} bytes long, more '
+                               'than any record'.format(MAX_LINE))
+        ended = line.endswith(b'\n')
         if not line.strip():
-            kept += len(line) + 1
+            start += len(line)
             continue
         try:
             record = snapshots.parse_json(line.decode('utf-8'), 'JSON')
         except snapshots.RepeatedKey as error:  # whole, so not torn
             raise not_a_record(path, number, error)
         except (snapshots.FileError, UnicodeDecodeError) as error:
-            # Only the start of a record can be the torn end of one.
-            if number < len(lines) or not line.startswith(b'{'):
+            # Only the start of a record, last, can be the torn end of one.
+            if ended or not line.startswith(b'{'):
                 raise not_a_record(path, number, error)
-            break
+            return records, (number, start), ended
         try:
             check_record(record)
         except ValueError as error:
             raise not_a_record(path, number, error)
-        kept += len(line) + 1
+        start += len(line)
         key = run_key(record)
         if key not in seen:
             seen[key] = number, record
@@ -122,14 +138,13 @@ def parse(data, path):
                 '{} lines {} and {} are the same run ({} N={} bproplen={} '
                 'seed={}) with different outcomes: keep the one you trust'
                 .format(path, first, number, *key))
-    return records, min(kept, len(data))
+    return records, None, ended
 
 
-def say_torn(path, data, kept, what):
+def say_torn(path, number, what):
     """One line on stderr about the torn last line of a record file: a
     record lost that way would otherwise go unnoticed."""
-    print_or_drop('{} line {} {}'.format(
-        path, data.count(b'\n', 0, kept) + 1, what), sys.stderr)
+    print_or_drop('{} line {} {}'.format(path, number, what), sys.stderr)
 
 
 def outcome(record):
@@ -142,15 +157,14 @@ def read_records(path):
     nothing could be made of."""
     try:
         with snapshots.open_regular_file(path) as f:
-            data = f.read()
+            records, torn, _ = parse(f, path)
     except snapshots.FileError as error:
         raise UsageError(str(error))
-    records, kept = parse(data, path)
     if not records:
         raise UsageError('{} holds no records yet'.format(path))
-    if kept < len(data):
-        say_torn(path, data, kept, 'is cut short (a sweep writing it now, '
-                 'a kill or a full disk): left out')
+    if torn is not None:
+        say_torn(path, torn[0], 'is cut short (a sweep writing it now, a '
+                 'kill or a full disk): left out')
     check_settings(records, path, records[0]['settings'])
     return records
 
@@ -294,6 +308,20 @@ def check_two_evaluations(n_vocab, bproplen, settings):
             '(they come every {:,} tokens there), and a run learns at two in '
             'a row: give --tokens above {:,}'.format(
                 settings['tokens'], n_vocab, bproplen, apart, apart))
+
+
+def check_record_size(n_vocab, bproplen, settings):
+    """UsageError unless every record of the cell fits in a line that
+    parse reads: its history holds an evaluation each interval."""
+    interval = evaluation_interval(n_vocab, bproplen, settings)
+    evaluations = math.ceil(cap_updates(bproplen, settings) / interval)
+    if evaluations * EVALUATION_BYTES + RECORD_BYTES > MAX_LINE:
+        raise UsageError(
+            '--tokens {:,} makes up to {:,} evaluations a run at N={} '
+            'bproplen={} (one every {:,} tokens), more than a record may '
+            'hold: give fewer --tokens or a larger --eval-every'.format(
+                settings['tokens'], evaluations, n_vocab, bproplen,
+                interval * bproplen * settings['batchsize']))
 
 
 def learned(history):

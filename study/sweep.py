@@ -41,6 +41,7 @@ import ctypes
 import math
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.resource_tracker
 import os
 import shlex
 import signal
@@ -58,9 +59,9 @@ import cli
 from cli import EXIT_USAGE, ArgumentParser, UsageError
 import distributed
 from models import FUSED_ARCHITECTURES
-from study.records import (RecordFile, cap_updates, check_settings_of,
-                           check_two_evaluations, evaluation_interval,
-                           learned, run_key)
+from study.records import (RecordFile, cap_updates, check_record_size,
+                           check_settings_of, check_two_evaluations,
+                           evaluation_interval, learned, run_key)
 import train_rnn
 from updaters import fast_training
 
@@ -185,6 +186,7 @@ def check_runs(archs, vocabs, bproplens, seeds, settings):
     for n_vocab in vocabs:
         for bproplen in bproplens:
             check_two_evaluations(n_vocab, bproplen, settings)
+            check_record_size(n_vocab, bproplen, settings)
     try:
         check_settings_of(settings)  # what the records must hold
     except ValueError as error:
@@ -450,6 +452,7 @@ def run_tasks(tasks, jobs):
         return
     else:
         context = multiprocessing.get_context('spawn')
+        start_resource_tracker()
         outbox = Outbox(context)
         executor = concurrent.futures.ProcessPoolExecutor(
             jobs, mp_context=context, initializer=_start_worker,
@@ -485,6 +488,19 @@ def run_tasks(tasks, jobs):
 
 
 POLL = 0.5  # seconds between looks at the stacks that may have ended
+
+
+def start_resource_tracker():
+    """Start multiprocessing's resource tracker, which the pool's locks
+    need, deaf to SIGHUP as it makes itself to SIGINT and SIGTERM: killed by
+    a closed terminal's SIGHUP, it was started again, and the new one raised
+    on each lock the workers gave back. It inherits the blocked signal; here
+    one that comes meanwhile waits until it is unblocked."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        multiprocessing.resource_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def received(futures, outbox):

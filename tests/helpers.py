@@ -8,6 +8,7 @@ import chainer
 import chainer.functions as F
 import chainer.links as L
 import numpy
+import pytest
 
 from iterators import ParallelSequentialIterator
 from models import RecurrentPredictor, SequenceClassifier
@@ -180,3 +181,20 @@ def study_record(arch, bproplen, vocab, seed, learned_tokens=None,
                 seed=seed, tokens=tokens, updates=tokens // per_update,
                 learned_tokens=learned_tokens, history=history, seconds=1.5,
                 settings=STUDY_SETTINGS)
+
+
+ZERO_FILLED_TAIL = 2 ** 28  # bytes; reading them whole took 4 s
+
+
+def refusal_of_a_zero_filled_tail(main, argv, path):
+    """The error output of main(argv), which must refuse the record file at
+    path with a zero-filled tail appended (sparse: cheap) at once, with
+    status 2, leaving the file as it was."""
+    size = os.path.getsize(path) + ZERO_FILLED_TAIL
+    os.truncate(path, size)
+    started = time.perf_counter()
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert time.perf_counter() - started < 2
+    assert exit_info.value.code == 2
+    assert os.path.getsize(path) == size

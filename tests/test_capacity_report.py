@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from helpers import ROOT, STUDY_SETTINGS, study_record as record, wait_for
+from helpers import (ROOT, STUDY_SETTINGS, refusal_of_a_zero_filled_tail,
+                     study_record as record, wait_for)
 from study import capacity_report
 
 
@@ -199,6 +200,18 @@ def test_a_record_the_report_cannot_use_is_refused_in_one_line(
     assert capsys.readouterr().err == (
         'python -m study.capacity_report: error: {} line 2 is not a record '
         'of study.sweep ({})\n'.format(tmp_path / 'capacity.jsonl', says))
+
+
+def test_a_zero_filled_tail_is_refused_without_being_read_whole(tmp_path,
+                                                                capsys):
+    path = tmp_path / 'capacity.jsonl'
+    path.write_text(json.dumps(record('rnn', 5, 5, 0)) + '\n')
+    refusal_of_a_zero_filled_tail(capacity_report.main, [str(tmp_path)],
+                                  str(path))
+    assert capsys.readouterr().err == (
+        'python -m study.capacity_report: error: {} line 2 is not a record '
+        'of study.sweep (over 16,777,216 bytes long, more than any record)\n'
+        .format(path))
 
 
 def test_records_of_other_settings_are_refused_as_the_sweep_does(tmp_path,

@@ -359,6 +359,26 @@ def test_a_model_file_needs_no_out_folder(tmp_path, finished, capsys):
             path))
 
 
+@pytest.mark.parametrize('ended', [True, False])
+def test_a_snapshot_given_as_a_model_names_its_runs_model(ended, tmp_path,
+                                                          finished, capsys):
+    snapshot = os.path.join(finished, 'snapshot_iter_15')
+    if not ended:  # a copy in a folder without its run's model
+        with open(snapshot, 'rb') as f:
+            (tmp_path / 'snapshot_iter_15').write_bytes(f.read())
+        snapshot = str(tmp_path / 'snapshot_iter_15')
+    with pytest.raises(SystemExit) as exit_info:
+        predict_rnn.main(['-m', snapshot])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    advice = ('its run has ended; predict with the model it saved, -m {}'
+              .format(train_rnn.model_path(finished, 'rnn')) if ended else
+              'predict with the model its run saves once it ends '
+              '(train_rnn.py -r resumes it)')
+    assert capsys.readouterr().err == (
+        'predict_rnn.py: error: {} is a snapshot of train_rnn.py, not a model '
+        'file: {}\n'.format(snapshot, advice))
+
+
 def test_args_json_contradicting_the_model_is_refused(tmp_path, finished,
                                                       capsys):
     """args.json, which may be a newer, unfinished run's, says which model

@@ -1462,11 +1462,12 @@ STREAMED = ['--arch', 'rnn', '--vocab', '8', '--bproplen', '3', '--seed',
             '--eval-every', '500', '--unit', '8']
 
 
-def ctrl_c_sweep(folder, flags, after, then=0.0):
+def signal_sweep(folder, flags, after, then=0.0, number=signal.SIGINT):
     """Run `python -m study.sweep -o folder -j 2 flags`, and once it prints
-    a line starting with `after`, and `then` seconds later, send the
-    terminal's Ctrl-C, to the sweep and its workers; check it ends in the
-    one line, status 130. The line it waited for."""
+    a line starting with `after`, and `then` seconds later, send signal
+    number as a terminal does (Ctrl-C; SIGHUP, closed), to the sweep and its
+    workers; check it ends in the one line, status 128 + number. The line
+    it waited for."""
     process = subprocess.Popen(
         [sys.executable, '-m', 'study.sweep', '-o', str(folder), '-j', '2']
         + flags, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -1477,15 +1478,16 @@ def ctrl_c_sweep(folder, flags, after, then=0.0):
             line = process.stdout.readline()
         assert line
         time.sleep(then)
-        os.killpg(process.pid, signal.SIGINT)
+        os.killpg(process.pid, number)
         _, stderr = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-    assert process.returncode == cli.EXIT_INTERRUPTED
-    assert stderr == ('Ctrl-C: the finished runs are in {}; the same '
-                      'command goes on from there.\n'.format(
+    assert process.returncode == 128 + number
+    assert stderr == ('{}: the finished runs are in {}; the same command '
+                      'goes on from there.\n'.format(
+                          quiet_start.NAMES[number],
                           folder / 'capacity.jsonl'))
     return line
 
@@ -1496,7 +1498,7 @@ def test_ctrl_c_keeps_a_sweep_s_seed_that_left_a_stack_training(tmp_path):
         ('rnn', 8, 3, (0,)), ('rnn', 8, 3, (1, 2))]
     # Seed 2 goes on training, 30,000 tokens at least: time for the record
     # of seed 1 to be in the file.
-    line = ctrl_c_sweep(tmp_path, STREAMED, '[1/3]', then=0.3)
+    line = signal_sweep(tmp_path, STREAMED, '[1/3]', then=0.3)
     assert 'seed=1: learned after 29,580 tokens' in line
     (record,) = [json.loads(line) for line in
                  (tmp_path / 'capacity.jsonl').read_text().splitlines()]
@@ -1509,7 +1511,7 @@ def test_ctrl_c_to_a_sweep_with_a_worker_idle_is_the_parent_s_line(
         tmp_path):
     """The N=5 cell ends in seconds, and its worker waits idle while the
     N=8 cell trains on."""
-    ctrl_c_sweep(tmp_path, [
+    signal_sweep(tmp_path, [
         '--grid', '--arch', 'rnn', '--vocab', '5', '8', '--bproplen', '3',
         '--seed', '0', '--more-seeds', '--tokens', '200000', '--eval-every',
         '500', '--unit', '8'], '[1/2]')
@@ -1520,11 +1522,21 @@ def test_ctrl_c_to_a_sweep_whose_workers_train_stacks_is_one_line(tmp_path):
     when the Ctrl-C comes: a worker that died of it broke the pool, whose
     thread failed on the cancelled stacks, and the sweep hung."""
     # Six seconds after the round starts, the workers have started and train.
-    ctrl_c_sweep(tmp_path, [
+    signal_sweep(tmp_path, [
         '--stack', '2', '--arch', 'rnn', 'lstm', '--vocab', '3', '5', '7',
         '--bproplen', '5', '--seed', '0', '1', '2', '3', '--more-seeds',
         '--tokens', '400000', '--eval-every', '500', '--unit', '8'],
         'Round of', then=6)
+
+
+def test_a_closed_terminal_s_sighup_to_a_sweep_is_one_line(tmp_path):
+    """multiprocessing's resource tracker, which ignores SIGINT and SIGTERM
+    alone, died of it: started again, it warned so, and raised on each lock
+    the workers gave back."""
+    signal_sweep(tmp_path, [
+        '--grid', '--arch', 'rnn', '--vocab', '3', '--bproplen', '5',
+        '--seed', '0', '1', '2', '3', '--tokens', '20001', '--unit', '6'],
+        'Round of', then=1, number=signal.SIGHUP)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from study import capacity_report
 from study import records as records_module
 from study import sweep
 
-from helpers import run_into_closed_pipe, run_with_stdout
+from helpers import (refusal_of_a_zero_filled_tail, run_into_closed_pipe,
+                     run_with_stdout)
 
 # bproplen 2 and 4 with 10 streams: 6 and 3 updates for the same 120
 # tokens.
@@ -242,7 +243,11 @@ def test_evaluation_runs_on_a_copy_that_shares_the_parameters(monkeypatch):
      '--tokens 49,500 allows one evaluation at most at N=100 bproplen=3 '
      '(they come every 49,500 tokens there)'),
     (['--stack', '0'], '--stack must be a whole number of at least 1 (got '
-     '0)')])
+     '0)'),
+    (['--vocab', '3', '--bproplen', '2', '--tokens', '100000000'],
+     '--tokens 100,000,000 makes up to 2,500,000 evaluations a run at N=3 '
+     'bproplen=2 (one every 40 tokens), more than a record may hold: give '
+     'fewer --tokens or a larger --eval-every')])
 def test_a_grid_that_cannot_run_is_refused_before_anything(tmp_path, capsys,
                                                            flags, says):
     with pytest.raises(SystemExit) as exit_info:
@@ -274,6 +279,35 @@ def test_a_sweep_onto_a_full_device_writes_its_records_and_fails(tmp_path):
         'python -m study.sweep: error: writing to stdout failed: No space '
         'left on device\n'))
     assert len(records(tmp_path)) == 1
+
+
+def test_a_zero_filled_tail_is_refused_at_the_start_untouched(tiny_sweep,
+                                                              tmp_path,
+                                                              capsys):
+    path = tmp_path / 'capacity.jsonl'
+    path.write_bytes((tiny_sweep / 'capacity.jsonl').read_bytes())
+    refusal_of_a_zero_filled_tail(sweep.main, ['-o', str(tmp_path)] + TINY,
+                                  str(path))
+    assert capsys.readouterr().err == (
+        'python -m study.sweep: error: {} line 9 is not a record of '
+        'study.sweep (over 16,777,216 bytes long, more than any record)\n'
+        .format(path))
+
+
+def test_the_bounds_of_a_record_line_hold_its_largest_parts(tiny_sweep):
+    run = records(tiny_sweep)[0]
+    # The longest a float of 0 to 1, or a count, takes in JSON.
+    longest = {float: 2.2250738585072014e-308, int: 2 ** 63 - 1, bool: False,
+               str: max(sweep.ARCHS + tuple(sweep.VARIANTS), key=len)}
+    evaluation = {key: longest[type(value)]
+                  for key, value in run.pop('history')[0].items()}
+    run = {key: longest.get(type(value), value) for key, value in run.items()}
+    run['settings'] = {key: longest[type(value)]
+                       for key, value in run['settings'].items()}
+    assert len(json.dumps(evaluation) + ', ') <= \
+        records_module.EVALUATION_BYTES
+    assert len(json.dumps(dict(run, history=[]), sort_keys=True) + '\n') <= \
+        records_module.RECORD_BYTES
 
 
 def test_a_record_of_the_older_sweep_is_named_as_such(tiny_sweep):
