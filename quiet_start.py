@@ -16,6 +16,7 @@ instead, for the ranks to act on together (train_rnn.py, once they can
 talk) or for started(). Under mpiexec only rank 0 speaks.
 """
 import _signal
+import atexit
 import os
 import sys
 
@@ -31,6 +32,7 @@ NAMES = {_signal.SIGINT: 'Ctrl-C', _signal.SIGTERM: 'SIGTERM',
 INTERRUPTED = 'Interrupted while starting: nothing was written.'
 received = None  # the first signal that _remember kept
 said = INTERRUPTED  # what _quit says, {} the signal's name: see finished()
+installed = False  # whether a script put its handlers in place
 
 
 def mpiexec_world():
@@ -65,6 +67,8 @@ def leave_to_parent():
 
 
 def install():
+    global installed
+    installed = True
     handler = _quit
     if mpiexec_world()[1] > 1 and 'mpi4py.MPI' not in sys.modules:
         handler = _remember
@@ -90,9 +94,10 @@ def started():
 
 
 def finished(message):
-    """Once a script's work is all done: from now until its main() returns,
-    a signal ends it at once with message ({} the signal's name) and status
-    128 + its number, as one that came before its last check does."""
+    """Once a script's work is all done: from now until its exit functions
+    have run, a signal ends it at once with message ({} the signal's name)
+    and status 128 + its number, as one that came before its last check
+    does."""
     global said
     said = message
     for number in STOPPING:
@@ -100,8 +105,22 @@ def finished(message):
 
 
 def ignore():
-    """Once a script's main() has returned: a late signal must not turn into
-    a traceback, a wrong message, nor, once Python's shutdown has put the
-    default handlers back, a death by the signal with its status lost."""
+    """Once a script's work is done, unless finished() says otherwise: a
+    late signal must not turn into a traceback, nor a wrong message, on the
+    way out."""
+    if said is INTERRUPTED:
+        _ignore_all()
+
+
+def _ignore_all():
     for number in STOPPING:
         _signal.signal(number, _signal.SIG_IGN)
+
+
+@atexit.register  # as Python starts, so the last of the exit functions
+def _ignore_from_now_on():
+    # Next, Python's shutdown puts the default handlers back: a signal then
+    # ended a script that had finished by the signal, its status and any
+    # word lost.
+    if installed:
+        _ignore_all()
