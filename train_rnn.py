@@ -266,9 +266,7 @@ def train(trainer, args, signals, ranks, folder):
     stop_trigger = trainer.stop_trigger
     ranks.start(trainer.updater.get_optimizer('main'))
     if signals.share(ranks) is not None:  # during the set-up
-        signals.say('{}: stopped before training; {}'.format(
-            signals.name, latest_snapshot_hint(args, ranks)))
-        return signals.exit_status
+        return stopped_before_training(args, signals, ranks)
     # A snapshot of the last epoch (the run was killed before it wrote its
     # model) only lacks the model.
     if trainer.updater.epoch_detail < args.epoch:
@@ -281,6 +279,11 @@ def train(trainer, args, signals, ranks, folder):
             return cli.EXIT_FAILED
     # A stop asked for during the last epoch's extensions comes too late.
     if stop_trigger.requested and trainer.updater.epoch_detail < args.epoch:
+        # As the trainer set its extensions up: a snapshot before the first
+        # update would hold no Adam state, which no resume accepts.
+        if trainer.updater.iteration == 0:
+            signals.share(ranks)
+            return stopped_before_training(args, signals, ranks)
         snapshots.save_snapshot(trainer, run_arguments(args, ranks),
                                 folder and folder.write_snapshot, ranks.comm)
         signals.share(ranks)
@@ -567,6 +570,12 @@ def resume_command(args, ranks):
     return '{} -n {} {} --communicator {}'.format(
         shlex.quote(mpiexec), ranks.size, command,
         shlex.quote(args.communicator))
+
+
+def stopped_before_training(args, signals, ranks):
+    signals.say('{}: stopped before training; {}'.format(
+        signals.name, latest_snapshot_hint(args, ranks)))
+    return signals.exit_status
 
 
 def latest_snapshot_hint(args, ranks):

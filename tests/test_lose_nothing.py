@@ -474,6 +474,35 @@ def test_ctrl_c_just_after_a_rename_is_no_write_failure(
         assert train_rnn.main(['-o', str(out), '-e', '1'] + TINY) == 0
 
 
+@pytest.mark.parametrize('renames', range(1, 10))
+def test_sigterm_after_any_rename_of_the_start_leaves_a_run_that_goes_on(
+        renames, tmp_path, monkeypatch, capsys):
+    """Up to the first update's. One that came as the trainer set up its
+    extensions wrote a snapshot of iteration 0, before Adam had a state,
+    which the run's own resume refused."""
+    out = tmp_path / 'out'
+    rename, done = os.replace, []
+
+    def replace(source, target):
+        rename(source, target)
+        done.append(target)
+        if len(done) == renames:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(os, 'replace', replace)
+    assert train_rnn.main(['-o', str(out), '-e', '1'] + TINY) == \
+        128 + signal.SIGTERM
+    last = capsys.readouterr().err.splitlines()[-1]
+    monkeypatch.undo()
+    if snapshots.latest_snapshot(str(out)) is None:
+        assert last == 'SIGTERM: stopped before training; no snapshot of ' \
+            'this run exists yet.'
+        assert train_rnn.main(['-o', str(out), '-e', '1'] + TINY) == 0
+    else:
+        assert last.startswith('Stopped at iteration ')
+        assert train_rnn.main(['-r', str(out)]) == 0
+
+
 # A full disk: writes beyond a file size limit fail, as on a full disk.
 
 def test_a_write_that_fails_is_one_line_and_keeps_old_snapshots(tmp_path):
