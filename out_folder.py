@@ -213,7 +213,7 @@ class OutFolder:
         if run is None or run['finished']:
             return []
         return self.existing(name for name in run['files']
-                             if snapshots.SNAPSHOT_NAME.fullmatch(name))
+                             if snapshots.snapshot_iteration(name) is not None)
 
     # Starting, writing and finishing a run.
 
@@ -228,7 +228,8 @@ class OutFolder:
         """
         here = os.listdir(self.path)
         names = list(RUN_FILES) + [model_name] + [
-            name for name in here if snapshots.SNAPSHOT_NAME.fullmatch(name)]
+            name for name in here
+            if snapshots.snapshot_iteration(name) is not None]
         self._refuse_what_is_in_the_way(names, model_name)
         foreign = self.foreign(names)
         if foreign:
@@ -340,9 +341,9 @@ class OutFolder:
         if not self.keep_snapshots:
             return
         files = self.record['run']['files']
-        others = sorted((int(match.group(1)), match.group(0)) for match in
-                        map(snapshots.SNAPSHOT_NAME.fullmatch, files)
-                        if match and match.group(0) != name)
+        others = sorted((snapshots.snapshot_iteration(other), other)
+                        for other in files if other != name and
+                        snapshots.snapshot_iteration(other) is not None)
         # The one just written is the run's latest, even where a snapshot
         # of more iterations came before a resume from an earlier one.
         old = [other for _, other in others[:max(
@@ -413,7 +414,7 @@ def _is_run_args(args):
 
 
 def _is_run_file(name):
-    return name in RUN_FILES or bool(snapshots.SNAPSHOT_NAME.fullmatch(name))
+    return name in RUN_FILES or snapshots.snapshot_iteration(name) is not None
 
 
 def _is_model(name):

@@ -31,6 +31,7 @@ import distributed
 # The name snapshot_name gives, and no other: \d takes any script's digits,
 # and snapshot_iter_061 would be read back as snapshot_iter_61.
 SNAPSHOT_NAME = re.compile(r'snapshot_iter_(0|[1-9][0-9]*)')
+MAX_COUNTER = numpy.iinfo(numpy.int64).max  # what a snapshot's counters hold
 RUN_ARGS_KEY = 'run_args'
 _ZIP_MAGIC = b'PK\x03\x04'
 _NPY_SUFFIX = '.npy'
@@ -435,10 +436,19 @@ def snapshot_name(iteration):
     return 'snapshot_iter_{}'.format(iteration)
 
 
+def snapshot_iteration(name):
+    """The iteration of a name that snapshot_name gives, else None (one
+    past what a snapshot's counter holds too: no run wrote it)."""
+    match = SNAPSHOT_NAME.fullmatch(name)
+    if match and int(match.group(1)) <= MAX_COUNTER:
+        return int(match.group(1))
+    return None
+
+
 def snapshot_iterations(names):
     """The iterations of the snapshot names among names."""
-    return [int(match.group(1)) for match in
-            map(SNAPSHOT_NAME.fullmatch, names) if match]
+    return [iteration for iteration in map(snapshot_iteration, names)
+            if iteration is not None]
 
 
 def latest_snapshot(folder):

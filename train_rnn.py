@@ -54,7 +54,7 @@ RECORDED_LATER = ('keep_snapshots',)
 # What a resumed run takes from its snapshot unless the command says.
 MAY_CHANGE = ('epoch', 'keep_snapshots')
 ADAM_ALPHA = 0.0005  # the tutorial's
-MAX_COUNTER = numpy.iinfo(numpy.int64).max  # what a snapshot's counters hold
+MAX_COUNTER = snapshots.MAX_COUNTER
 FINISHED = '{} came as the run finished: its model is written.'
 
 

@@ -1307,10 +1307,13 @@ def record_set(**changes):
     record_set(epoch=True), record_set(epoch=0),
     lambda record: record.update(models='rnn_simple_sequence.model'),
     lambda record: record['run']['files'].append('log'),
+    lambda record: record['run']['files'].append(
+        snapshots.snapshot_name(2 ** 63)),
 ], ids=['a user file and a model', 'no arch', 'arch a number',
         'arch a list', 'arch unknown', 'arch an escape sequence',
         'no arguments', 'no epoch', 'epoch a string', 'epoch true',
-        'epoch 0', 'models a name', 'a file named twice'])
+        'epoch 0', 'models a name', 'a file named twice',
+        'a snapshot past any counter'])
 def test_a_damaged_record_is_refused_before_anything_goes(change, finished,
                                                           tmp_path, capsys):
     """What the next run reads of the record is checked as it is read: an
