@@ -72,6 +72,9 @@ def install():
     handler = _quit
     if mpiexec_world()[1] > 1 and 'mpi4py.MPI' not in sys.modules:
         handler = _remember
+        # MPICH's UCX takes SIGHUP for its debug mode once MPI starts (and
+        # floods stdout): the ranks would never see a hangup.
+        os.environ.setdefault('UCX_DEBUG_SIGNO', '0')
     for number in STOPPING:
         _signal.signal(number, handler)
 

@@ -170,8 +170,10 @@ def descends_from(pid, ancestor):
     return False
 
 
+# SIGHUP, which MPICH's UCX took for its debug mode: the run went on.
 @pytest.mark.parametrize('number, rank', [(signal.SIGINT, 0),
-                                          (signal.SIGTERM, 1)])
+                                          (signal.SIGTERM, 1),
+                                          (signal.SIGHUP, 0)])
 def test_a_signal_to_one_rank_stops_every_rank_with_one_snapshot(
         number, rank, two_ranks, tmp_path):
     out, _ = two_ranks
@@ -184,8 +186,13 @@ def test_a_signal_to_one_rank_stops_every_rank_with_one_snapshot(
     stopped = ('Stopped at iteration {} (epoch {:.2f}) with a snapshot in {}. '
                'Resume with: '.format(iteration, iteration / 15, tmp_path))
     assert lines[-2].startswith(stopped)
-    announced = ['Ctrl-C: stopping after this update to write a snapshot '
-                 '(Ctrl-C again to quit at once)']
+    announced = [{
+        signal.SIGINT: 'Ctrl-C: stopping after this update to write a '
+        'snapshot (Ctrl-C again to quit at once)',
+        signal.SIGTERM: 'SIGTERM: stopping after this update to write a '
+        'snapshot (Ctrl-C again to quit at once)',
+        signal.SIGHUP: 'SIGHUP: stopping after this update to write a '
+        'snapshot'}[number]]
     # The rank that speaks says what it heard; a run ends in one line.
     assert lines[:-2] == (announced if rank == 0 else [])
     assert lines[-1] == ''
