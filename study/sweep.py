@@ -467,14 +467,17 @@ def run_tasks(tasks, jobs):
             else:
                 yield from received(futures, outbox)
         except BaseException:  # Ctrl-C: no new run; the running ones end
-            for future in futures:
-                future.cancel()
             if outbox is not None and cli.stopped_by() != signal.SIGINT:
                 # It came to this process alone, not to the workers as a
                 # terminal's Ctrl-C does: they would train on. (Before
                 # Python 3.14 the executor has no public way to end them.)
+                # The pool they break fails every future not done; Python
+                # 3.11's raised on a cancelled one, and never ended.
                 for process in executor._processes.values():
                     process.terminate()
+            else:
+                for future in futures:
+                    future.cancel()
             # A running stack's records, unread, would fill the pipe and
             # hold its worker for ever.
             while outbox is not None and concurrent.futures.wait(

@@ -1494,12 +1494,13 @@ STREAMED = ['--arch', 'rnn', '--vocab', '8', '--bproplen', '3', '--seed',
             '--eval-every', '500', '--unit', '8']
 
 
-def signal_sweep(folder, flags, after, then=0.0, number=signal.SIGINT):
+def signal_sweep(folder, flags, after, then=0.0, number=signal.SIGINT,
+                 group=True):
     """Run `python -m study.sweep -o folder -j 2 flags`, and once it prints
     a line starting with `after`, and `then` seconds later, send signal
     number as a terminal does (Ctrl-C; SIGHUP, closed), to the sweep and its
-    workers; check it ends in the one line, status 128 + number. The line
-    it waited for."""
+    workers (to the sweep alone unless group, as kill does); check it ends
+    in the one line, status 128 + number. The line it waited for."""
     process = subprocess.Popen(
         [sys.executable, '-m', 'study.sweep', '-o', str(folder), '-j', '2']
         + flags, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -1510,7 +1511,7 @@ def signal_sweep(folder, flags, after, then=0.0, number=signal.SIGINT):
             line = process.stdout.readline()
         assert line
         time.sleep(then)
-        os.killpg(process.pid, number)
+        (os.killpg if group else os.kill)(process.pid, number)
         _, stderr = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
@@ -1522,6 +1523,15 @@ def signal_sweep(folder, flags, after, then=0.0, number=signal.SIGINT):
                           quiet_start.NAMES[number],
                           folder / 'capacity.jsonl'))
     return line
+
+
+def test_kill_stops_a_sweep_with_runs_still_to_start(tmp_path):
+    """SIGTERM to the sweep alone: it ends its workers. It had cancelled
+    the runs not started first, and Python 3.11's pool, broken by the ended
+    workers, failed on those and left the sweep waiting for ever."""
+    flags = STREAMED[:10] + ['3', '--stack', '1'] + STREAMED[10:]
+    signal_sweep(tmp_path, flags, 'Round', then=1.0, number=signal.SIGTERM,
+                 group=False)
 
 
 def test_ctrl_c_keeps_a_sweep_s_seed_that_left_a_stack_training(tmp_path):
