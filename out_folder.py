@@ -78,8 +78,11 @@ class OutFolder:
                     'cannot lock the out folder {}: {} (move it aside: a run '
                     'makes its own)'.format(self.path, cli.open_problem(
                         error, 'a lock through it would lock nothing here')))
+            problem = error.strerror or error
+            if error.filename not in (None, self.path):  # a folder in it
+                problem = '{}: {}'.format(error.filename, problem)
             raise FolderError('cannot write to the out folder {}: {}'.format(
-                self.path, error.strerror or error))
+                self.path, problem))
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

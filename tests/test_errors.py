@@ -140,6 +140,9 @@ TRAIN_CASES = [
      'is at epoch 2 already, past --epoch 1'),
     (['-o', '{text}'], 'cannot write to the out folder {text}'),
     (['-o', '{text}/sub'], 'cannot write to the out folder {text}/sub'),
+    # It exists: what failed is the folder the run makes in it.
+    (['-o', '/proc/self'], 'cannot write to the out folder /proc/self: '
+     '/proc/self/.train_rnn: No such file or directory'),
 ]
 
 
