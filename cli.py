@@ -325,9 +325,7 @@ def run_script(main):
     imports are done: a Ctrl-C, SIGTERM or SIGHUP that main() leaves to
     its caller ends it in one line with 128 + the signal's number."""
     quiet_start.started()  # one that came while starting ends it now
-    for number in quiet_start.STOPPING:
-        signal.signal(number, _interrupt)
-    sys.unraisablehook = _unraisable
+    stop_on_signals()
     try:
         status = main()
         if _dropped:  # its signal again had not come yet
@@ -338,6 +336,21 @@ def run_script(main):
         status = interrupted_status()
     quiet_start.ignore()
     return exit_status(status)
+
+
+def stop_on_signals():
+    """From now on the first Ctrl-C, SIGTERM or SIGHUP raises
+    KeyboardInterrupt, and stopped_by() names it; one that Python dropped
+    in a callback comes again."""
+    for number in quiet_start.STOPPING:
+        signal.signal(number, _interrupt)
+    sys.unraisablehook = _unraisable
+
+
+def stop_came():
+    """Whether a signal came since stop_on_signals(), its KeyboardInterrupt
+    raised or swallowed by code that caught everything."""
+    return _stopped_by is not None
 
 
 _stopped_by = None  # the signal that _interrupt raised KeyboardInterrupt for

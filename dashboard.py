@@ -19,6 +19,7 @@ import sqlite3
 import sys
 
 import cli
+import quiet_start
 import snapshots
 
 # ChainerUI stores each command's name, request and response.
@@ -54,6 +55,9 @@ def main(argv=None):
         if not is_utf8(os.path.abspath(folder)):
             parser.error('{}: its path is not UTF-8, which ChainerUI cannot '
                          'store; rename it'.format(os.path.abspath(folder)))
+    # While it registers the runs: ChainerUI may catch the KeyboardInterrupt
+    # itself, and the dashboard then served, the Ctrl-C forgotten.
+    cli.stop_on_signals()
     try:
         app = open_app(args.db, args.dirs)
         if args.host in LOOPBACK:
@@ -63,8 +67,11 @@ def main(argv=None):
         server = gevent.pywsgi.WSGIServer((args.host, args.port), app,
                                           log=None)
         server.init_socket()
+        if cli.stop_came():
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
-        cli.print_or_drop('Ctrl-C: stopped the dashboard before it served.',
+        cli.print_or_drop('{}: stopped the dashboard before it served.'
+                          .format(quiet_start.NAMES[cli.stopped_by()]),
                           sys.stderr)
         return 0
     except DatabaseError as error:

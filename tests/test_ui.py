@@ -443,6 +443,45 @@ def test_ctrl_c_stops_the_server_in_one_line(server):
     assert 'Traceback' not in err
 
 
+# dashboard.py, whose registering of the runs gets a Ctrl-C and swallows
+# its KeyboardInterrupt, as code that catches everything does.
+SWALLOWS_A_CTRL_C = """
+import os, signal, sys, time
+sys.path.insert(0, os.getcwd())
+import dashboard
+open_app = dashboard.open_app
+def swallowing(*args):
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    except BaseException:
+        pass
+    return open_app(*args)
+dashboard.open_app = swallowing
+sys.exit(dashboard.main(sys.argv[1:]))
+"""
+
+
+def test_a_ctrl_c_while_the_runs_register_stops_it_before_it_serves(
+        runs, tmp_path):
+    """It served, the Ctrl-C forgotten."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, '-c', SWALLOWS_A_CTRL_C, '--port', str(port), '--db',
+         str(tmp_path), str(runs / 'rnn')], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert (process.returncode, out, err) == (
+        0, '', 'Ctrl-C: stopped the dashboard before it served.\n')
+
+
 def test_a_port_in_use_is_one_line(runs, tmp_path):
     with socket.socket() as taken:
         taken.bind(('127.0.0.1', 0))
