@@ -285,10 +285,9 @@ def snapshot_names(folder):
     """The names of the snapshots in folder whose iteration ChainerUI can
     store; one line on stderr for each other."""
     for name in os.listdir(folder):
-        match = snapshots.SNAPSHOT_NAME.fullmatch(name)
-        if match and int(match.group(1)) < INT64:
+        if snapshots.snapshot_iteration(name) is not None:
             yield name
-        elif match:
+        elif snapshots.SNAPSHOT_NAME.fullmatch(name):
             path = os.path.join(folder, name)
             ignore(path, '{}: not a snapshot: ChainerUI cannot store an '
                    'iteration past 2**63 - 1'.format(path))
