@@ -115,7 +115,7 @@ def build_parser():
                         type=cli.non_empty_path,
                         help='a folder of runs: each folder under it that '
                         'holds a log is one run')
-    parser.add_argument('--host', default='127.0.0.1',
+    parser.add_argument('--host', default='127.0.0.1', type=host_name,
                         help='the address to listen on (default: '
                         '%(default)s, this machine alone)')
     parser.add_argument('--port', '-p', type=int, default=5000,
@@ -125,6 +125,16 @@ def build_parser():
                         help='ChainerUI\'s folder, for its database (default: '
                         'chainerui in the environment, %(default)s)')
     return parser
+
+
+def host_name(text):
+    """--host's value: an empty one would listen on every address, which
+    is no default to fall into: that takes 0.0.0.0 or ::, said."""
+    if not text:
+        raise argparse.ArgumentTypeError(
+            'an empty host would listen on every address: name one (0.0.0.0 '
+            'for all, at your own risk: docs/ui.md)')
+    return text
 
 
 class DatabaseError(Exception):

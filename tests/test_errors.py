@@ -502,6 +502,19 @@ def test_an_empty_resume_is_refused_and_the_run_kept(tmp_path, finished,
     assert before == {name: (out / name).read_bytes() for name in before}
 
 
+def test_an_empty_host_is_refused(tmp_path, capsys):
+    """The dashboard listened on every address, its API open to the
+    network."""
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module('dashboard').main(
+            ['--host', '', str(tmp_path)])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == (
+        'dashboard.py: error: argument --host: an empty host would listen on '
+        'every address: name one (0.0.0.0 for all, at your own risk: '
+        'docs/ui.md)\n')
+
+
 @pytest.mark.parametrize('module, argv, name', [
     ('train_rnn', ['-o', ''], '--out/-o'),
     ('predict_rnn', ['-o', ''], '--out/-o'),
