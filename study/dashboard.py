@@ -48,7 +48,7 @@ def main(argv=None):
             # Listed first: an export stopped half done leaves the next one
             # every folder to remove that it wrote.
             write_list(args.outdir, folders | stale)
-            remove(stale)
+            remove(earlier - folders)
             for record in runs:
                 write_run(args.outdir, record)
             write_list(args.outdir, folders)
@@ -190,15 +190,20 @@ def check_paths(folders):
                              'export: choose another OUTDIR'.format(folder))
 
 
-def remove(stale):
+def remove(unwanted):
     """Remove the seed folders that an earlier export wrote and the records
-    no longer hold, lest the page show runs of old beside the new."""
-    for folder in sorted(stale):
-        for name in os.listdir(folder):
-            os.remove(os.path.join(folder, name))
-        os.rmdir(folder)
-        if not os.listdir(os.path.dirname(folder)):
-            os.rmdir(os.path.dirname(folder))
+    no longer hold, lest the page show runs of old beside the new, and
+    their cells' folders left empty (by this export, or by one stopped in
+    between)."""
+    for folder in sorted(unwanted):
+        if os.path.lexists(folder):
+            for name in os.listdir(folder):
+                os.remove(os.path.join(folder, name))
+            os.rmdir(folder)
+    for cell in sorted({os.path.dirname(folder) for folder in unwanted}):
+        if os.path.lexists(cell) and stat.S_ISDIR(os.lstat(cell).st_mode) \
+                and not os.listdir(cell):
+            os.rmdir(cell)
 
 
 def write_run(outdir, record):

@@ -3,6 +3,7 @@ import contextlib
 import fcntl
 import json
 import math
+import os
 import resource
 import signal
 import subprocess
@@ -391,6 +392,31 @@ def test_a_user_file_linked_as_the_list_or_lock_is_not_written(
         assert sorted(p.name for p in out.iterdir()) == [
             dashboard.EXPORT_LOCK]
     assert notes.read_text() == '[]'
+
+
+def test_a_cell_an_export_stopped_at_once_emptied_goes_with_the_next(
+        tmp_path, capsys, monkeypatch):
+    """Stopped between its last seed's folder and its own, it stayed, empty,
+    for good."""
+    out = tmp_path / 'ui'
+    dashboard.main([write_records(tmp_path / 'a', record(arch='lstm')),
+                    str(out)])
+    rmdir = os.rmdir
+
+    def stop_at_a_cell(path):
+        if os.path.basename(path) == 'lstm_vocab5_bproplen5':
+            raise KeyboardInterrupt
+        rmdir(path)
+
+    monkeypatch.setattr(os, 'rmdir', stop_at_a_cell)
+    second = write_records(tmp_path / 'b', record())
+    with contextlib.suppress(KeyboardInterrupt):
+        dashboard.main([second, str(out)])
+    assert (out / 'lstm_vocab5_bproplen5').is_dir()
+    monkeypatch.undo()
+    assert dashboard.main([second, str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        dashboard.EXPORT_LIST, dashboard.EXPORT_LOCK, 'gru_vocab5_bproplen5']
 
 
 @pytest.mark.parametrize('stop', [KeyboardInterrupt, OSError])
