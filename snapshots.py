@@ -93,6 +93,21 @@ def atomic_file(path, mode='wb', temporary=None):
     sync_folder(folder)
 
 
+def leftover_of(entry, names):
+    """Whether entry is a temporary that atomic_file left of one of names
+    (under its default name), its process killed outright (SIGKILL, a
+    power cut): no other process's."""
+    return bool(re.fullmatch(r'\.({})\.[0-9a-f]{{8}}\.tmp'.format(
+        '|'.join(map(re.escape, names))), entry))
+
+
+def remove_leftovers(folder, names):
+    """Remove what atomic_file left of names in folder (leftover_of)."""
+    for entry in os.listdir(folder):
+        if leftover_of(entry, names):
+            os.remove(os.path.join(folder, entry))
+
+
 def sync_folder(folder):
     """Flush folder's entries (a rename in it) to disk."""
     descriptor = os.open(folder, os.O_RDONLY)

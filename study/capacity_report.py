@@ -435,6 +435,7 @@ def write_report(records, out, command=None, wall=None):
     command = command or ' '.join(
         ['python'] + [shlex.quote(arg) for arg in argv])
     summary = summarize(records)
+    snapshots.remove_leftovers(out, FIGURES + ('capacity.md',))
     plot_share(summary, os.path.join(out, FIGURES[0]))
     plot_tokens(summary, records, os.path.join(out, FIGURES[1]))
     plot_frontier(frontiers(summary), os.path.join(out, FIGURES[2]))

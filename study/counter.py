@@ -34,6 +34,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 
 import chainer_compat  # noqa: F401  (must precede chainer)
@@ -267,6 +268,22 @@ def settings_of(args):
         **vars(args), alpha=sweep.ALPHA, gradclip=sweep.GRADCLIP))
 
 
+OUTPUTS = ('counter.json', 'counter.png')
+
+
+def check_out(out):
+    """UsageError, OSError, unless out takes the files: before the hours of
+    training, not after. What a killed run left of them goes."""
+    for name in OUTPUTS:
+        if os.path.isdir(os.path.join(out, name)):
+            raise UsageError('{} is a folder: move it aside, or choose '
+                             'another -o'.format(os.path.join(out, name)))
+    descriptor, probe = tempfile.mkstemp(prefix='.counter.', dir=out)
+    os.close(descriptor)
+    os.remove(probe)
+    snapshots.remove_leftovers(out, OUTPUTS)
+
+
 def check_arguments(args):
     """Fill in the defaults (--quick's or not); UsageError unless every
     run can be made and looked at, with the sweep's checks."""
@@ -383,6 +400,7 @@ def main(argv=None):
     try:
         check_arguments(args)
         os.makedirs(args.out, exist_ok=True)
+        check_out(args.out)
     except UsageError as error:
         parser.error(str(error))
     except OSError as error:
@@ -394,9 +412,9 @@ def main(argv=None):
     with threadpoolctl.threadpool_limits(1), fast_training():
         results = [study(arch, args, value) for arch in args.arch]
     # 2. Keep, draw and tell.
-    path = os.path.join(args.out, 'counter.png')
+    path = os.path.join(args.out, OUTPUTS[1])
     try:
-        with snapshots.atomic_file(os.path.join(args.out, 'counter.json'),
+        with snapshots.atomic_file(os.path.join(args.out, OUTPUTS[0]),
                                    'w') as f:
             json.dump({'vocab': args.vocab, 'bproplen': args.bproplen,
                        'block': value, 'overlong': OVERLONG,

@@ -41,6 +41,7 @@ def main(argv=None):
                              .format(args.outdir))
         os.makedirs(args.outdir, exist_ok=True)
         with exporting(args.outdir) as earlier:
+            snapshots.remove_leftovers(args.outdir, [EXPORT_LIST])
             folders = {run_folder(args.outdir, record) for record in runs}
             stale = {folder for folder in earlier - folders
                      if os.path.lexists(folder)}
@@ -80,9 +81,6 @@ def cell_name(record):
 
 
 EXPORTED = ('log', 'args')  # all that write_run writes in a run's folder
-# What atomic_file leaves of one where the export is killed outright: the
-# export's own, which it removes.
-LEFTOVER = re.compile(r'\.({})\.[0-9a-f]{{8}}\.tmp'.format('|'.join(EXPORTED)))
 
 
 def run_folder(outdir, record):
@@ -183,7 +181,7 @@ def check_paths(folders):
                 raise UsageError('{} is not a folder: choose another OUTDIR'
                                  .format(path))
         if os.path.lexists(folder) and not all(
-                (name in EXPORTED or LEFTOVER.fullmatch(name)) and
+                (name in EXPORTED or snapshots.leftover_of(name, EXPORTED)) and
                 stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode)
                 for name in os.listdir(folder)):
             raise UsageError('{} holds more than the log and args of an '
@@ -210,9 +208,7 @@ def write_run(outdir, record):
     """Write the run's log and args in OUTDIR/CELL/seedS."""
     folder = run_folder(outdir, record)
     os.makedirs(folder, exist_ok=True)
-    for name in os.listdir(folder):
-        if LEFTOVER.fullmatch(name):
-            os.remove(os.path.join(folder, name))
+    snapshots.remove_leftovers(folder, EXPORTED)
     for name, value in zip(EXPORTED, (log_of(record), args_of(record))):
         with snapshots.atomic_file(os.path.join(folder, name), 'w') as f:
             json.dump(value, f, indent=1, sort_keys=True)

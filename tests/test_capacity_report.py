@@ -90,6 +90,16 @@ def test_the_report_command_rewrites_a_folders_report_from_its_records(
     assert path.read_text().endswith('{"torn')  # read only
 
 
+def test_what_a_killed_report_left_goes(tmp_path, capsys):
+    (tmp_path / 'capacity.jsonl').write_text(
+        ''.join(json.dumps(run) + '\n' for run in RECORDS))
+    for name in ('.capacity.md.0123abcd.tmp', '.capacity_share.png.mine'):
+        (tmp_path / name).write_text('')
+    assert capacity_report.main([str(tmp_path)]) == 0
+    assert not (tmp_path / '.capacity.md.0123abcd.tmp').exists()
+    assert (tmp_path / '.capacity_share.png.mine').exists()
+
+
 def test_the_report_command_says_what_is_missing(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         capacity_report.main([str(tmp_path)])

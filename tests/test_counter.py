@@ -173,6 +173,36 @@ def test_an_out_folder_that_cannot_be_made_is_one_line(capsys):
         'exists\n')
 
 
+@pytest.mark.parametrize('out', ['/proc/self', 'counter.json'])
+def test_an_out_folder_that_cannot_take_the_files_is_refused_first(
+        out, tmp_path, capsys, monkeypatch):
+    """It was found once the training was done: hours, with the defaults.
+    A folder named counter.json inside it, and /proc/self, which exists
+    and takes no file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'counter.json').mkdir()
+    monkeypatch.setattr(counter, 'study', None)  # no training reached
+    with pytest.raises(SystemExit) as exit_info:
+        counter.main(['--quick', '-o', '/proc/self' if out == '/proc/self'
+                      else '.'])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == 'python -m study.counter: error: ' + (
+        'cannot write to /proc/self: No such file or directory\n'
+        if out == '/proc/self' else
+        './counter.json is a folder: move it aside, or choose another -o\n')
+
+
+def test_what_a_killed_run_left_goes(tmp_path, monkeypatch):
+    leftover = tmp_path / '.counter.png.0123abcd.tmp'
+    leftover.write_text('')
+    mine = tmp_path / '.counter.png.mine'
+    mine.write_text('')
+    monkeypatch.setattr(counter, 'study', None)
+    with pytest.raises(TypeError):  # study, reached
+        counter.main(['--quick', '-o', str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name]
+
+
 def start_quick_run(out, **kwargs):
     return subprocess.Popen(
         [sys.executable, '-m', 'study.counter', '--quick', '-o', str(out),

@@ -219,6 +219,16 @@ def test_what_an_export_killed_outright_left_goes_with_the_next(
         'gru_vocab5_bproplen5/seed0/args', 'gru_vocab5_bproplen5/seed0/log']
 
 
+def test_what_an_export_killed_outright_left_of_its_list_goes(
+        tmp_path, capsys):
+    out = tmp_path / 'ui'
+    first = write_records(tmp_path / 'a', record())
+    dashboard.main([first, str(out)])
+    (out / '..study_export.0123abcd.tmp').write_text('[')
+    assert dashboard.main([first, str(out)]) == 0
+    assert not (out / '..study_export.0123abcd.tmp').exists()
+
+
 def test_folders_no_export_listed_are_left_alone(tmp_path, capsys):
     """Every OUTDIR/*/seed* holding a log or args was taken for an old
     export's and removed: a ChainerUI project's runs, a user's notes."""
