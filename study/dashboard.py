@@ -89,6 +89,10 @@ def run_folder(outdir, record):
 
 
 EXPORT_LIST = '.study_export'  # the run folders the last export wrote
+# The most the list is read of: some two million runs' folders (1 MiB, 30,000
+# runs, made the list of a large export unreadable), and no crafted file
+# fills the memory.
+LIST_BYTES = 1 << 26
 # Apart from the list, which is replaced by a rename: a lock on it would
 # hold the file that the rename takes away.
 EXPORT_LOCK = EXPORT_LIST + '.lock'
@@ -143,7 +147,7 @@ def read_list(outdir):
         return set()
     try:
         with snapshots.open_regular_file(path, follow=False) as f:
-            text = f.read(1 << 20).decode('utf-8', 'replace')
+            text = f.read(LIST_BYTES + 1).decode('utf-8', 'replace')
     except snapshots.FileError as error:
         raise UsageError(str(error))
     try:

@@ -229,6 +229,23 @@ def test_what_an_export_killed_outright_left_of_its_list_goes(
     assert not (out / '..study_export.0123abcd.tmp').exists()
 
 
+def test_the_list_of_a_large_export_reads_back(
+        tmp_path, capsys, monkeypatch):
+    """It was read to 1 MiB, 30,000 runs: a larger export's list was then
+    damaged to the next."""
+    names = ['lstm_chainerinit_vocab100_bproplen60/seed{}'.format(seed)
+             for seed in range(1000000)]
+    assert len(json.dumps(names, indent=1)) < dashboard.LIST_BYTES
+    out = tmp_path / 'ui'
+    first = write_records(tmp_path / 'a', *(record(seed=seed)
+                                            for seed in range(30)))
+    dashboard.main([first, str(out)])
+    monkeypatch.setattr(dashboard, 'LIST_BYTES', 100)
+    with pytest.raises(SystemExit):  # the bound is what it reads
+        dashboard.main([first, str(out)])
+    assert 'is damaged' in capsys.readouterr().err
+
+
 def test_folders_no_export_listed_are_left_alone(tmp_path, capsys):
     """Every OUTDIR/*/seed* holding a log or args was taken for an old
     export's and removed: a ChainerUI project's runs, a user's notes."""
