@@ -414,12 +414,14 @@ def main(argv=None):
     # 2. Keep, draw and tell.
     path = os.path.join(args.out, OUTPUTS[1])
     try:
+        # The figure drawn and renamed in place, then the numbers: a stop
+        # while it is drawn left the new numbers beside an older figure.
         with snapshots.atomic_file(os.path.join(args.out, OUTPUTS[0]),
                                    'w') as f:
             json.dump({'vocab': args.vocab, 'bproplen': args.bproplen,
                        'block': value, 'overlong': OVERLONG,
                        'results': results}, f, indent=1)
-        plot(results, args.vocab, value, path)
+            plot(results, args.vocab, value, path)
     except OSError as error:
         return cli.writing_failed(parser.prog, args.out, error)
     cli.print_or_drop(table(results, value))
