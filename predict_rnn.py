@@ -113,7 +113,7 @@ def read_run_arguments(out):
     try:
         with snapshots.open_regular_file(path) as f:
             text = f.read(MAX_ARGS_BYTES).decode('utf-8', 'replace')
-    except (snapshots.FileError, OSError) as error:
+    except snapshots.FileError as error:
         raise UsageError('{}: is {} the out folder of a train_rnn.py run? {}'
                          .format(error, out, without_run_arguments(out)))
     return check_settings(snapshots.parse_json(text, path), path)

@@ -153,7 +153,8 @@ def available_memory():
 
 def open_regular_file(path, follow=True):
     """A binary file object for path, which must be a regular file, and not
-    a symbolic link unless follow.
+    a symbolic link unless follow; FileError where it cannot be opened or
+    read.
 
     Opened without blocking, so that a FIFO or device cannot hang the read.
     """
@@ -165,12 +166,44 @@ def open_regular_file(path, follow=True):
         if error.errno == errno.ELOOP and os.path.islink(path):
             raise FileError('{} is a symbolic link, which is refused'.format(
                 path))
-        raise FileError('cannot read {}: {}'.format(path, error.strerror))
+        raise cannot_read(path, error)
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
         raise FileError('{} is not a regular file'.format(path))
     os.set_blocking(descriptor, True)
-    return os.fdopen(descriptor, 'rb')
+    return input_file(descriptor, path)
+
+
+class _InputFile(io.FileIO):
+    """A file whose failed reads (EIO from a bad disk) say which file could
+    not be read: to the OSError handlers of its readers they would look like
+    damage or a failed write."""
+
+    def readinto(self, buffer):
+        try:
+            return super().readinto(buffer)
+        except OSError as error:
+            raise cannot_read(self.path, error)
+
+    def readall(self):  # read() with no size bypasses readinto
+        try:
+            return super().readall()
+        except OSError as error:
+            raise cannot_read(self.path, error)
+
+
+def cannot_read(path, error):
+    """The FileError for path, whose open or read failed with OSError
+    error."""
+    return FileError('cannot read {}: {}'.format(path, error.strerror))
+
+
+def input_file(descriptor, path):
+    """A buffered binary file object for descriptor, open for reading path;
+    FileError 'cannot read PATH' where a read fails."""
+    raw = _InputFile(descriptor, 'rb')
+    raw.path = path
+    return io.BufferedReader(raw)
 
 
 def read_npz(path, admit=None):
@@ -471,7 +504,7 @@ def latest_snapshot(folder):
     try:
         names = os.listdir(folder)
     except OSError as error:
-        raise FileError('cannot read {}: {}'.format(folder, error.strerror))
+        raise cannot_read(folder, error)
     iterations = snapshot_iterations(names)
     return snapshot_path(folder, max(iterations)) if iterations else None
 

@@ -61,9 +61,13 @@ class RecordFile:
         with other settings (they would not compare) and lines that are not
         records."""
         # Buffered, to read by lines; a duplicate keeps the lock.
-        with open(os.dup(self.file.fileno()), 'rb') as f:
-            f.seek(0)
-            records, torn, ended = parse(f, self.path)
+        try:
+            with snapshots.input_file(os.dup(self.file.fileno()),
+                                      self.path) as f:
+                f.seek(0)
+                records, torn, ended = parse(f, self.path)
+        except snapshots.FileError as error:  # a failed read: a bad disk
+            raise UsageError(str(error))
         if torn is not None:
             # The torn end of an append a kill or a full disk stopped.
             number, start = torn

@@ -572,3 +572,36 @@ def test_an_older_snapshot_is_not_resumed_over_its_run(tmp_path, finished,
     model = 'rnn_simple_sequence.model'
     assert (tmp_path / 'new' / model).read_bytes() == \
         (tmp_path / 'one' / model).read_bytes()
+
+
+# /proc/self/mem opens, and its reads fail with EIO: a bad disk.
+UNREADABLE = '/proc/self/mem'
+
+
+@pytest.mark.parametrize('module, argv, link, line', [
+    ('train_rnn', ['-r', UNREADABLE, '-o', '{tmp}/out'], None,
+     'train_rnn.py: error: cannot read {unreadable}: Input/output error'),
+    ('predict_rnn', ['-m', UNREADABLE, '-a', 'rnn'], None,
+     'predict_rnn.py: error: cannot read {unreadable}: Input/output error'),
+    ('predict_rnn', ['-o', '{tmp}'], 'args.json',
+     'predict_rnn.py: error: cannot read {tmp}/args.json: Input/output '
+     'error: is {tmp} the out folder of a train_rnn.py run? Any model file, '
+     'the tutorial\'s too, loads with -m FILE -a ARCH -u UNIT'),
+    ('study.dashboard', [UNREADABLE, '{tmp}/ui'], None,
+     'python -m study.dashboard: error: cannot read {unreadable}: '
+     'Input/output error'),
+    ('study.capacity_report', ['{tmp}'], 'capacity.jsonl',
+     'python -m study.capacity_report: error: cannot read '
+     '{tmp}/capacity.jsonl: Input/output error'),
+])
+def test_an_input_that_fails_to_read_is_named(module, argv, link, line,
+                                              tmp_path, capsys):
+    # It was a traceback, or a write said to have failed.
+    if link:
+        os.symlink(UNREADABLE, str(tmp_path / link))
+    paths = {'tmp': str(tmp_path), 'unreadable': UNREADABLE}
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(module).main(
+            [arg.format(**paths) for arg in argv])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == line.format(**paths) + '\n'

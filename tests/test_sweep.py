@@ -365,3 +365,16 @@ def test_with_jobs_each_record_comes_as_its_seed_leaves_the_stack():
     for _, record in arrived:
         lone = sweep.run_one(('rnn', 8, 3, record['seed'], settings))
         assert {**record, 'seconds': None} == {**lone, 'seconds': None}
+
+
+def test_a_record_file_that_fails_to_read_is_named(tmp_path, monkeypatch,
+                                                   capsys):
+    # Its EIO (a bad disk) was reported as a failed write to the folder.
+    monkeypatch.setattr(records_module.os, 'dup', lambda descriptor: os.open(
+        '/proc/self/mem', os.O_RDONLY))
+    with pytest.raises(SystemExit) as exit_info:
+        sweep.main(['-o', str(tmp_path)] + TINY)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        'python -m study.sweep: error: cannot read {}: Input/output error\n'
+        .format(tmp_path / 'capacity.jsonl'))
