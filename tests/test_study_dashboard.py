@@ -188,6 +188,17 @@ def test_ctrl_c_is_one_line(tmp_path):
                                             'Ctrl-C: stopped.\n')
 
 
+def files_of(out):
+    return sorted(str(path.relative_to(out)) for path in out.rglob('*'))
+
+
+# What an export of the gru cell's seed 0 alone leaves in OUTDIR.
+SEED0_ALONE = [
+    dashboard.EXPORT_LIST, dashboard.EXPORT_LOCK, 'gru_vocab5_bproplen5',
+    'gru_vocab5_bproplen5/seed0', 'gru_vocab5_bproplen5/seed0/args',
+    'gru_vocab5_bproplen5/seed0/log']
+
+
 def test_seed_folders_of_an_earlier_export_are_removed(tmp_path, capsys):
     out = tmp_path / 'ui'
     dashboard.main([write_records(tmp_path / 'a', record(seed=0),
@@ -195,10 +206,7 @@ def test_seed_folders_of_an_earlier_export_are_removed(tmp_path, capsys):
                     str(out)])
     assert dashboard.main([write_records(tmp_path / 'b', record(seed=0)),
                            str(out)]) == 0
-    assert sorted(str(p.relative_to(out)) for p in out.rglob('*')) == [
-        dashboard.EXPORT_LIST, dashboard.EXPORT_LOCK, 'gru_vocab5_bproplen5',
-        'gru_vocab5_bproplen5/seed0',
-        'gru_vocab5_bproplen5/seed0/args', 'gru_vocab5_bproplen5/seed0/log']
+    assert files_of(out) == SEED0_ALONE
 
 
 def test_what_an_export_killed_outright_left_goes_with_the_next(
@@ -213,10 +221,7 @@ def test_what_an_export_killed_outright_left_goes_with_the_next(
          '.log.0123abcd.tmp').write_text('[')
     assert dashboard.main([write_records(tmp_path / 'b', record(seed=0)),
                            str(out)]) == 0
-    assert sorted(str(p.relative_to(out)) for p in out.rglob('*')) == [
-        dashboard.EXPORT_LIST, dashboard.EXPORT_LOCK, 'gru_vocab5_bproplen5',
-        'gru_vocab5_bproplen5/seed0',
-        'gru_vocab5_bproplen5/seed0/args', 'gru_vocab5_bproplen5/seed0/log']
+    assert files_of(out) == SEED0_ALONE
 
 
 def test_what_an_export_killed_outright_left_of_its_list_goes(
