@@ -59,13 +59,6 @@ def _remember(signum, frame):
         received = signum
 
 
-def leave_to_parent():
-    """In a worker process, while it starts or waits for work: a Ctrl-C,
-    which reaches its parent too, is the parent's to act on and to say. (A
-    worker that died of it would break the pool under the parent.)"""
-    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
-
-
 def install():
     global installed
     installed = True

@@ -32,11 +32,10 @@ import quiet_start
 
 if __name__ == '__main__':  # before Chainer loads
     quiet_start.install()
-elif __name__ == '__mp_main__':  # a worker process of run_tasks
-    quiet_start.leave_to_parent()
 
 import argparse
 import concurrent.futures
+import contextlib
 import ctypes
 import math
 import multiprocessing
@@ -237,7 +236,7 @@ class Outbox(object):
 
     def discard(self):
         """Empty the pipe without reading records: one may be torn, by a
-        Ctrl-C that stopped its worker in the middle."""
+        worker ended in the middle."""
         while self.reader.poll():
             os.read(self.reader.fileno(), 1 << 16)
 
@@ -262,15 +261,10 @@ def _start_worker(outbox, parent):
 
 def send_stack(task):
     """run_stack in a worker process of run_tasks: each record goes to the
-    parent as its seed ends, not when the stack ends. A Ctrl-C ends the
-    task, whose future then holds the KeyboardInterrupt."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with threadpoolctl.threadpool_limits(1), fast_training():
-            for record in _run_stack(*task):
-                _outbox.send(record)
-    finally:
-        quiet_start.leave_to_parent()
+    parent as its seed ends, not when the stack ends."""
+    with threadpoolctl.threadpool_limits(1), fast_training():
+        for record in _run_stack(*task):
+            _outbox.send(record)
 
 
 def _run_stack(arch, n_vocab, bproplen, seeds, settings):
@@ -459,21 +453,25 @@ def run_tasks(tasks, jobs):
             initargs=(outbox, os.getpid()))
     with executor:
         work = run_stack if outbox is None else send_stack
-        futures = [executor.submit(work, task) for task in tasks]
+        futures = []
         try:
+            # The pool starts its workers here, with Ctrl-C blocked: a
+            # signal is this process's to act on, and a Ctrl-C that reached
+            # a worker while its Python started killed it with a fatal
+            # error. One that comes meanwhile reaches this process next.
+            with blocked_in_children({signal.SIGINT}):
+                futures = [executor.submit(work, task) for task in tasks]
             if outbox is None:
                 for future in concurrent.futures.as_completed(futures):
                     yield from future.result()
             else:
                 yield from received(futures, outbox)
         except BaseException:  # Ctrl-C: no new run; the running ones end
-            if outbox is not None and cli.stopped_by() != signal.SIGINT:
-                # It came to this process alone, not to the workers as a
-                # terminal's Ctrl-C does: they would train on. (Before
-                # Python 3.14 the executor has no public way to end them.)
-                # The pool they break fails every future not done; Python
-                # 3.11's raised on a cancelled one, and never ended.
-                for process in executor._processes.values():
+            if outbox is not None:
+                # (Before Python 3.14 the executor has no public way to end
+                # them.) The pool they break fails every future not done;
+                # Python 3.11's raised on a cancelled one, and never ended.
+                for process in list(executor._processes.values()):
                     process.terminate()
             else:
                 for future in futures:
@@ -493,17 +491,25 @@ def run_tasks(tasks, jobs):
 POLL = 0.5  # seconds between looks at the stacks that may have ended
 
 
+@contextlib.contextmanager
+def blocked_in_children(signals):
+    """Block signals here while the processes started inside are started:
+    they inherit them blocked, for good. Here, one that comes meanwhile
+    waits until the block ends."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 def start_resource_tracker():
     """Start multiprocessing's resource tracker, which the pool's locks
     need, deaf to SIGHUP as it makes itself to SIGINT and SIGTERM: killed by
     a closed terminal's SIGHUP, it was started again, and the new one raised
-    on each lock the workers gave back. It inherits the blocked signal; here
-    one that comes meanwhile waits until it is unblocked."""
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
-    try:
+    on each lock the workers gave back."""
+    with blocked_in_children({signal.SIGHUP}):
         multiprocessing.resource_tracker.ensure_running()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def received(futures, outbox):

@@ -1495,12 +1495,13 @@ STREAMED = ['--arch', 'rnn', '--vocab', '8', '--bproplen', '3', '--seed',
 
 
 def signal_sweep(folder, flags, after, then=0.0, number=signal.SIGINT,
-                 group=True):
+                 group=True, deadline=120):
     """Run `python -m study.sweep -o folder -j 2 flags`, and once it prints
     a line starting with `after`, and `then` seconds later, send signal
     number as a terminal does (Ctrl-C; SIGHUP, closed), to the sweep and its
     workers (to the sweep alone unless group, as kill does); check it ends
-    in the one line, status 128 + number. The line it waited for."""
+    in the one line, status 128 + number, within deadline seconds. The
+    line it waited for."""
     process = subprocess.Popen(
         [sys.executable, '-m', 'study.sweep', '-o', str(folder), '-j', '2']
         + flags, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -1512,7 +1513,7 @@ def signal_sweep(folder, flags, after, then=0.0, number=signal.SIGINT,
         assert line
         time.sleep(then)
         (os.killpg if group else os.kill)(process.pid, number)
-        _, stderr = process.communicate(timeout=120)
+        _, stderr = process.communicate(timeout=deadline)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -1532,6 +1533,18 @@ def test_kill_stops_a_sweep_with_runs_still_to_start(tmp_path):
     flags = STREAMED[:10] + ['3', '--stack', '1'] + STREAMED[10:]
     signal_sweep(tmp_path, flags, 'Round', then=1.0, number=signal.SIGTERM,
                  group=False)
+
+
+@pytest.mark.parametrize('then', [0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6])
+def test_ctrl_c_while_a_sweep_s_workers_start_stops_them(tmp_path, then):
+    """Ctrl-C then seconds after a round begins, while its workers start.
+    One that reached a worker as its Python started killed it with a fatal
+    error; one it ignored, it being the parent's to say, left the sweep
+    waiting for the worker's whole stack (here some 150 s a seed)."""
+    signal_sweep(tmp_path, [
+        '--grid', '--arch', 'rnn', '--vocab', '30', '--bproplen', '3',
+        '--seed', '0', '1', '2', '--tokens', '2000000', '--unit', '8'],
+        'Round', then=then, deadline=30)
 
 
 def test_ctrl_c_keeps_a_sweep_s_seed_that_left_a_stack_training(tmp_path):
