@@ -48,10 +48,19 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, '{}: error: {}\n'.format(self.prog,
                                                        one_line(message)))
 
+    def print_help(self, file=None):
+        if file is None and sys.stdout is None:
+            # The help is all that -h gives: where Python started with
+            # stdout closed, a failed write, as Unix tools report it. (It
+            # went to stderr.)
+            report_at_exit('stdout', OSError(errno.EBADF,
+                                             os.strerror(errno.EBADF)))
+        super().print_help(file)
+
     def _print_message(self, message, file=None):
         # argparse's drops a failed write: -h to a full device exited 0.
         if message:
-            print_or_drop(message, file or sys.stderr, end='')
+            print_or_drop(message, file, end='')
 
     def exit(self, status=0, message=None):
         if message:
@@ -285,34 +294,47 @@ def is_terminal(stream):
 _failed_write = None
 
 
-def print_or_drop(text, stream=None, end='\n'):
-    """Print text to stream (default: stdout); if it cannot take it, drop
-    it and all later output, and let the run go on: quietly where the reader
-    has gone (a closed pipe, as with `| head`), as Unix tools do; otherwise
-    (a full device) exit_status reports it. Every script prints through
-    it."""
-    stream = sys.stdout if stream is None else stream
-    if stream is None:  # started with stdout closed
-        return
+STDOUT = 'stdout'  # print_or_drop's stream: sys.stdout as it is then
+
+
+def print_or_drop(text, stream=STDOUT, end='\n'):
+    """Print text to stream; if it cannot take it, drop it and all later
+    output, and let the run go on: quietly where the reader has gone (a
+    closed pipe, as with `| head`), as Unix tools do; otherwise (a full
+    device) exit_status reports it. Every script prints through it.
+    Whether text was printed."""
+    if stream is STDOUT:
+        stream = sys.stdout
+    if stream is None:  # Python started with it closed: not the other one
+        return False
     try:
         print(text, file=stream, end=end, flush=True)
     except OSError as error:
         write_failed(stream, error)
+        return False
+    return True
 
 
 def write_failed(stream, error):
     """Stop writing to stream, whose write raised error (OSError); unless
     its reader had gone, exit_status reports it."""
-    global _failed_write
     # A terminal that hung up answers EIO; isatty() fails on it too, fstat
     # still says it is a character device.
     reader_gone = error.errno == errno.EPIPE or (
         error.errno == errno.EIO and
         stat.S_ISCHR(os.fstat(stream.fileno()).st_mode))
     stop_writing(stream)
-    if not reader_gone and _failed_write is None:
-        _failed_write = ('stdout' if stream is sys.stdout else 'stderr',
-                         error)
+    if not reader_gone:
+        report_at_exit('stdout' if stream is sys.stdout else 'stderr', error)
+
+
+def report_at_exit(name, error):
+    """Have exit_status report that writing to stream name (stdout or
+    stderr) failed with error (an OSError), unless an earlier failure is
+    reported."""
+    global _failed_write
+    if _failed_write is None:
+        _failed_write = (name, error)
 
 
 def output_failed():

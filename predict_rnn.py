@@ -36,7 +36,6 @@ MAX_ARGS_BYTES = 2 ** 16  # args.json is a few hundred
 # Far beyond what the sequence needs; a bound keeps a bad file from making
 # us allocate without end.
 MAX_UNITS = 100000
-MAX_VOCABULARY = 100000
 
 
 def build_parser():
@@ -98,7 +97,7 @@ def check_settings(recorded, source):
     epoch = recorded.get('epoch')
     try:
         check_whole('unit', unit, 1, MAX_UNITS)
-        check_whole('vocab', vocab, 1, MAX_VOCABULARY)
+        check_whole('vocab', vocab, 1, simple_sequence.MAX_VOCABULARY)
         simple_sequence.check_vocabulary(vocab)
         if epoch is not None:
             check_whole('epoch', epoch, 1, sys.maxsize)
@@ -333,8 +332,9 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        for flag, value, largest in (('--unit', args.unit, MAX_UNITS),
-                                     ('--vocab', args.vocab, MAX_VOCABULARY)):
+        for flag, value, largest in (
+                ('--unit', args.unit, MAX_UNITS),
+                ('--vocab', args.vocab, simple_sequence.MAX_VOCABULARY)):
             if value is not None:
                 check_whole(flag, value, 1, largest)
         length = check_whole('--length', args.length, 1, MAX_LENGTH)

@@ -22,7 +22,7 @@ import sys
 
 # The scripts run by path (study.sweep runs with -m, which Python has not
 # resolved to a path while it starts).
-SCRIPTS = ('train_rnn.py', 'predict_rnn.py')
+SCRIPTS = ('train_rnn.py', 'predict_rnn.py', 'simple_sequence.py')
 # The signals that stop a run: Ctrl-C, SIGTERM (kill, batch schedulers) and
 # SIGHUP (the terminal or ssh session closed).
 STOPPING = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)

@@ -1,12 +1,21 @@
 """The simple sequence: i repeated i times, i = 1 .. n_vocab-1, repeated."""
-import argparse
+import sys
 
+import quiet_start
+
+if __name__ == '__main__':  # before NumPy and Chainer load
+    quiet_start.install()
+
+import setup_check  # noqa: F401  (says so where Chainer is missing)
 import numpy
 
 N_VOCABULARY = 10
 REPEAT = 100  # periods in the training sequence, as in the tutorial
 # With 3 the model must count to 2; with 2 there is nothing to count.
 MIN_VOCABULARY = 3
+# Far beyond what the sequence needs; a bound keeps a bad value from making
+# us allocate without end.
+MAX_VOCABULARY = 100000
 
 
 def check_vocabulary(n_vocab):
@@ -43,7 +52,11 @@ def continuation(n_vocab, prime, length):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Print the sequence, word by word, so that a long one needs no memory
+    and stops where its reader has gone (`| head`); the exit status."""
+    import cli  # it loads Chainer, which the data itself does not need
+    parser = cli.ArgumentParser(prog='simple_sequence.py',
+                                description=__doc__)
     parser.add_argument('--vocab', type=int, default=N_VOCABULARY,
                         help='vocabulary size N: the words run 1 .. N-1')
     parser.add_argument('--repeat', type=int, default=REPEAT,
@@ -51,11 +64,21 @@ def main(argv=None):
                         'has 100)')
     args = parser.parse_args(argv)
     try:
-        sequence = get_simple_sequence(args.vocab, args.repeat)
-    except ValueError as error:
+        cli.check_whole('--vocab', args.vocab, MIN_VOCABULARY,
+                        MAX_VOCABULARY)
+        cli.check_whole('--repeat', args.repeat, 1)
+    except cli.UsageError as error:
         parser.error(str(error))
-    print(' '.join(map(str, sequence)))
+    last = (args.repeat - 1, args.vocab - 1)
+    for period in range(args.repeat):
+        for word in range(1, args.vocab):
+            if not cli.print_or_drop(' '.join([str(word)] * word),
+                                     end='\n' if (period, word) == last
+                                     else ' '):
+                return 0
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    import cli
+    sys.exit(cli.run_script(main))

@@ -283,8 +283,8 @@ def write_graph_files(graph, write):
                              capture_output=True, timeout=120,
                              check=True).stdout
     except (OSError, subprocess.SubprocessError) as error:
-        print('Graphviz could not draw cg.png ({}): cg.dot is written'
-              .format(error), file=sys.stderr)
+        cli.print_or_drop('Graphviz could not draw cg.png ({}): cg.dot is '
+                          'written'.format(error), sys.stderr)
         return
     write('cg.png', png)
 

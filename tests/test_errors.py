@@ -17,7 +17,7 @@ import predict_rnn
 import snapshots
 import train_rnn
 
-from helpers import ROOT, write_npz
+from helpers import ROOT, run_with_stdout, write_npz
 
 TINY = ['-u', '6', '--vocab', '3', '-b', '4', '-l', '5', '-e', '2']
 
@@ -455,6 +455,7 @@ def test_predicting_from_the_tutorials_result_folder_says_how(
 @pytest.mark.parametrize('command, name', [
     (['train_rnn.py', '-a', 'rnn'], 'train_rnn.py'),
     (['predict_rnn.py', '-o', 'result'], 'predict_rnn.py'),
+    (['simple_sequence.py'], 'simple_sequence.py'),
     (['reference_runs.py'], 'reference_runs.py'),
     (['benchmarks/bench.py', '--quick'], 'bench.py'),
 ] + [(['-m', module], module) for module in (
@@ -472,6 +473,37 @@ def test_a_python_without_chainer_is_told_how_to_set_up(command, name):
         '{}: error: {} has no Chainer: set up the environment with `make '
         'setup` (once), then `. .venv/bin/activate`, or run `.venv/bin/'
         'python {}`\n'.format(name, sys.executable, ' '.join(command))))
+
+
+# Every script a user runs, as the help names it.
+SCRIPTS = [(['train_rnn.py'], 'train_rnn.py'),
+           (['predict_rnn.py'], 'predict_rnn.py'),
+           (['simple_sequence.py'], 'simple_sequence.py'),
+           (['dashboard.py'], 'dashboard.py')] + [
+    (['-m', module], 'python -m ' + module) for module in (
+        'study.sweep', 'study.counter', 'study.capacity_report',
+        'study.dashboard')]
+
+
+@pytest.mark.parametrize('command, name', SCRIPTS)
+def test_help_with_stdout_closed_is_a_failed_write(command, name):
+    # It went to stderr, with status 0.
+    completed = run_with_stdout(command + ['-h'], 'closed')
+    assert completed.returncode == cli.EXIT_FAILED
+    assert completed.stderr == ('{}: error: writing to stdout failed: Bad '
+                                'file descriptor\n'.format(name))
+
+
+@pytest.mark.parametrize('command, name', SCRIPTS)
+def test_an_error_with_stderr_closed_is_not_printed_to_stdout(command,
+                                                              name):
+    # stdout may be the data a user keeps: print_or_drop took a closed
+    # stderr for its default, stdout.
+    completed = subprocess.run(
+        [sys.executable] + command + ['--no-such-flag'], cwd=ROOT,
+        stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2), text=True,
+        timeout=300)
+    assert (completed.returncode, completed.stdout) == (cli.EXIT_USAGE, '')
 
 
 def test_names_no_run_writes_are_not_its_snapshots(tmp_path, finished):

@@ -1,7 +1,12 @@
+import subprocess
+import sys
+
 import numpy
 import pytest
 
 import simple_sequence
+
+from helpers import ROOT
 
 
 def test_one_period_for_a_small_vocabulary():
@@ -48,3 +53,31 @@ def test_continuation_refuses_a_prime_outside_the_sequence(prime):
 def test_main_prints_the_sequence(capsys):
     simple_sequence.main(['--vocab', '4', '--repeat', '2'])
     assert capsys.readouterr().out == '1 2 2 3 3 3 1 2 2 3 3 3\n'
+
+
+def test_main_stops_quietly_where_its_reader_has_gone():
+    """It printed the sequence in one piece: a BrokenPipeError traceback
+    where its reader went early, and for a long one memory without end."""
+    process = subprocess.Popen(
+        [sys.executable, 'simple_sequence.py', '--repeat', str(10 ** 15)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.read(12) == b'1 2 2 3 3 3 '
+    process.stdout.close()  # as `| head -c 12` does
+    assert process.wait(timeout=60) == 0
+    assert process.stderr.read() == b''
+
+
+@pytest.mark.parametrize('argv, says', [
+    (['--vocab', '100001'], '--vocab must be a whole number from 3 to '
+     '100000 (got 100001)'),
+    (['--vocab', '2'], '--vocab must be a whole number from 3 to 100000 '
+     '(got 2)'),
+    (['--repeat', '0'], '--repeat must be a whole number of at least 1 '
+     '(got 0)'),
+])
+def test_main_refuses_numbers_out_of_bounds(argv, says, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        simple_sequence.main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == 'simple_sequence.py: error: {}\n' \
+        .format(says)
