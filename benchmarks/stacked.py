@@ -24,8 +24,9 @@ import numpy
 import threadpoolctl
 
 from benchmarks.n_step import cpu_name
-from study import stacked
+from study import ARCHS, stacked
 from study import sweep
+from study.records import ARCH_NAMES
 from updaters import fast_training
 
 
@@ -38,8 +39,8 @@ def seconds_per_seed_update(update, updates, seeds):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--arch', nargs='+', default=list(sweep.ARCHS),
-                        choices=list(sweep.ARCHS) + list(sweep.VARIANTS))
+    parser.add_argument('--arch', nargs='+', default=list(ARCHS),
+                        choices=list(ARCH_NAMES))
     parser.add_argument('--vocab', type=int, default=20)
     parser.add_argument('--bproplen', nargs='+', type=int, default=[5, 60])
     parser.add_argument('--seeds', type=int, default=10,

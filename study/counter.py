@@ -43,7 +43,7 @@ import chainer
 import numpy
 import threadpoolctl
 
-from study import capacity
+from study import ARCHS, capacity
 import cli
 from cli import UsageError
 import simple_sequence
@@ -52,7 +52,6 @@ from study import sweep
 from models import FUSED_ARCHITECTURES
 from updaters import fast_training
 
-ARCHS = ('rnn', 'rnn_relu', 'lstm', 'lstm1', 'gru')
 # N=10 with bproplen 20: the sweep's cell where every architecture learned in
 # every run, so that five learned models each cost about five runs.
 DEFAULTS = {'vocab': 10, 'unit': 100, 'bproplen': 20, 'tokens': sweep.TOKENS,

@@ -28,7 +28,7 @@ import cli
 from cli import UsageError
 import simple_sequence
 import snapshots
-from study.records import ARCH_NAME, read_records
+from study.records import ARCH_NAMES, read_records
 
 
 def main(argv=None):
@@ -97,8 +97,8 @@ LIST_BYTES = 1 << 26
 # hold the file that the rename takes away.
 EXPORT_LOCK = EXPORT_LIST + '.lock'
 # Every name cell_name and run_folder give a record that read_records takes.
-LISTED = re.compile(ARCH_NAME.pattern +
-                    r'_vocab[0-9]+_bproplen[0-9]+/seed[0-9]+')
+LISTED = re.compile('({})_vocab[0-9]+_bproplen[0-9]+/seed[0-9]+'.format(
+    '|'.join(ARCH_NAMES)))
 
 
 @contextlib.contextmanager

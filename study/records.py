@@ -12,7 +12,6 @@ import fcntl
 import json
 import math
 import os
-import re
 import stat
 import sys
 import time
@@ -20,7 +19,7 @@ import time
 from cli import UsageError, open_problem, print_or_drop
 import simple_sequence
 import snapshots
-from study import capacity
+from study import ARCHS, VARIANTS, capacity
 
 
 def run_key(record):
@@ -187,7 +186,8 @@ def not_a_record(path, number, error):
                       .format(path, number, error))
 
 
-ARCH_NAME = re.compile(r'[A-Za-z0-9_]+')  # a name, never a path
+# The sweep's: each names a path too.
+ARCH_NAMES = ARCHS + tuple(VARIANTS)
 RECORD_TYPES = {'arch': str, 'vocab': int, 'bproplen': int, 'seed': int,
                 'updates': int, 'tokens': int, 'seconds': (int, float),
                 'settings': dict, 'history': list}
@@ -208,8 +208,9 @@ def check_record(record):
         value = record.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ValueError('{} is {!r}'.format(key, value))
-    if not ARCH_NAME.fullmatch(record['arch']):
-        raise ValueError('arch is {!r}'.format(record['arch']))
+    if record['arch'] not in ARCH_NAMES:
+        raise ValueError('arch is {!r}, which the sweep does not run'.format(
+            record['arch']))
     # Words are int32, seeds NumPy's.
     for key, low, high in (('vocab', simple_sequence.MIN_VOCABULARY,
                             2 ** 31 - 1), ('bproplen', 1, 2 ** 31 - 1),

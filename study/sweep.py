@@ -50,7 +50,7 @@ import chainer_compat  # noqa: F401  (must precede chainer)
 
 import threadpoolctl
 
-from study import capacity
+from study import ARCHS, VARIANTS, capacity
 from study import capacity_report
 from study import statistics
 from study import stacked
@@ -64,13 +64,6 @@ from study.records import (RecordFile, cap_updates, check_record_size,
 import train_rnn
 from updaters import fast_training
 
-ARCHS = ('rnn', 'rnn_relu', 'lstm', 'lstm1', 'gru')
-# The tutorial's lstm with one of its choices undone, for the study alone.
-VARIANTS = {
-    'lstm_nodropout': ('lstm', {'dropout': 0}),
-    'lstm_onelayer': ('lstm', {'n_layers': 1}),
-    'lstm_chainerinit': ('lstm', {'uniform_init': False}),
-}
 VOCABS = (5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100)
 BPROPLENS = (5, 20, 60)
 SEEDS = tuple(range(10))

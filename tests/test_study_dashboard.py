@@ -59,6 +59,9 @@ def test_each_run_becomes_a_folder_of_its_cell(tmp_path, capsys):
 @pytest.mark.parametrize('bad, says', [
     ('[1]', 'not an object'),
     (json.dumps(record(arch='../../x')), "arch is '../../x'"),
+    # The report ranked a made-up architecture among the sweep's.
+    (json.dumps(record(arch='GRU')), "arch is 'GRU', which the sweep does "
+     "not run"),
     (json.dumps(record(seed=-1)), 'seed is -1'),
     (json.dumps(record(vocab=True)), 'vocab is True'),
     (json.dumps(record(history=[dict(record()['history'][0],
@@ -334,14 +337,14 @@ def test_a_training_run_in_the_way_is_refused_untouched(tmp_path, capsys,
 
 def test_an_export_reads_back_the_list_it_wrote_of_any_arch(tmp_path,
                                                             capsys):
-    """Records name an arch in capitals too: the list's names were lower
-    case only, so the next export called the list it wrote damaged."""
+    """The names of the LSTM's variants hold _ too: where the list's names
+    did not, the next export called the list it wrote damaged."""
     out = tmp_path / 'ui'
-    records = write_records(tmp_path / 'a', record(arch='GRU_2'))
+    records = write_records(tmp_path / 'a', record(arch='lstm_chainerinit'))
     assert dashboard.main([records, str(out)]) == 0
     assert dashboard.main([records, str(out)]) == 0
     assert json.loads((out / dashboard.EXPORT_LIST).read_text()) == [
-        'GRU_2_vocab5_bproplen5/seed0']
+        'lstm_chainerinit_vocab5_bproplen5/seed0']
 
 
 @pytest.mark.parametrize('in_the_way', ['gru_vocab5_bproplen5',

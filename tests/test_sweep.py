@@ -8,6 +8,7 @@ from study import capacity
 from study import capacity_report
 from study import records as records_module
 from study import sweep
+from study.records import ARCH_NAMES
 
 from helpers import (refusal_of_a_zero_filled_tail, run_into_closed_pipe,
                      run_with_stdout)
@@ -298,7 +299,7 @@ def test_the_bounds_of_a_record_line_hold_its_largest_parts(tiny_sweep):
     run = records(tiny_sweep)[0]
     # The longest a float of 0 to 1, or a count, takes in JSON.
     longest = {float: 2.2250738585072014e-308, int: 2 ** 63 - 1, bool: False,
-               str: max(sweep.ARCHS + tuple(sweep.VARIANTS), key=len)}
+               str: max(ARCH_NAMES, key=len)}
     evaluation = {key: longest[type(value)]
                   for key, value in run.pop('history')[0].items()}
     run = {key: longest.get(type(value), value) for key, value in run.items()}
