@@ -93,6 +93,17 @@ def atomic_file(path, mode='wb', temporary=None):
     sync_folder(folder)
 
 
+@contextlib.contextmanager
+def atomic_files(paths, mode='wb'):
+    """atomic_file's file objects for paths, whose contents appear together
+    when the block ends without error: the renames come one after the
+    other, the first path's last. A stop before leaves every path as it
+    was."""
+    with contextlib.ExitStack() as files:
+        yield [files.enter_context(atomic_file(path, mode))
+               for path in paths]
+
+
 def leftover_of(entry, names):
     """Whether entry is a temporary that atomic_file left of one of names
     (under its default name), its process killed outright (SIGKILL, a

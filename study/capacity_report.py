@@ -191,15 +191,15 @@ def legend_below(figure, axes):
                       loc='lower center', fontsize='small', frameon=False)
 
 
-def finish(figure, axes, ylabel, title, path):
-    """Label the panels' y axis, put the legend below and save."""
+def finish(figure, axes, ylabel, title, f):
+    """Label the panels' y axis, put the legend below and save to f."""
     axes[0].set_ylabel(ylabel)
     legend_below(figure, axes)
     figure.suptitle(title, fontsize='medium')
-    save(figure, path)
+    save(figure, f)
 
 
-def plot_share(summary, path):
+def plot_share(summary, f):
     """capacity_share.png: share learned against N, Wilson 95% bands."""
     figure, axes, bproplens = panels(summary)
     color = colors(summary)
@@ -214,10 +214,10 @@ def plot_share(summary, path):
         ax.set_ylim(-0.03, 1.03)
     finish(figure, axes, 'share of runs that learned',
            'Which runs learned within the cap (a whole period exact at two '
-           'evaluations in a row)\nbands: Wilson 95%', path)
+           'evaluations in a row)\nbands: Wilson 95%', f)
 
 
-def plot_tokens(summary, records, path):
+def plot_tokens(summary, records, f):
     """capacity_tokens.png: median tokens to learn against N, log scale."""
     figure, axes, bproplens = panels(summary)
     color = colors(summary)
@@ -245,10 +245,10 @@ def plot_tokens(summary, records, path):
         ax.set_yscale('log')
     finish(figure, axes, 'tokens to learn',
            'Median tokens to learn (Kaplan-Meier), with 95% intervals\n'
-           'dots: single runs; dashed: the cap', path)
+           'dots: single runs; dashed: the cap', f)
 
 
-def plot_frontier(found, path):
+def plot_frontier(found, f):
     """capacity_frontier.png: the frontier per architecture, a marker per
     bproplen, its interval as a bar; an arrow where it may lie beyond."""
     from matplotlib.figure import Figure
@@ -283,12 +283,11 @@ def plot_frontier(found, path):
                     'interval lies above\none half to the largest it '
                     'reaches; a triangle: the largest N tried',
                     fontsize='medium')
-    save(figure, path)
+    save(figure, f)
 
 
-def save(figure, path):
-    with snapshots.atomic_file(path) as f:
-        figure.savefig(f, format='png', dpi=80)
+def save(figure, f):
+    figure.savefig(f, format='png', dpi=80)
 
 
 def machine():
@@ -436,11 +435,14 @@ def write_report(records, out, command=None, wall=None):
         ['python'] + [shlex.quote(arg) for arg in argv])
     summary = summarize(records)
     snapshots.remove_leftovers(out, FIGURES + ('capacity.md',))
-    plot_share(summary, os.path.join(out, FIGURES[0]))
-    plot_tokens(summary, records, os.path.join(out, FIGURES[1]))
-    plot_frontier(frontiers(summary), os.path.join(out, FIGURES[2]))
-    with snapshots.atomic_file(os.path.join(out, 'capacity.md'), 'w') as f:
-        f.write(markdown(summary, records, command, wall))
+    # All four or none: a stop while a figure was drawn left the new ones
+    # beside older ones.
+    with snapshots.atomic_files([os.path.join(out, name) for name in (
+            ('capacity.md',) + FIGURES)]) as (text, share, tokens, frontier):
+        text.write(markdown(summary, records, command, wall).encode())
+        plot_share(summary, share)
+        plot_tokens(summary, records, tokens)
+        plot_frontier(frontiers(summary), frontier)
     return summary
 
 

@@ -309,11 +309,11 @@ def check_arguments(args):
     cli.check_whole('--block', args.block, 1, args.vocab - 1)
 
 
-def plot(results, n_vocab, value, path):
-    """A row per architecture: the held-out decoded count against the true
-    one; the word predicted over the over-long block; the count decoded
-    there, by runs whose probe scores above 0 on held-out blocks only. A
-    colour per run that learned, its legend right of the row."""
+def plot(results, n_vocab, value, f):
+    """Draw to f a row per architecture: the held-out decoded count against
+    the true one; the word predicted over the over-long block; the count
+    decoded there, by runs whose probe scores above 0 on held-out blocks
+    only. A colour per run that learned, its legend right of the row."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend
 
     height = 3.0 * len(results) + 0.8
@@ -366,8 +366,7 @@ def plot(results, n_vocab, value, path):
         for ax in axes[row]:
             ax.grid(True, alpha=0.4)
     figure.suptitle('What the counter holds, N={}'.format(n_vocab))
-    with snapshots.atomic_file(path) as f:
-        figure.savefig(f, format='png', dpi=80)
+    figure.savefig(f, format='png', dpi=80)
 
 
 def table(results, value):
@@ -413,14 +412,15 @@ def main(argv=None):
     # 2. Keep, draw and tell.
     path = os.path.join(args.out, OUTPUTS[1])
     try:
-        # The figure drawn and renamed in place, then the numbers: a stop
-        # while it is drawn left the new numbers beside an older figure.
-        with snapshots.atomic_file(os.path.join(args.out, OUTPUTS[0]),
-                                   'w') as f:
-            json.dump({'vocab': args.vocab, 'bproplen': args.bproplen,
-                       'block': value, 'overlong': OVERLONG,
-                       'results': results}, f, indent=1)
-            plot(results, args.vocab, value, path)
+        # Both or neither: a stop while the figure was drawn left the new
+        # numbers beside an older figure.
+        with snapshots.atomic_files([os.path.join(args.out, name)
+                                     for name in OUTPUTS]) as (numbers, png):
+            numbers.write(json.dumps(
+                {'vocab': args.vocab, 'bproplen': args.bproplen,
+                 'block': value, 'overlong': OVERLONG, 'results': results},
+                indent=1).encode())
+            plot(results, args.vocab, value, png)
     except OSError as error:
         return cli.writing_failed(parser.prog, args.out, error)
     cli.print_or_drop(table(results, value))

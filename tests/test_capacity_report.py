@@ -69,6 +69,22 @@ def test_the_report_has_its_tables_and_figures(tmp_path):
         assert (tmp_path / name).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
+def test_a_report_stopped_while_drawing_changes_none_of_its_files(
+        tmp_path, monkeypatch):
+    """Each figure was renamed in place once drawn, and capacity.md last: a
+    stop while one was drawn left new figures beside the old report."""
+    capacity_report.write_report(RECORDS, str(tmp_path))
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+
+    def stopped(found, f):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(capacity_report, 'plot_frontier', stopped)
+    with pytest.raises(KeyboardInterrupt):
+        capacity_report.write_report(RECORDS[:-4], str(tmp_path))
+    assert {path.name: path.read_bytes()
+            for path in tmp_path.iterdir()} == before
+
+
 def test_the_machine_names_its_cpu_and_blas():
     info = capacity_report.machine()
     assert set(info) == {'CPU', 'BLAS', 'versions'}

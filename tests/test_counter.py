@@ -203,6 +203,20 @@ def test_what_a_killed_run_left_goes(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name]
 
 
+def test_a_run_stopped_while_drawing_keeps_its_older_files(tmp_path,
+                                                           monkeypatch):
+    for name in counter.OUTPUTS:
+        (tmp_path / name).write_text('older')
+
+    def stopped(results, n_vocab, value, f):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(counter, 'plot', stopped)
+    with pytest.raises(KeyboardInterrupt):
+        counter.main(['--quick', '-o', str(tmp_path), '--arch', 'rnn'])
+    assert {path.name: path.read_text() for path in tmp_path.iterdir()} == \
+        dict.fromkeys(counter.OUTPUTS, 'older')
+
+
 def start_quick_run(out, **kwargs):
     return subprocess.Popen(
         [sys.executable, '-m', 'study.counter', '--quick', '-o', str(out),
