@@ -451,8 +451,8 @@ def run_tasks(tasks, jobs):
             # The pool starts its workers here, with Ctrl-C blocked: a
             # signal is this process's to act on, and a Ctrl-C that reached
             # a worker while its Python started killed it with a fatal
-            # error. One that comes meanwhile reaches this process next.
-            with blocked_in_children({signal.SIGINT}):
+            # error.
+            with starting_processes({signal.SIGINT}):
                 futures = [executor.submit(work, task) for task in tasks]
             if outbox is None:
                 for future in concurrent.futures.as_completed(futures):
@@ -485,15 +485,17 @@ POLL = 0.5  # seconds between looks at the stacks that may have ended
 
 
 @contextlib.contextmanager
-def blocked_in_children(signals):
-    """Block signals here while the processes started inside are started:
-    they inherit them blocked, for good. Here, one that comes meanwhile
-    waits until the block ends."""
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+def starting_processes(blocked):
+    """While processes are started inside: they inherit the signals blocked
+    blocked, for good; here a signal waits until they are started (one that
+    stopped this process while it started one left that one reading from a
+    closed pipe, a traceback)."""
+    with cli.signals_held():
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def start_resource_tracker():
@@ -501,7 +503,7 @@ def start_resource_tracker():
     need, deaf to SIGHUP as it makes itself to SIGINT and SIGTERM: killed by
     a closed terminal's SIGHUP, it was started again, and the new one raised
     on each lock the workers gave back."""
-    with blocked_in_children({signal.SIGHUP}):
+    with starting_processes({signal.SIGHUP}):
         multiprocessing.resource_tracker.ensure_running()
 
 

@@ -1535,16 +1535,22 @@ def test_kill_stops_a_sweep_with_runs_still_to_start(tmp_path):
                  group=False)
 
 
-@pytest.mark.parametrize('then', [0.0, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6])
-def test_ctrl_c_while_a_sweep_s_workers_start_stops_them(tmp_path, then):
-    """Ctrl-C then seconds after a round begins, while its workers start.
-    One that reached a worker as its Python started killed it with a fatal
-    error; one it ignored, it being the parent's to say, left the sweep
-    waiting for the worker's whole stack (here some 150 s a seed)."""
+@pytest.mark.parametrize('number, group', [(signal.SIGINT, True),
+                                           (signal.SIGTERM, False)])
+@pytest.mark.parametrize('then', [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8,
+                                  1.6])
+def test_a_stop_while_a_sweep_s_workers_start_stops_them(tmp_path, then,
+                                                         number, group):
+    """Ctrl-C (or kill) then seconds after a round begins, while its
+    workers start. A Ctrl-C that reached a worker as its Python started
+    killed it with a fatal error; one it ignored, it being the parent's to
+    say, left the sweep waiting for the worker's whole stack (here some 150
+    s a seed). One that stopped the parent while it started a worker left
+    the worker reading from a closed pipe (a traceback)."""
     signal_sweep(tmp_path, [
         '--grid', '--arch', 'rnn', '--vocab', '30', '--bproplen', '3',
         '--seed', '0', '1', '2', '--tokens', '2000000', '--unit', '8'],
-        'Round', then=then, deadline=30)
+        'Round', then=then, number=number, group=group, deadline=30)
 
 
 def test_ctrl_c_keeps_a_sweep_s_seed_that_left_a_stack_training(tmp_path):
