@@ -352,12 +352,26 @@ def run_script(main):
         status = main()
         if _dropped:  # its signal again had not come yet
             raise KeyboardInterrupt
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as error:
+        if not came_of_a_stop(error):
+            raise
         print_or_drop('{}: stopped.'.format(quiet_start.NAMES[stopped_by()]),
                       sys.stderr)
         status = interrupted_status()
     quiet_start.ignore()
     return exit_status(status)
+
+
+def came_of_a_stop(error):
+    """Whether error is a stop's KeyboardInterrupt, or was raised while one
+    unwound: code that cleans up after it may fail where it landed between
+    two lines (matplotlib's _setattr_cm removes an attribute it had not yet
+    set: an AttributeError traceback, status 1)."""
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__context__
+    return False
 
 
 def stop_on_signals():

@@ -20,9 +20,10 @@ import atexit
 import os
 import sys
 
-# The scripts run by path (study.sweep runs with -m, which Python has not
-# resolved to a path while it starts).
+# The scripts run by path, and the modules run with -m.
 SCRIPTS = ('train_rnn.py', 'predict_rnn.py', 'simple_sequence.py')
+MODULES = ('study.sweep', 'study.counter', 'study.capacity_report',
+           'study.dashboard')
 # The signals that stop a run: Ctrl-C, SIGTERM (kill, batch schedulers) and
 # SIGHUP (the terminal or ssh session closed).
 STOPPING = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
@@ -73,9 +74,24 @@ def install():
 
 
 def install_for_scripts():
-    """install(), where Python is starting one of SCRIPTS."""
-    if os.path.basename(sys.argv[0]) in SCRIPTS:
+    """install(), where Python is starting one of SCRIPTS or MODULES."""
+    if os.path.basename(sys.argv[0]) in SCRIPTS or module_run() in MODULES:
         install()
+
+
+def module_run():
+    """The module of `python [options] -m MODULE` (sys.argv[0] is '-m'
+    while Python starts), else None."""
+    arguments = iter(sys.orig_argv[1:])
+    for argument in arguments:
+        if argument in ('-W', '-X', '--check-hash-based-pycs'):
+            next(arguments, None)  # the option's value
+        elif argument.startswith('-m'):
+            return argument[2:] or next(arguments, None)
+        elif argument in ('-', '--') or argument.startswith('-c') or \
+                not argument.startswith('-'):
+            return None
+    return None
 
 
 def started():
