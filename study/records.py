@@ -192,6 +192,8 @@ RECORD_TYPES = {'arch': str, 'vocab': int, 'bproplen': int, 'seed': int,
                 'updates': int, 'tokens': int, 'seconds': (int, float),
                 'settings': dict, 'history': list}
 HISTORY_COUNTERS = ('updates', 'tokens')  # of each evaluation
+RECORD_KEYS = set(RECORD_TYPES) | set(capacity.METRICS) | {'learned_tokens'}
+EVALUATION_KEYS = set(capacity.TEACHER_FORCED) | set(HISTORY_COUNTERS)
 # sweep.settings_of's: kind, lowest and highest. Counts of tokens stay
 # exact as floats, which the report's statistics and plots use.
 SETTINGS = {'tokens': (int, 1, 2 ** 53), 'eval_every': (int, 1, 2 ** 53),
@@ -231,6 +233,7 @@ def check_record(record):
                                 isinstance(learned, bool) or
                                 not 1 <= learned <= record['tokens']):
         raise ValueError('learned_tokens is {!r}'.format(learned))
+    check_keys(record, RECORD_KEYS)
     # No run took longer than the time since the Unix epoch.
     if not (record['updates'] >= 1 and record['tokens'] >= 1 and
             0 <= record['seconds'] <= time.time()):
@@ -240,10 +243,42 @@ def check_record(record):
         raise ValueError('history is []')
     for metrics in record['history']:
         check_metrics(metrics, capacity.TEACHER_FORCED)
+        check_keys(metrics, EVALUATION_KEYS)
         if not all(is_count(metrics.get(key)) for key in HISTORY_COUNTERS):
             raise ValueError('a history without its updates and tokens')
+    for metrics in record['history'] + [record]:
+        check_agreement(metrics, record['vocab'])
+    # Measured on the model of the last evaluation, at the run's end.
+    if any(record[name] != record['history'][-1][name]
+           for name in capacity.TEACHER_FORCED):
+        raise ValueError('final metrics other than its last evaluation\'s')
     check_counters(record)
     return record
+
+
+def check_keys(value, keys):
+    """ValueError where the object value holds a key not among keys."""
+    unknown = sorted(set(value) - keys)
+    if unknown:
+        raise ValueError('a key the sweep does not write: {!r}'.format(
+            unknown[0]))
+
+
+def check_agreement(metrics, n_vocab):
+    """ValueError unless an evaluation's teacher-forced metrics agree with
+    each other: every prediction right where, and only where, a whole
+    period is exact and the counting horizon reaches the longest block."""
+    horizon = metrics['counting_horizon']
+    if horizon > n_vocab - 1:
+        raise ValueError('counting_horizon is {}, past the longest block, {}'
+                         .format(horizon, n_vocab - 1))
+    exact = metrics['accuracy'] == 1
+    if not metrics['exact_period'] == exact == (horizon == n_vocab - 1) or \
+            exact and not metrics['boundary_accuracy'] == \
+            metrics['non_boundary_accuracy'] == 1:
+        raise ValueError('an evaluation whose metrics disagree ({})'.format(
+            ', '.join('{} {}'.format(name, json.dumps(metrics[name]))
+                      for name in capacity.TEACHER_FORCED)))
 
 
 def check_portable(value):
@@ -339,7 +374,7 @@ def learned(history):
 def check_counters(record):
     """ValueError unless the record's tokens and those of each evaluation
     are its updates times bproplen times the batch size, the evaluations in
-    the order they were made, none after the run's end, the end at the cap
+    the order they were made, the last at the run's end, the end at the cap
     where it did not learn and within it where it did, and learned_tokens
     the first of the first two exact evaluations in a row (learned), where
     the run stopped."""
@@ -350,7 +385,7 @@ def check_counters(record):
                 entry['tokens'], entry['updates'], per_update))
     tokens = [entry['tokens'] for entry in record['history']]
     if any(a >= b for a, b in zip(tokens, tokens[1:])) or \
-            tokens[-1] > record['tokens']:
+            tokens[-1] != record['tokens']:
         raise ValueError('a history whose tokens go {} in a run of {}'.format(
             ', '.join(map(str, tokens)), record['tokens']))
     cap = cap_updates(record['bproplen'], record['settings'])

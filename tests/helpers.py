@@ -15,7 +15,6 @@ from models import RecurrentPredictor, SequenceClassifier
 from models import build_model
 import simple_sequence
 import snapshots
-from study.capacity import METRICS
 from updaters import BPTTUpdater
 
 CPU = chainer.get_device('@numpy')
@@ -162,25 +161,29 @@ def load_npz(path, obj):
     snapshots.load_checked(obj, snapshots.read_npz(path), path)
 
 
-def study_record(arch, bproplen, vocab, seed, learned_tokens=None,
-                 boundary=0.5):
+def study_record(arch, bproplen, vocab, seed, learned_tokens=None):
     """A record of study.sweep: a run that learned after learned_tokens, or
     was censored at 1000, evaluated every 100 tokens (bproplen must divide
-    10, a batch of 10 streams)."""
-    metrics = {metric: boundary for metric in METRICS}
-    metrics['counting_horizon'] = 1
-    metrics['exact_period'] = learned_tokens is not None
+    10, a batch of 10 streams); half its predictions right until it has
+    learned, all from learned_tokens on, as the sweep's rule (learned) has
+    it."""
+    def evaluation(exact):
+        return dict(accuracy=1.0 if exact else 0.5,
+                    boundary_accuracy=1.0 if exact else 0.5,
+                    non_boundary_accuracy=1.0 if exact else 0.5,
+                    counting_horizon=vocab - 1 if exact else 1,
+                    exact_period=exact)
     tokens = 1000 if learned_tokens is None else learned_tokens + 100
     per_update = bproplen * STUDY_SETTINGS['batchsize']
-    # Exact from learned_tokens on, as the sweep's rule (learned) has it.
-    history = [dict(metrics, updates=t // per_update, tokens=t,
-                    exact_period=learned_tokens is not None and
-                    t >= learned_tokens)
+    history = [dict(evaluation(learned_tokens is not None and
+                               t >= learned_tokens),
+                    updates=t // per_update, tokens=t)
                for t in range(100, tokens + 1, 100)]
-    return dict(metrics, arch=arch, vocab=vocab, bproplen=bproplen,
-                seed=seed, tokens=tokens, updates=tokens // per_update,
-                learned_tokens=learned_tokens, history=history, seconds=1.5,
-                settings=STUDY_SETTINGS)
+    return dict(evaluation(learned_tokens is not None), arch=arch,
+                vocab=vocab, bproplen=bproplen, seed=seed, tokens=tokens,
+                updates=tokens // per_update, learned_tokens=learned_tokens,
+                history=history, seconds=1.5, settings=STUDY_SETTINGS,
+                generation_cold=0.5, generation_warm=0.5)
 
 
 ZERO_FILLED_TAIL = 2 ** 28  # bytes; reading them whole took 4 s

@@ -36,7 +36,8 @@ def test_a_cell_counts_learned_runs_and_the_median_tokens_with_censoring():
     assert rnn['median'] == 500  # the 2nd of 300, 500, 800, censored
     assert rnn['median_interval'] == (0.0, math.inf)  # 4 runs: no bound
     assert summary['gru', 5, 5]['median'] == math.inf
-    assert summary['rnn', 5, 5]['boundary'] == (0.5, 0.5, 0.5)
+    # Over the last quarter: 1 where it learned, 0.5 where it did not.
+    assert summary['rnn', 5, 12]['boundary'] == (0.625, 0.5, 1.0)
 
 
 def test_the_frontier_is_the_largest_n_where_half_learn():
@@ -180,6 +181,9 @@ def crafted(**changes):
 
 
 HUGE = 10 ** 15
+# What an evaluation that found a whole period exact at N=5 holds.
+EXACT = dict(accuracy=1.0, boundary_accuracy=1.0, non_boundary_accuracy=1.0,
+             counting_horizon=4, exact_period=True)
 LAST = dict(record('rnn', 5, 5, 0)['history'][-1], updates=HUGE,
             tokens=HUGE * 50)
 
@@ -208,10 +212,28 @@ LAST = dict(record('rnn', 5, 5, 0)['history'][-1], updates=HUGE,
     # Item 4: learned at the first evaluation, though none was exact.
     (crafted(learned_tokens=100),
      'learned_tokens is 100, where its history says None'),
-    (crafted(learned_tokens=None, history=[
-        dict(entry, exact_period=True) for entry in
-        record('rnn', 5, 5, 0)['history']]),
+    (dict(crafted(learned_tokens=None, history=[
+        dict(entry, **EXACT) for entry in
+        record('rnn', 5, 5, 0)['history']]), **EXACT),
      'a history that goes on after the run learned'),
+    # Hostile pass 9: metrics that cannot be, which the dashboard export
+    # showed.
+    (crafted(counting_horizon=HUGE), 'counting_horizon is {}, past the '
+     'longest block, 4'.format(HUGE)),
+    (dict(record('rnn', 5, 5, 0, 200), exact_period=False),
+     'an evaluation whose metrics disagree (accuracy 1.0, boundary_accuracy '
+     '1.0, non_boundary_accuracy 1.0, counting_horizon 4, exact_period '
+     'false)'),
+    (dict(record('rnn', 5, 5, 0, 200), boundary_accuracy=0.0),
+     'an evaluation whose metrics disagree (accuracy 1.0, boundary_accuracy '
+     '0.0, non_boundary_accuracy 1.0, counting_horizon 4, exact_period '
+     'true)'),
+    (crafted(accuracy=0.25, boundary_accuracy=0.0),
+     "final metrics other than its last evaluation's"),
+    (crafted(notes='mine'), "a key the sweep does not write: 'notes'"),
+    (crafted(history=[dict(entry, generation_cold=0.5) for entry in
+                      record('rnn', 5, 5, 0)['history']]),
+     "a key the sweep does not write: 'generation_cold'"),
     (crafted(seconds=1e308), 'updates, tokens or seconds out of range'),
     (crafted(vocab=2 ** 31 - 1),
      'vocab is 2147483647, beyond what the sweep runs with its settings'),

@@ -41,15 +41,15 @@ def test_each_run_becomes_a_folder_of_its_cell(tmp_path, capsys):
     cell = tmp_path / 'ui' / 'gru_vocab5_bproplen5'
     assert sorted(p.name for p in cell.iterdir()) == ['seed0', 'seed1']
     metrics = {'accuracy': 0.5, 'boundary_accuracy': 0.5,
-               'non_boundary_accuracy': 0.5, 'generation_cold': 0.5,
-               'generation_warm': 0.5, 'counting_horizon': 1,
+               'non_boundary_accuracy': 0.5, 'counting_horizon': 1,
                'exact_period': 0.0}
     # A period of N=5 is 10 words.
     assert json.loads((cell / 'seed1' / 'log').read_text()) == [
         dict(metrics, iteration=2, updates=2, tokens=100, epoch=10.0),
         dict(metrics, iteration=4, updates=4, tokens=200, epoch=20.0)]
     assert json.loads((cell / 'seed1' / 'args').read_text()) == dict(
-        metrics, exact_period=False, arch='gru', vocab=5, bproplen=5,
+        metrics, exact_period=False, generation_cold=0.5, generation_warm=0.5,
+        arch='gru', vocab=5, bproplen=5,
         seed=1, learned_tokens=None, tokens=200, updates=4, seconds=1.5,
         eval_every=100, unit=8, batchsize=10, alpha=0.001, gradclip=5.0)
     assert (tmp_path / 'ui' / 'rnn_vocab6_bproplen5' / 'seed0' /
