@@ -98,7 +98,13 @@ def atomic_files(paths, mode='wb'):
     """atomic_file's file objects for paths, whose contents appear together
     when the block ends without error: the renames come one after the
     other, the first path's last. A stop before leaves every path as it
-    was."""
+    was. A path that is a folder, which no rename replaces, is refused
+    first (IsADirectoryError): the renames before its own had been made."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                raise IsADirectoryError(errno.EISDIR,
+                                        os.strerror(errno.EISDIR), path)
     with contextlib.ExitStack() as files:
         yield [files.enter_context(atomic_file(path, mode))
                for path in paths]

@@ -37,7 +37,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import ctypes
-import math
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.resource_tracker
@@ -165,8 +164,10 @@ def check_runs(archs, vocabs, bproplens, seeds, settings):
     made, with the checks of train_rnn.py, and evaluated twice."""
     for name in ('tokens', 'eval_every'):
         cli.check_whole('--' + name.replace('_', '-'), settings[name], 1)
-    if not 0 < settings['alpha'] < math.inf:
-        raise UsageError('--alpha must be a positive number (got {})'.format(
+    if not 0 < settings['alpha'] < 1:
+        # Adam's step: from 1 up the runs diverge, and were recorded as
+        # runs that did not learn.
+        raise UsageError('--alpha must lie between 0 and 1 (got {})'.format(
             settings['alpha']))
     for arch in archs:
         for seed in (min(seeds), max(seeds)):

@@ -86,6 +86,22 @@ def test_a_report_stopped_while_drawing_changes_none_of_its_files(
             for path in tmp_path.iterdir()} == before
 
 
+@pytest.mark.parametrize('in_the_way', ['capacity.md', 'capacity_share.png'])
+def test_a_folder_where_a_report_file_goes_changes_none_of_them(
+        tmp_path, in_the_way):
+    """The renames before the one that failed had been made (hostile pass
+    10): new figures beside the old report."""
+    capacity_report.write_report(RECORDS, str(tmp_path))
+    os.remove(tmp_path / in_the_way)
+    (tmp_path / in_the_way).mkdir()
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()
+              if path.is_file()}
+    with pytest.raises(IsADirectoryError):
+        capacity_report.write_report(RECORDS[:-4], str(tmp_path))
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()
+            if path.is_file()} == before
+
+
 def test_the_machine_names_its_cpu_and_blas():
     info = capacity_report.machine()
     assert set(info) == {'CPU', 'BLAS', 'versions'}
@@ -197,6 +213,7 @@ LAST = dict(record('rnn', 5, 5, 0)['history'][-1], updates=HUGE,
     (crafted(settings={'tokens': -1}), "settings' tokens is -1"),
     (crafted(settings={'unit': -5}), "settings' unit is -5"),
     (crafted(settings={'alpha': -1.0}), "settings' alpha is -1.0"),
+    (crafted(settings={'alpha': 1.0}), "settings' alpha is 1.0"),
     (crafted(updates=HUGE, tokens=HUGE * 50,
              history=record('rnn', 5, 5, 0)['history'][:-1] + [LAST]),
      '1,000,000,000,000,000 updates in a run censored at 20'),
@@ -230,6 +247,14 @@ LAST = dict(record('rnn', 5, 5, 0)['history'][-1], updates=HUGE,
      'true)'),
     (crafted(accuracy=0.25, boundary_accuracy=0.0),
      "final metrics other than its last evaluation's"),
+    # Hostile pass 10: the accuracy is a mean of the other two.
+    (dict(crafted(history=[dict(entry, accuracy=0.2, boundary_accuracy=1.0,
+                                non_boundary_accuracy=1.0) for entry in
+                           record('rnn', 5, 5, 0)['history']]),
+          accuracy=0.2, boundary_accuracy=1.0, non_boundary_accuracy=1.0),
+     'an evaluation whose metrics disagree (accuracy 0.2, boundary_accuracy '
+     '1.0, non_boundary_accuracy 1.0, counting_horizon 1, exact_period '
+     'false)'),
     (crafted(notes='mine'), "a key the sweep does not write: 'notes'"),
     (crafted(history=[dict(entry, generation_cold=0.5) for entry in
                       record('rnn', 5, 5, 0)['history']]),

@@ -245,6 +245,8 @@ def test_evaluation_runs_on_a_copy_that_shares_the_parameters(monkeypatch):
      '(they come every 49,500 tokens there)'),
     (['--stack', '0'], '--stack must be a whole number of at least 1 (got '
      '0)'),
+    # Hostile pass 10: diverged runs were recorded as runs not learned.
+    (['--alpha', '1e300'], '--alpha must lie between 0 and 1 (got 1e+300)'),
     (['--vocab', '3', '--bproplen', '2', '--tokens', '100000000'],
      '--tokens 100,000,000 makes up to 2,500,000 evaluations a run at N=3 '
      'bproplen=2 (one every 40 tokens), more than a record may hold: give '
