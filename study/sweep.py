@@ -462,9 +462,10 @@ def run_tasks(tasks, jobs):
                 yield from received(futures, outbox)
         except BaseException:  # Ctrl-C: no new run; the running ones end
             if outbox is not None:
-                # (Before Python 3.14 the executor has no public way to end
-                # them.) The pool they break fails every future not done;
-                # Python 3.11's raised on a cancelled one, and never ended.
+                # The workers never act on a signal: end them. (Before
+                # Python 3.14 the executor has no public way to.) The pool
+                # they break fails every future not done; Python 3.11's
+                # raised on a cancelled one, and never ended.
                 for process in list(executor._processes.values()):
                     process.terminate()
             else:
@@ -487,10 +488,10 @@ POLL = 0.5  # seconds between looks at the stacks that may have ended
 
 @contextlib.contextmanager
 def starting_processes(blocked):
-    """While processes are started inside: they inherit the signals blocked
-    blocked, for good; here a signal waits until they are started (one that
-    stopped this process while it started one left that one reading from a
-    closed pipe, a traceback)."""
+    """While processes are started inside: they inherit the signals in
+    blocked as blocked, for good; here a signal waits until they are started
+    (one that stopped this process while it started one left that one
+    reading from a closed pipe, a traceback)."""
     with cli.signals_held():
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
         try:
