@@ -1722,34 +1722,31 @@ def test_entries_are_written_in_name_order():
         'a.npy', 'b.npy']
 
 
+def run_main(imports, body):
+    """Run, in a Python of its own, a script whose main() is body (lines)
+    through cli.run_script, as our scripts run theirs."""
+    script = '\n'.join(['import {}, sys'.format(imports), 'import cli',
+                        'def main():'] + ['    ' + line for line in body] +
+                       ['sys.exit(cli.run_script(main))'])
+    return subprocess.run([sys.executable, '-c', script], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
 def test_an_error_raised_as_a_stop_unwinds_is_the_stop():
     """A Ctrl-C that landed inside matplotlib's _setattr_cm, before the
     attribute it restores was set, came out as an AttributeError traceback
     with status 1 (test_ctrl_c_on_the_report_is_one_line, once in 5 runs)."""
-    script = '\n'.join([
-        'import os, signal, sys',
-        'import cli',
-        'def main():',
-        '    try:',
-        '        os.kill(os.getpid(), signal.SIGINT)',
-        '    finally:',
-        '        raise AttributeError("eventson")',
-        'sys.exit(cli.run_script(main))'])
-    completed = subprocess.run([sys.executable, '-c', script], cwd=ROOT,
-                               capture_output=True, text=True, timeout=60)
+    completed = run_main('os, signal', [
+        'try:',
+        '    os.kill(os.getpid(), signal.SIGINT)',
+        'finally:',
+        '    raise AttributeError("eventson")'])
     assert (completed.returncode, completed.stderr) == (
         cli.EXIT_INTERRUPTED, 'Ctrl-C: stopped.\n')
 
 
 def test_an_error_of_its_own_is_still_a_traceback():
-    script = '\n'.join([
-        'import sys',
-        'import cli',
-        'def main():',
-        '    raise AttributeError("a bug")',
-        'sys.exit(cli.run_script(main))'])
-    completed = subprocess.run([sys.executable, '-c', script], cwd=ROOT,
-                               capture_output=True, text=True, timeout=60)
+    completed = run_main('os', ['raise AttributeError("a bug")'])
     assert completed.returncode == 1
     assert completed.stderr.endswith('AttributeError: a bug\n')
 
@@ -1758,17 +1755,11 @@ def test_a_signal_inside_a_ctypes_callback_still_stops_a_study_script():
     """threadpoolctl looks for its libraries through a ctypes callback: a
     Ctrl-C there was dropped with a traceback, the study's script ran to
     its end with status 0, and a second Ctrl-C was ignored."""
-    script = '\n'.join([
-        'import ctypes, os, signal, sys',
-        'import cli',
-        'def main():',
-        '    callback = ctypes.CFUNCTYPE(None)(',
-        '        lambda: os.kill(os.getpid(), signal.SIGINT))',
-        '    callback()',
-        '    print("ran on")',
-        '    return 0',
-        'sys.exit(cli.run_script(main))'])
-    completed = subprocess.run([sys.executable, '-c', script], cwd=ROOT,
-                               capture_output=True, text=True, timeout=60)
+    completed = run_main('ctypes, os, signal', [
+        'callback = ctypes.CFUNCTYPE(None)(',
+        '    lambda: os.kill(os.getpid(), signal.SIGINT))',
+        'callback()',
+        'print("ran on")',
+        'return 0'])
     assert (completed.returncode, completed.stderr) == (
         cli.EXIT_INTERRUPTED, 'Ctrl-C: stopped.\n')
