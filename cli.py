@@ -383,25 +383,6 @@ def stop_on_signals():
     sys.unraisablehook = _unraisable
 
 
-@contextlib.contextmanager
-def signals_held():
-    """While in it, a Ctrl-C, SIGTERM or SIGHUP waits: the first is acted
-    on as it ends. (Blocking them does not hold them: another thread, one
-    of BLAS's, takes the signal, and Python still runs its handler in this
-    one.)"""
-    came = []
-    handlers = {number: signal.signal(number, lambda number, frame:
-                                      came.append(number))
-                for number in quiet_start.STOPPING}
-    try:
-        yield
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
-        if came:
-            signal.raise_signal(came[0])
-
-
 def stop_came():
     """Whether a signal came since stop_on_signals(), its KeyboardInterrupt
     raised or swallowed by code that caught everything."""

@@ -14,6 +14,8 @@ the others waiting in MPI_Init for ever (MPICH's mpiexec ends the job when
 a rank exits only once that rank has started MPI): the signal is remembered
 instead, for the ranks to act on together (train_rnn.py, once they can
 talk) or for started(). Under mpiexec only rank 0 speaks.
+
+SignalsHeld, later, holds the same signals where a stop must not cut in.
 """
 import _signal
 import atexit
@@ -114,6 +116,29 @@ def finished(message):
     said = message
     for number in STOPPING:
         _signal.signal(number, _quit)
+
+
+class SignalsHeld:
+    """While in it, a Ctrl-C, SIGTERM or SIGHUP waits: the first is acted
+    on as it ends, by the handler it would have met. (Blocking them does not
+    hold them: another thread, one of BLAS's, takes the signal, and Python
+    still runs its handler in this one.) For the main thread, where a stop
+    must not cut in: while a pool starts its processes, while the renames of
+    files that go together are made or undone."""
+
+    def __enter__(self):
+        self._came = []
+        self._handlers = {number: _signal.signal(number, self._hold)
+                          for number in STOPPING}
+
+    def _hold(self, number, frame):
+        self._came.append(number)
+
+    def __exit__(self, *raised):
+        for number, handler in self._handlers.items():
+            _signal.signal(number, handler)
+        if self._came:
+            _signal.raise_signal(self._came[0])
 
 
 def ignore():

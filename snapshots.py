@@ -15,6 +15,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import stat
 import time
 import zipfile
@@ -27,6 +28,7 @@ import numpy
 
 import chainer_internals
 import distributed
+import quiet_start
 
 # The name snapshot_name gives, and no other: \d takes any script's digits,
 # and snapshot_iter_061 would be read back as snapshot_iter_61.
@@ -65,49 +67,108 @@ Declared = collections.namedtuple('Declared', 'shape dtype')
 
 @contextlib.contextmanager
 def atomic_file(path, mode='wb', temporary=None):
-    """A file object whose contents appear at path complete, or not at all.
-
-    It is written under the name temporary (on the same file system), by
-    default a hidden name beside path that no other process picks, flushed
-    to disk, then renamed over path when the block ends without error.
-    """
-    folder, name = os.path.split(os.path.abspath(path))
-    if temporary is None:
-        temporary = os.path.join(folder, '.{}.{}.tmp'.format(
-            name, secrets.token_hex(4)))
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                         0o666)
-    try:
-        with os.fdopen(descriptor, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        # What stopped the write is what to report: not a failure to remove
-        # a temporary that Ctrl-C, landing just after the rename, finds
-        # gone. The next claim of an out folder removes a leftover.
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    sync_folder(folder)
+    """A file object whose contents appear at path complete, or not at all
+    (atomic_files, of one path)."""
+    with atomic_files([path], mode, [temporary]) as (f,):
+        yield f
 
 
 @contextlib.contextmanager
-def atomic_files(paths, mode='wb'):
-    """atomic_file's file objects for paths, whose contents appear together
-    when the block ends without error: the renames come one after the
-    other, the first path's last. A stop before leaves every path as it
-    was. A path that is a folder, which no rename replaces, is refused
-    first (IsADirectoryError): the renames before its own had been made."""
+def atomic_files(paths, mode='wb', temporaries=None):
+    """File objects for paths, whose contents appear together or not at all.
+
+    Each is written under a temporary name (on its path's file system), by
+    default a hidden name beside its path that no other process picks, and
+    flushed to disk. When the block ends without error they are renamed
+    over the paths, the first path's last; where a rename fails (a file of
+    another user in a sticky folder, a mount over a path), the ones made
+    are undone. A path that is a folder, which no rename replaces, is
+    refused first (IsADirectoryError). With more than one path, for the
+    main thread (quiet_start.SignalsHeld).
+    """
+    temporaries = [temporary or _hidden_beside(path) for path, temporary
+                   in zip(paths, temporaries or [None] * len(paths))]
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISDIR(os.lstat(path).st_mode):
                 raise IsADirectoryError(errno.EISDIR,
                                         os.strerror(errno.EISDIR), path)
-    with contextlib.ExitStack() as files:
-        yield [files.enter_context(atomic_file(path, mode))
-               for path in paths]
+    created = []
+    try:
+        with contextlib.ExitStack() as stack:
+            files = []
+            for temporary in temporaries:
+                descriptor = os.open(temporary,
+                                     os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                     0o666)
+                created.append(temporary)
+                files.append(stack.enter_context(os.fdopen(descriptor, mode)))
+            yield files
+            for f in files:
+                f.flush()
+                os.fsync(f.fileno())
+        _replace_together(list(zip(temporaries, paths))[::-1])
+    except BaseException:
+        # What stopped the write is what to report: not a failure to remove
+        # a temporary that Ctrl-C, landing just after the rename, finds
+        # gone. The next claim of an out folder removes a leftover.
+        for temporary in created:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        raise
+    for folder in {os.path.dirname(os.path.abspath(path)) for path in paths}:
+        sync_folder(folder)
+
+
+def _hidden_beside(path):
+    """A hidden name beside path, which leftover_of knows."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, '.{}.{}.tmp'.format(
+        name, secrets.token_hex(4)))
+
+
+def _replace_together(renames):
+    """os.replace(source, target) for each pair in turn, all or none: where
+    one fails, the targets the others replaced get their old files back,
+    kept under a second name till then. Signals wait meanwhile, so that
+    none cuts an undoing short. The last rename is undone by failing."""
+    if len(renames) == 1:
+        os.replace(*renames[0])
+        return
+    with quiet_start.SignalsHeld():
+        kept = []
+        made = 0
+        try:
+            for _, target in renames[:-1]:
+                kept.append(_second_name(target))
+            for made, (source, target) in enumerate(renames):
+                os.replace(source, target)
+        except BaseException:
+            for (_, target), old in list(zip(renames, kept))[:made][::-1]:
+                with contextlib.suppress(OSError):
+                    if old is None:
+                        os.unlink(target)
+                    else:
+                        os.replace(old, target)
+            raise
+        finally:
+            for old in kept:
+                if old is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(old)
+
+
+def _second_name(path):
+    """A hidden hard link to path's file (a copy, on a file system without
+    them), or None where path names nothing."""
+    old = _hidden_beside(path)
+    try:
+        os.link(path, old, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        shutil.copy2(path, old, follow_symlinks=False)
+    return old
 
 
 def leftover_of(entry, names):

@@ -492,7 +492,7 @@ def starting_processes(blocked):
     blocked as blocked, for good; here a signal waits until they are started
     (one that stopped this process while it started one left that one
     reading from a closed pipe, a traceback)."""
-    with cli.signals_held():
+    with quiet_start.SignalsHeld():
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
         try:
             yield

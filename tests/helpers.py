@@ -1,4 +1,5 @@
 """Small models, set-ups and waits shared by the tests."""
+import errno
 import os
 import subprocess
 import sys
@@ -78,6 +79,18 @@ def make_updater(predictor, n_vocab=5, batch_size=3, bprop_len=4,
 def seeded_model(arch, n_vocab=5, n_units=8, seed=0, fused=False):
     numpy.random.seed(seed)
     return build_model(arch, n_vocab, n_units, fused)
+
+
+def failing_rename(monkeypatch, name, error=errno.EPERM):
+    """os.replace, failing with error where its target is called name (a
+    file of another user in a sticky folder, a mount over it)."""
+    replace = os.replace
+
+    def failing(source, target):
+        if os.path.basename(target) == name:
+            raise OSError(error, os.strerror(error), source, target)
+        replace(source, target)
+    monkeypatch.setattr(os, 'replace', failing)
 
 
 def wait_for(path, process, timeout=120):

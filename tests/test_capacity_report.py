@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from helpers import (ROOT, STUDY_SETTINGS, refusal_of_a_zero_filled_tail,
-                     study_record as record, wait_for)
+from helpers import (ROOT, STUDY_SETTINGS, failing_rename,
+                     refusal_of_a_zero_filled_tail, study_record as record,
+                     wait_for)
 from study import capacity_report
 
 
@@ -100,6 +101,21 @@ def test_a_folder_where_a_report_file_goes_changes_none_of_them(
         capacity_report.write_report(RECORDS[:-4], str(tmp_path))
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()
             if path.is_file()} == before
+
+
+@pytest.mark.parametrize('failing', ['capacity.md', 'capacity_share.png'])
+def test_a_rename_that_fails_changes_none_of_the_report_files(
+        tmp_path, monkeypatch, failing):
+    """The renames before the one that failed stayed (hostile pass 11): new
+    figures beside the old report."""
+    capacity_report.write_report(RECORDS, str(tmp_path))
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    failing_rename(monkeypatch, failing)
+    with pytest.raises(PermissionError):
+        # rnn's alone: all four files differ.
+        capacity_report.write_report(RECORDS[:16], str(tmp_path))
+    assert {path.name: path.read_bytes()
+            for path in tmp_path.iterdir()} == before
 
 
 def test_the_machine_names_its_cpu_and_blas():
