@@ -37,8 +37,10 @@ def main(argv=None):
     try:
         runs = read_records(args.records)
         if os.path.lexists(args.outdir) and not os.path.isdir(args.outdir):
-            raise UsageError('{} is not a folder: choose another OUTDIR'
-                             .format(args.outdir))
+            raise UsageError('{} {}: choose another OUTDIR'.format(
+                args.outdir, 'is a symbolic link to {}, not to a folder'
+                .format(os.readlink(args.outdir))
+                if os.path.islink(args.outdir) else 'is not a folder'))
         os.makedirs(args.outdir, exist_ok=True)
         with exporting(args.outdir) as earlier:
             snapshots.remove_leftovers(args.outdir, [EXPORT_LIST])
@@ -184,12 +186,17 @@ def check_paths(folders):
             if os.path.lexists(path) and not os.path.isdir(path):
                 raise UsageError('{} is not a folder: choose another OUTDIR'
                                  .format(path))
-        if os.path.lexists(folder) and not all(
-                (name in EXPORTED or snapshots.leftover_of(name, EXPORTED)) and
-                stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode)
-                for name in os.listdir(folder)):
-            raise UsageError('{} holds more than the log and args of an '
-                             'export: choose another OUTDIR'.format(folder))
+        names = os.listdir(folder) if os.path.lexists(folder) else ()
+        for name in sorted(names):
+            if not (name in EXPORTED or snapshots.leftover_of(name, EXPORTED)):
+                raise UsageError('{} holds more than the log and args of an '
+                                 'export: choose another OUTDIR'
+                                 .format(folder))
+            path = os.path.join(folder, name)
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                raise UsageError('{} is not a file, which the export writes '
+                                 'there: move it aside, or choose another '
+                                 'OUTDIR'.format(path))
 
 
 def remove(unwanted):

@@ -299,8 +299,12 @@ def test_a_listed_folder_holding_a_folder_is_refused_before_any_goes(
         dashboard.main([write_records(tmp_path / 'b', record(seed=0)),
                         str(out)])
     assert exit_info.value.code == cli.EXIT_USAGE
-    assert 'seed2 holds more than the log and args' in \
-        capsys.readouterr().err
+    # Not "holds more than the log and args" (hostile pass 10): it holds
+    # just those, one of them a folder.
+    assert capsys.readouterr().err == 'python -m study.dashboard: error: ' \
+        '{} is not a file, which the export writes there: move it aside, ' \
+        'or choose another OUTDIR\n'.format(
+            out / 'gru_vocab5_bproplen5' / 'seed2' / 'log')
     assert (out / 'gru_vocab5_bproplen5' / 'seed1' / 'log').exists()
 
 
@@ -369,16 +373,26 @@ def test_a_file_where_a_folder_goes_is_refused_before_any_goes(
     assert (out / in_the_way).read_text() == 'notes'
 
 
-def test_a_file_as_outdir_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize('target, said', [
+    (None, 'is not a folder'),
+    # Called 'not a folder' (hostile pass 11): it names none, true, but it
+    # is a link, which the user may take for one to a folder.
+    ('notes', 'is a symbolic link to {}, not to a folder'),
+    ('nothing', 'is a symbolic link to {}, not to a folder')])
+def test_a_file_as_outdir_is_refused(tmp_path, capsys, target, said):
     """It failed as a write would, status 1: 'File exists'."""
+    (tmp_path / 'notes').write_text('notes')
     out = tmp_path / 'notes'
-    out.write_text('notes')
+    if target:
+        out = tmp_path / 'ui'
+        out.symlink_to(tmp_path / target)
     with pytest.raises(SystemExit) as exit_info:
         dashboard.main([write_records(tmp_path / 'a', record()), str(out)])
     assert exit_info.value.code == cli.EXIT_USAGE
     assert capsys.readouterr().err == 'python -m study.dashboard: error: ' \
-        '{} is not a folder: choose another OUTDIR\n'.format(out)
-    assert out.read_text() == 'notes'
+        '{} {}: choose another OUTDIR\n'.format(
+            out, said.format(tmp_path / (target or '')))
+    assert (tmp_path / 'notes').read_text() == 'notes'
 
 
 def test_a_list_that_cannot_be_written_whole_is_left_as_it_was(tmp_path):
