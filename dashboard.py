@@ -32,14 +32,6 @@ IGNORED = set()  # the versions of files, and paths, said to be ignored
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        import chainerui  # noqa: F401
-        import gevent
-        import gevent.pywsgi
-    except ImportError as error:
-        parser.error('the dashboard needs ChainerUI, which is not installed '
-                     '({}): run make ui, or .venv/bin/python -m pip install '
-                     '-r requirements-ui.txt'.format(error))
     if not 0 < args.port < 2 ** 16:
         parser.error('--port must be from 1 to 65535 (got {})'.format(
             args.port))
@@ -55,6 +47,14 @@ def main(argv=None):
         if not is_utf8(os.path.abspath(folder)):
             parser.error('{}: its path is not UTF-8, which ChainerUI cannot '
                          'store; rename it'.format(os.path.abspath(folder)))
+    try:
+        import chainerui  # noqa: F401
+        import gevent
+        import gevent.pywsgi
+    except ImportError as error:
+        parser.error('the dashboard needs ChainerUI, which is not installed '
+                     '({}): run make ui, or .venv/bin/python -m pip install '
+                     '-r requirements-ui.txt'.format(error))
     # While it registers the runs: ChainerUI may catch the KeyboardInterrupt
     # itself, and the dashboard then served, the Ctrl-C forgotten.
     cli.stop_on_signals()

@@ -547,6 +547,24 @@ def test_an_empty_host_is_refused(tmp_path, capsys):
         'docs/ui.md)\n')
 
 
+@pytest.mark.parametrize('argv, message', [
+    (['--port', '70000', '{tmp}'], '--port must be from 1 to 65535 (got '
+     '70000)'),
+    (['--db', '{tmp}/notes', '{tmp}'], '--db {tmp}/notes is not a folder'),
+    (['{tmp}/missing'], '{tmp}/missing is not a folder of runs')])
+def test_the_dashboard_s_arguments_are_checked_with_or_without_chainerui(
+        argv, message, tmp_path, capsys):
+    """Without ChainerUI, the missing package was all a bad argument got:
+    the user learned of it only once it was installed (hostile pass 10)."""
+    (tmp_path / 'notes').write_text('notes')
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module('dashboard').main(
+            [arg.format(tmp=tmp_path) for arg in argv])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err.startswith(
+        'dashboard.py: error: ' + message.format(tmp=tmp_path))
+
+
 @pytest.mark.parametrize('module, argv, name', [
     ('train_rnn', ['-o', ''], '--out/-o'),
     ('predict_rnn', ['-o', ''], '--out/-o'),
