@@ -71,6 +71,9 @@ TOKENS = 2000000
 EVAL_EVERY = 10000
 ALPHA = 0.001  # Adam's learning rate
 GRADCLIP = 5.0
+# What a worker process holds (Chainer and its stack, about 100 MB): jobs
+# beyond what the memory holds would only swap (hostile pass 10).
+WORKER_BYTES = 1 << 27
 
 
 def build_parser():
@@ -145,7 +148,8 @@ def run_arguments(arch, n_vocab, bproplen, seed, settings):
 
 def check_arguments(args):
     """UsageError unless every run of the grid can be made (check_runs)."""
-    cli.check_whole('--jobs', args.jobs, 1)
+    cli.check_whole('--jobs', args.jobs, 1, max(1, os.sysconf(
+        'SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') // WORKER_BYTES))
     if args.stack is not None:
         cli.check_whole('--stack', args.stack, 1)
     for name in ('arch', 'vocab', 'bproplen', 'seed', 'more_seeds'):

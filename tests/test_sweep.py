@@ -245,6 +245,10 @@ def test_evaluation_runs_on_a_copy_that_shares_the_parameters(monkeypatch):
      '(they come every 49,500 tokens there)'),
     (['--stack', '0'], '--stack must be a whole number of at least 1 (got '
      '0)'),
+    # Hostile pass 10: a worker a job, whatever the memory.
+    (['-j', str(10 ** 6)], '--jobs must be a whole number from 1 to {} (got '
+     '1000000)'.format(os.sysconf('SC_PHYS_PAGES') *
+                       os.sysconf('SC_PAGE_SIZE') // sweep.WORKER_BYTES)),
     # Hostile pass 10: diverged runs were recorded as runs not learned.
     (['--alpha', '1e300'], '--alpha must lie between 0 and 1 (got 1e+300)'),
     (['--vocab', '3', '--bproplen', '2', '--tokens', '100000000'],
