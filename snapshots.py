@@ -9,13 +9,13 @@ import collections
 import contextlib
 import copy
 import errno
+import fcntl
 import io
 import json
 import math
 import os
 import re
 import secrets
-import shutil
 import stat
 import time
 import zipfile
@@ -120,6 +120,29 @@ def atomic_files(paths, mode='wb', temporaries=None):
         sync_folder(folder)
 
 
+@contextlib.contextmanager
+def writing_alone(path, waiting):
+    """While in it, this process alone of those in writing_alone(path) for
+    the same path: another waits, once waiting() has said so. Files that
+    go together are written and their killed writers' leftovers removed
+    in it, lest one writer remove the live temporaries of another. path, a
+    hidden lock file, stays (removed, a waiter would lock a file no longer
+    there)."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW |
+                         os.O_NONBLOCK, 0o644)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(errno.EINVAL, 'not a regular file', path)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting()
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
 def _hidden_beside(path):
     """A hidden name beside path, which leftover_of knows."""
     folder, name = os.path.split(os.path.abspath(path))
@@ -136,15 +159,23 @@ def _replace_together(renames):
         os.replace(*renames[0])
         return
     with quiet_start.SignalsHeld():
-        kept = []
-        made = 0
+        made = []  # (target, its old file's second name or None)
         try:
-            for _, target in renames[:-1]:
-                kept.append(_second_name(target))
-            for made, (source, target) in enumerate(renames):
-                os.replace(source, target)
+            for source, target in renames[:-1]:
+                old = _second_name(target)
+                try:
+                    os.replace(source, target)
+                except OSError:
+                    if old is not None:
+                        if os.path.lexists(target):  # a link: not needed
+                            os.unlink(old)
+                        else:  # renamed aside: back
+                            os.rename(old, target)
+                    raise
+                made.append((target, old))
+            os.replace(*renames[-1])
         except BaseException:
-            for (_, target), old in list(zip(renames, kept))[:made][::-1]:
+            for target, old in reversed(made):
                 with contextlib.suppress(OSError):
                     if old is None:
                         os.unlink(target)
@@ -152,22 +183,28 @@ def _replace_together(renames):
                         os.replace(old, target)
             raise
         finally:
-            for old in kept:
+            for target, old in made:
                 if old is not None:
                     with contextlib.suppress(OSError):
                         os.unlink(old)
 
 
 def _second_name(path):
-    """A hidden hard link to path's file (a copy, on a file system without
-    them), or None where path names nothing."""
+    """A hidden second name for path's file, or None where path names
+    nothing: a hard link where the file system makes one for us, else the
+    file itself, renamed (path names nothing till the rename over it)."""
     old = _hidden_beside(path)
     try:
         os.link(path, old, follow_symlinks=False)
     except FileNotFoundError:
         return None
     except OSError:
-        shutil.copy2(path, old, follow_symlinks=False)
+        # No hard links here, or none to a file of another user
+        # (fs.protected_hardlinks): a rename needs neither, nor reading.
+        try:
+            os.rename(path, old)
+        except FileNotFoundError:
+            return None
     return old
 
 

@@ -42,6 +42,7 @@ from study.records import read_records
 
 FIGURES = ('capacity_share.png', 'capacity_tokens.png',
            'capacity_frontier.png')
+LOCK = '.capacity.md.lock'  # held by the report that writes (writing_alone)
 
 
 def cell_of(record):
@@ -434,15 +435,19 @@ def write_report(records, out, command=None, wall=None):
     command = command or ' '.join(
         ['python'] + [shlex.quote(arg) for arg in argv])
     summary = summarize(records)
-    snapshots.remove_leftovers(out, FIGURES + ('capacity.md',))
-    # All four or none: a stop while a figure was drawn left the new ones
-    # beside older ones.
-    with snapshots.atomic_files([os.path.join(out, name) for name in (
-            ('capacity.md',) + FIGURES)]) as (text, share, tokens, frontier):
-        text.write(markdown(summary, records, command, wall).encode())
-        plot_share(summary, share)
-        plot_tokens(summary, records, tokens)
-        plot_frontier(frontiers(summary), frontier)
+    with snapshots.writing_alone(os.path.join(out, LOCK), lambda: (
+            cli.print_or_drop('Waiting for another report into {} to end'
+                              .format(out), sys.stderr))):
+        snapshots.remove_leftovers(out, FIGURES + ('capacity.md',))
+        # All four or none: a stop while a figure was drawn left the new
+        # ones beside older ones.
+        with snapshots.atomic_files([os.path.join(out, name) for name in (
+                ('capacity.md',) + FIGURES)]) as (text, share, tokens,
+                                                  frontier):
+            text.write(markdown(summary, records, command, wall).encode())
+            plot_share(summary, share)
+            plot_tokens(summary, records, tokens)
+            plot_frontier(frontiers(summary), frontier)
     return summary
 
 

@@ -268,11 +268,12 @@ def settings_of(args):
 
 
 OUTPUTS = ('counter.json', 'counter.png')
+LOCK = '.counter.json.lock'  # held by the counter that writes (writing_alone)
 
 
 def check_out(out):
     """UsageError, OSError, unless out takes the files: before the hours of
-    training, not after. What a killed run left of them goes."""
+    training, not after."""
     for name in OUTPUTS:
         if os.path.isdir(os.path.join(out, name)):
             raise UsageError('{} is a folder: move it aside, or choose '
@@ -280,7 +281,6 @@ def check_out(out):
     descriptor, probe = tempfile.mkstemp(prefix='.counter.', dir=out)
     os.close(descriptor)
     os.remove(probe)
-    snapshots.remove_leftovers(out, OUTPUTS)
 
 
 def check_arguments(args):
@@ -412,15 +412,21 @@ def main(argv=None):
     # 2. Keep, draw and tell.
     path = os.path.join(args.out, OUTPUTS[1])
     try:
-        # Both or neither: a stop while the figure was drawn left the new
-        # numbers beside an older figure.
-        with snapshots.atomic_files([os.path.join(args.out, name)
-                                     for name in OUTPUTS]) as (numbers, png):
-            numbers.write(json.dumps(
-                {'vocab': args.vocab, 'bproplen': args.bproplen,
-                 'block': value, 'overlong': OVERLONG, 'results': results},
-                indent=1).encode())
-            plot(results, args.vocab, value, png)
+        with snapshots.writing_alone(os.path.join(args.out, LOCK), lambda: (
+                cli.print_or_drop('Waiting for another counter into {} to '
+                                  'end'.format(args.out), sys.stderr))):
+            # What a killed counter left of them goes.
+            snapshots.remove_leftovers(args.out, OUTPUTS)
+            # Both or neither: a stop while the figure was drawn left the
+            # new numbers beside an older figure.
+            with snapshots.atomic_files([os.path.join(args.out, name)
+                                         for name in OUTPUTS]) as (numbers,
+                                                                   png):
+                numbers.write(json.dumps(
+                    {'vocab': args.vocab, 'bproplen': args.bproplen,
+                     'block': value, 'overlong': OVERLONG,
+                     'results': results}, indent=1).encode())
+                plot(results, args.vocab, value, png)
     except OSError as error:
         return cli.writing_failed(parser.prog, args.out, error)
     cli.print_or_drop(table(results, value))

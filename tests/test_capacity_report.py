@@ -5,12 +5,15 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from helpers import (ROOT, STUDY_SETTINGS, failing_rename,
                      refusal_of_a_zero_filled_tail, study_record as record,
                      wait_for)
+import cli
+import snapshots
 from study import capacity_report
 
 
@@ -116,6 +119,37 @@ def test_a_rename_that_fails_changes_none_of_the_report_files(
         capacity_report.write_report(RECORDS[:16], str(tmp_path))
     assert {path.name: path.read_bytes()
             for path in tmp_path.iterdir()} == before
+
+
+def test_a_report_leaves_the_files_of_one_being_written_alone(tmp_path,
+                                                              monkeypatch):
+    """It removed the temporaries of a report, or the sweep's, that was
+    drawing: that one failed (hostile pass 12). Now it waits, saying so,
+    then takes what is left as a killed report's."""
+    live = tmp_path / '.capacity.md.0123abcd.tmp'
+    live.write_text('being written')
+    held, waited, seen = threading.Event(), threading.Event(), []
+    said = cli.print_or_drop
+
+    def print_or_drop(text, *args, **kwargs):
+        if text.startswith('Waiting for another report into '):
+            waited.set()
+        return said(text, *args, **kwargs)
+    monkeypatch.setattr(cli, 'print_or_drop', print_or_drop)
+
+    def the_other_report():
+        with snapshots.writing_alone(str(tmp_path / capacity_report.LOCK),
+                                     None):
+            held.set()
+            seen.append(waited.wait(60) and live.read_text())
+    thread = threading.Thread(target=the_other_report)
+    thread.start()
+    assert held.wait(60)
+    capacity_report.write_report(RECORDS, str(tmp_path))
+    thread.join(60)
+    assert seen == ['being written']
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ('capacity.md', capacity_report.LOCK) + capacity_report.FIGURES)
 
 
 def test_the_machine_names_its_cpu_and_blas():

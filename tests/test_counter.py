@@ -192,15 +192,32 @@ def test_an_out_folder_that_cannot_take_the_files_is_refused_first(
         './counter.json is a folder: move it aside, or choose another -o\n')
 
 
-def test_what_a_killed_run_left_goes(tmp_path, monkeypatch):
+def test_what_a_killed_run_left_goes_once_this_one_writes(tmp_path,
+                                                          monkeypatch):
+    """Not before it trains: a counter started while another wrote removed
+    that one's live temporaries, its hours of training lost (hostile pass
+    12)."""
     leftover = tmp_path / '.counter.png.0123abcd.tmp'
     leftover.write_text('')
     mine = tmp_path / '.counter.png.mine'
     mine.write_text('')
-    monkeypatch.setattr(counter, 'study', None)
-    with pytest.raises(TypeError):  # study, reached
-        counter.main(['--quick', '-o', str(tmp_path)])
-    assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name]
+
+    def trained(arch, args, value):
+        assert leftover.exists()
+        raise KeyboardInterrupt
+    monkeypatch.setattr(counter, 'study', trained)
+    with pytest.raises(KeyboardInterrupt):
+        counter.main(['--quick', '-o', str(tmp_path), '--arch', 'rnn'])
+    assert leftover.exists()
+
+    def stopped(results, n_vocab, value, f):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(counter, 'study', lambda arch, args, value: {})
+    monkeypatch.setattr(counter, 'plot', stopped)
+    with pytest.raises(KeyboardInterrupt):
+        counter.main(['--quick', '-o', str(tmp_path), '--arch', 'rnn'])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [counter.LOCK,
+                                                          mine.name]
 
 
 def test_a_run_stopped_while_drawing_keeps_its_older_files(tmp_path,

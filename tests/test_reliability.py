@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import chainer
 import numpy
@@ -227,7 +228,9 @@ def write_together(folder, contents):
 
 
 def files_in(folder):
-    return {path.name: path.read_bytes() for path in folder.iterdir()}
+    """name: (inode, contents) of each file in folder."""
+    return {path.name: (path.stat().st_ino, path.read_bytes())
+            for path in folder.iterdir()}
 
 
 @pytest.mark.parametrize('failing', ['a', 'b', 'c'])
@@ -236,8 +239,11 @@ def test_files_written_together_are_all_old_where_a_rename_fails(
         tmp_path, monkeypatch, failing, links):
     """The renames made before the one that failed stayed (hostile pass 11):
     new figures beside an old report. Old files are kept under hard links,
-    or copies where the file system has none, until all are made."""
+    or renamed aside where none can be made (hostile pass 12: a copy kept
+    neither the inode nor, where the file could not be read, anything),
+    until all are made."""
     write_together(tmp_path, {'a': b'old a', 'b': b'old b'})
+    before = files_in(tmp_path)
     if not links:
         def no_link(source, *args, **kwargs):
             os.lstat(source)  # a missing file is missing first, as in link(2)
@@ -247,7 +253,7 @@ def test_files_written_together_are_all_old_where_a_rename_fails(
     with pytest.raises(PermissionError):
         write_together(tmp_path, {'a': b'new a', 'b': b'new b',
                                   'c': b'new c'})
-    assert files_in(tmp_path) == {'a': b'old a', 'b': b'old b'}
+    assert files_in(tmp_path) == before
 
 
 def test_a_signal_while_files_are_renamed_together_waits_for_all(
@@ -268,7 +274,24 @@ def test_a_signal_while_files_are_renamed_together_waits_for_all(
             write_together(tmp_path, {'a': b'new a', 'b': b'new b'})
     finally:
         signal.signal(signal.SIGINT, handler)
-    assert files_in(tmp_path) == {'a': b'new a', 'b': b'new b'}
+    assert {name: contents for name, (_, contents)
+            in files_in(tmp_path).items()} == {'a': b'new a', 'b': b'new b'}
+
+
+def test_a_second_writer_waits_for_the_first_saying_so(tmp_path):
+    lock = str(tmp_path / '.lock')
+    waiting, entered = threading.Event(), threading.Event()
+
+    def second():
+        with snapshots.writing_alone(lock, waiting.set):
+            entered.set()
+    with snapshots.writing_alone(lock, None):  # the first does not wait
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert waiting.wait(60)
+        assert not entered.wait(0.2)
+    thread.join(60)
+    assert entered.is_set()
 
 
 def test_the_latest_snapshot_is_the_one_with_most_iterations(tmp_path):
