@@ -435,7 +435,7 @@ def writing_failed(prog, path, error, kept=''):
     """EXIT_FAILED, once one line on stderr says that writing to path failed
     with error (an OSError); kept: what was written all the same."""
     print_or_drop('{}: error: writing to {} failed: {}{}'.format(
-        prog, path, error, kept), sys.stderr)
+        prog, one_line(path), error, kept), sys.stderr)
     return EXIT_FAILED
 
 

@@ -16,7 +16,7 @@ import stat
 import sys
 import time
 
-from cli import UsageError, open_problem, print_or_drop
+from cli import UsageError, one_line, open_problem, print_or_drop
 import simple_sequence
 import snapshots
 from study import ARCHS, VARIANTS, capacity
@@ -147,7 +147,8 @@ def parse(f, path):
 def say_torn(path, number, what):
     """One line on stderr about the torn last line of a record file: a
     record lost that way would otherwise go unnoticed."""
-    print_or_drop('{} line {} {}'.format(path, number, what), sys.stderr)
+    print_or_drop('{} line {} {}'.format(one_line(path), number, what),
+                  sys.stderr)
 
 
 def outcome(record):

@@ -378,8 +378,12 @@ def report_folders(tmp_path, count):
     return folders
 
 
-def test_a_report_that_cannot_be_written_is_one_line(tmp_path):
+@pytest.mark.parametrize('name', ['report', 'a\nb'])
+def test_a_report_that_cannot_be_written_is_one_line(tmp_path, name):
+    """A newline in the folder's name split the line (hostile pass 12)."""
     (folder,) = report_folders(tmp_path, 1)
+    os.rename(folder, tmp_path / name)
+    folder = str(tmp_path / name)
     # A file size limit fails the write as a full disk does.
     completed = subprocess.run(
         [sys.executable, '-m', 'study.capacity_report', folder], cwd=ROOT,
@@ -389,7 +393,7 @@ def test_a_report_that_cannot_be_written_is_one_line(tmp_path):
     assert completed.returncode == 1
     assert completed.stderr.startswith(
         'python -m study.capacity_report: error: writing to {} failed: '
-        '[Errno 27] File too large'.format(folder))
+        '[Errno 27] File too large'.format(folder.replace('\n', '\\n')))
     assert completed.stderr.count('\n') == 1
 
 
