@@ -427,6 +427,19 @@ def bproplens_of(found):
     return sorted({bproplen for _, bproplen in found})
 
 
+def is_current(records, out):
+    """Whether out holds the report of records: all four files, the text
+    drawn from as many runs (records are only ever added)."""
+    try:
+        with snapshots.open_regular_file(os.path.join(out, 'capacity.md'),
+                                         follow=False) as f:
+            head = f.read(4096).decode('utf-8', 'replace')
+    except snapshots.FileError:
+        return False
+    return all(os.path.isfile(os.path.join(out, name)) for name in FIGURES) \
+        and '\n{} runs, a cap of '.format(len(records)) in head
+
+
 def write_report(records, out, command=None, wall=None):
     """Write FIGURES and capacity.md to out; the summary. wall: the seconds
     of the session that ran them, None if none did."""
@@ -437,7 +450,7 @@ def write_report(records, out, command=None, wall=None):
     summary = summarize(records)
     with snapshots.writing_alone(os.path.join(out, LOCK), lambda: (
             cli.print_or_drop('Waiting for another report into {} to end'
-                              .format(out), sys.stderr))):
+                              .format(cli.one_line(out)), sys.stderr))):
         snapshots.remove_leftovers(out, FIGURES + ('capacity.md',))
         # All four or none: a stop while a figure was drawn left the new
         # ones beside older ones.

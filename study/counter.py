@@ -414,7 +414,8 @@ def main(argv=None):
     try:
         with snapshots.writing_alone(os.path.join(args.out, LOCK), lambda: (
                 cli.print_or_drop('Waiting for another counter into {} to '
-                                  'end'.format(args.out), sys.stderr))):
+                                  'end'.format(cli.one_line(args.out)),
+                                  sys.stderr))):
             # What a killed counter left of them goes.
             snapshots.remove_leftovers(args.out, OUTPUTS)
             # Both or neither: a stop while the figure was drawn left the

@@ -581,6 +581,7 @@ def sweep(args, settings, record_file, records, prog):
     say('{} runs done already; up to {:,} tokens each, {}'.format(
         len(records), args.tokens, workers))
     started, ran = time.perf_counter(), 0
+    reporting = False  # every run done, the report being written
     try:
         # A list in a fixed order: every MPI rank must order the tasks
         # alike. Each round plans from the records so far.
@@ -599,24 +600,35 @@ def sweep(args, settings, record_file, records, prog):
                         **record))
             ran += len(keys)
             keys = plan(records, args)
-        if not ran:  # the report of the session that ran them stands
+        # The report of the session that ran them stands, unless a stop or
+        # a failure kept that session from writing it.
+        if not ran and capacity_report.is_current(records, args.out):
             say('Nothing to run: {} is as it was.'.format(args.out))
             return 0
-        wall = time.perf_counter() - started
+        wall = time.perf_counter() - started if ran else None
+        reporting = True
         capacity_report.write_report(records, args.out, wall=wall)
     except KeyboardInterrupt:
         say('{}: the finished runs are in {}; the same command goes on '
-            'from there.'.format(quiet_start.NAMES[cli.stopped_by()],
-                                 record_file.path), sys.stderr)
+            'from there{}.'.format(
+                quiet_start.NAMES[cli.stopped_by()],
+                cli.one_line(record_file.path),
+                ' and writes the report' if reporting else ''), sys.stderr)
         return cli.interrupted_status()
     except OSError as error:
         return cli.writing_failed(prog, args.out, error, ' (the records '
-                                  'written so far are kept)')
+                                  'written so far are kept{})'.format(
+                                      '; the same command writes the report'
+                                      if reporting else ''))
     except concurrent.futures.BrokenExecutor:  # a worker killed, or OOM
         say('{}: error: a worker process died during a run: the finished '
             'runs are in {}; the same command goes on from there.'.format(
-                prog, record_file.path), sys.stderr)
+                prog, cli.one_line(record_file.path)), sys.stderr)
         return cli.EXIT_FAILED
+    if not ran:
+        say('Nothing to run; wrote the report of the {} runs to {}, which '
+            'lacked it.'.format(len(records), args.out))
+        return 0
     say('Wrote the report to {}: {} runs in this session took {:.1f} min.'
         .format(args.out, ran, wall / 60))
     return 0

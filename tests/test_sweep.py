@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import time
 
 import pytest
@@ -186,6 +187,42 @@ def test_a_sweep_started_again_redoes_nothing(tiny_sweep, capsys):
     assert '8 runs done already' in capsys.readouterr().out
     assert {name: (tiny_sweep / name).read_bytes()
             for name in before} == before
+
+
+@pytest.mark.parametrize('stop', [KeyboardInterrupt, PermissionError])
+def test_a_sweep_stopped_in_its_report_writes_it_when_started_again(
+        tiny_sweep, tmp_path, capsys, monkeypatch, stop):
+    """It said the same command goes on, which then said "Nothing to run"
+    over a report that lacked runs or was missing (hostile pass 12)."""
+    out = tmp_path / 'out'
+    out.mkdir()
+    # The report of 7 runs, the record file of 8: as a stop in the report
+    # of the sweep that ran the 8th leaves them.
+    capacity_report.write_report(records(tiny_sweep)[:7], str(out))
+    shutil.copy(tiny_sweep / 'capacity.jsonl', out)
+    before = (out / 'capacity.md').read_bytes()
+    write_report = capacity_report.write_report
+
+    def failing(*args, **kwargs):
+        raise stop(1, 'Operation not permitted')
+    monkeypatch.setattr(capacity_report, 'write_report', failing)
+    capsys.readouterr()
+    status = sweep.main(['-o', str(out), '-j', '1'] + TINY)
+    err = capsys.readouterr().err
+    if stop is KeyboardInterrupt:
+        assert status == 130 and err.endswith(
+            'the same command goes on from there and writes the report.\n')
+    else:
+        assert status == 1 and err.endswith(
+            '(the records written so far are kept; the same command writes '
+            'the report)\n')
+    assert (out / 'capacity.md').read_bytes() == before
+    monkeypatch.setattr(capacity_report, 'write_report', write_report)
+    assert sweep.main(['-o', str(out), '-j', '1'] + TINY) == 0
+    assert capsys.readouterr().out.endswith(
+        'Nothing to run; wrote the report of the 8 runs to {}, which lacked '
+        'it.\n'.format(out))
+    assert '\n8 runs, a cap of ' in (out / 'capacity.md').read_text()
 
 
 def test_a_run_cut_short_is_run_again_and_new_runs_added(tmp_path):
