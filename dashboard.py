@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import signal
 import socket
 import sqlite3
 import sys
@@ -95,10 +94,8 @@ def main(argv=None):
         gevent.spawn(server.stop, timeout=1)
 
     # In gevent's loop, which a KeyboardInterrupt would leave with a trace.
-    for number, name in ((signal.SIGINT, 'Ctrl-C'),
-                         (signal.SIGTERM, 'SIGTERM'),
-                         (signal.SIGHUP, 'SIGHUP')):
-        gevent.signal_handler(number, stop, name)
+    for number in quiet_start.STOPPING:
+        gevent.signal_handler(number, stop, quiet_start.NAMES[number])
     cli.print_or_drop('ChainerUI on {} over {} (Ctrl-C to stop)'.format(
         url(args.host, args.port), ', '.join(args.dirs)), sys.stdout)
     server.serve_forever()

@@ -27,8 +27,12 @@ SCRIPTS = ('train_rnn.py', 'predict_rnn.py', 'simple_sequence.py')
 MODULES = ('study.sweep', 'study.counter', 'study.capacity_report',
            'study.dashboard')
 # The signals that stop a run: Ctrl-C, SIGTERM (kill, batch schedulers) and
-# SIGHUP (the terminal or ssh session closed).
-STOPPING = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
+# SIGHUP (the terminal or ssh session closed), unless the process started
+# with SIGHUP ignored: under nohup, which asks it to outlive the terminal.
+# (A shell script's `&` ignores SIGINT: nobody asked for that one.)
+STOPPING = (_signal.SIGINT, _signal.SIGTERM) + (
+    () if _signal.getsignal(_signal.SIGHUP) == _signal.SIG_IGN
+    else (_signal.SIGHUP,))
 # How the scripts name them.
 NAMES = {_signal.SIGINT: 'Ctrl-C', _signal.SIGTERM: 'SIGTERM',
          _signal.SIGHUP: 'SIGHUP'}

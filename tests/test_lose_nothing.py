@@ -286,6 +286,21 @@ def test_sigterm_writes_a_snapshot_and_resumes_exactly(tmp_path, number):
     assert_resumes_as(out, alone)
 
 
+def test_a_run_under_nohup_outlives_a_hangup(tmp_path):
+    """The scripts replaced nohup's SIG_IGN with their stop (hostile pass
+    12): a run started to outlive the terminal stopped with it."""
+    out = tmp_path / 'out'
+    process = launch('-o', str(out), '-e', '10', *TINY,
+                     preexec_fn=lambda: signal.signal(signal.SIGHUP,
+                                                      signal.SIG_IGN))
+    wait_for_epoch(out, process, 1)
+    assert process.poll() is None
+    process.send_signal(signal.SIGHUP)
+    _, stderr = process.communicate(timeout=120)
+    assert (process.returncode, stderr) == (0, '')
+    assert os.path.exists(train_rnn.model_path(str(out), 'rnn'))
+
+
 def on_a_terminal_that_hangs_up(out, argv, stderr):
     """Run train_rnn.py argv with a pseudo-terminal as its controlling
     terminal, stdin and stdout (stderr: a file), and close the terminal
