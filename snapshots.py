@@ -143,6 +143,32 @@ def writing_alone(path, waiting):
         os.close(descriptor)
 
 
+def check_takes(folder, names, size):
+    """OSError unless folder takes files of size bytes in all (a full disk
+    still makes an empty one), and each of names there that is a file can
+    be replaced (not another user's in a sticky folder, immutable, a mount
+    point): before hours of work, not after. For the main thread, in
+    writing_alone: each is renamed aside and back, signals waiting."""
+    probe = _hidden_beside(os.path.join(folder, names[0]))
+    descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, 'wb') as f:
+            f.write(bytes(size))
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        os.remove(probe)
+    with quiet_start.SignalsHeld():
+        for name in names:
+            path = os.path.join(folder, name)
+            aside = _hidden_beside(path)
+            try:
+                os.rename(path, aside)
+            except FileNotFoundError:
+                continue
+            os.rename(aside, path)
+
+
 def _hidden_beside(path):
     """A hidden name beside path, which leftover_of knows."""
     folder, name = os.path.split(os.path.abspath(path))

@@ -43,6 +43,7 @@ from study.records import read_records
 FIGURES = ('capacity_share.png', 'capacity_tokens.png',
            'capacity_frontier.png')
 LOCK = '.capacity.md.lock'  # held by the report that writes (writing_alone)
+REPORT_BYTES = 1 << 20  # more than its files take, some 150 kB
 
 
 def cell_of(record):
@@ -427,6 +428,21 @@ def bproplens_of(found):
     return sorted({bproplen for _, bproplen in found})
 
 
+def writing_alone(out):
+    """snapshots.writing_alone for the report in out, saying so where it
+    waits for another report."""
+    return snapshots.writing_alone(os.path.join(out, LOCK), lambda: (
+        cli.print_or_drop('Waiting for another report into {} to end'
+                          .format(cli.one_line(out)), sys.stderr)))
+
+
+def check_out(out):
+    """OSError unless out takes the report: before the sweep's hours, not
+    after (snapshots.check_takes)."""
+    with writing_alone(out):
+        snapshots.check_takes(out, ('capacity.md',) + FIGURES, REPORT_BYTES)
+
+
 def is_current(records, out):
     """Whether out holds the report of records: all four files, the text
     drawn from as many runs (records are only ever added)."""
@@ -448,9 +464,7 @@ def write_report(records, out, command=None, wall=None):
     command = command or ' '.join(
         ['python'] + [shlex.quote(arg) for arg in argv])
     summary = summarize(records)
-    with snapshots.writing_alone(os.path.join(out, LOCK), lambda: (
-            cli.print_or_drop('Waiting for another report into {} to end'
-                              .format(cli.one_line(out)), sys.stderr))):
+    with writing_alone(out):
         snapshots.remove_leftovers(out, FIGURES + ('capacity.md',))
         # All four or none: a stop while a figure was drawn left the new
         # ones beside older ones.

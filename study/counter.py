@@ -34,7 +34,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 
 import chainer_compat  # noqa: F401  (must precede chainer)
@@ -269,6 +268,7 @@ def settings_of(args):
 
 OUTPUTS = ('counter.json', 'counter.png')
 LOCK = '.counter.json.lock'  # held by the counter that writes (writing_alone)
+OUTPUT_BYTES = 1 << 20  # more than both take: counter.png is some 100 kB
 
 
 def check_out(out):
@@ -278,9 +278,16 @@ def check_out(out):
         if os.path.isdir(os.path.join(out, name)):
             raise UsageError('{} is a folder: move it aside, or choose '
                              'another -o'.format(os.path.join(out, name)))
-    descriptor, probe = tempfile.mkstemp(prefix='.counter.', dir=out)
-    os.close(descriptor)
-    os.remove(probe)
+    with writing_alone(out):
+        snapshots.check_takes(out, OUTPUTS, OUTPUT_BYTES)
+
+
+def writing_alone(out):
+    """snapshots.writing_alone for the counter's files in out, saying so
+    where it waits for another counter."""
+    return snapshots.writing_alone(os.path.join(out, LOCK), lambda: (
+        cli.print_or_drop('Waiting for another counter into {} to end'
+                          .format(cli.one_line(out)), sys.stderr)))
 
 
 def check_arguments(args):
@@ -402,8 +409,8 @@ def main(argv=None):
     except UsageError as error:
         parser.error(str(error))
     except OSError as error:
-        parser.error('cannot write to {}: {}'.format(args.out,
-                                                     error.strerror))
+        parser.error('cannot write to {}: {}'.format(
+            error.filename or args.out, error.strerror))
     value = args.block
     started = time.perf_counter()
     # 1. Train and look at each architecture, on one BLAS thread.
@@ -412,10 +419,7 @@ def main(argv=None):
     # 2. Keep, draw and tell.
     path = os.path.join(args.out, OUTPUTS[1])
     try:
-        with snapshots.writing_alone(os.path.join(args.out, LOCK), lambda: (
-                cli.print_or_drop('Waiting for another counter into {} to '
-                                  'end'.format(cli.one_line(args.out)),
-                                  sys.stderr))):
+        with writing_alone(args.out):
             # What a killed counter left of them goes.
             snapshots.remove_leftovers(args.out, OUTPUTS)
             # Both or neither: a stop while the figure was drawn left the

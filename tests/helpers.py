@@ -81,16 +81,18 @@ def seeded_model(arch, n_vocab=5, n_units=8, seed=0, fused=False):
     return build_model(arch, n_vocab, n_units, fused)
 
 
-def failing_rename(monkeypatch, name, error=errno.EPERM):
-    """os.replace, failing with error where its target is called name (a
-    file of another user in a sticky folder, a mount over it)."""
-    replace = os.replace
+def failing_rename(monkeypatch, name, function='replace'):
+    """os.replace (or os.rename), failing with EPERM where its target, or
+    its source, is called name: a file of another user in a sticky folder,
+    an immutable one."""
+    rename = getattr(os, function)
 
     def failing(source, target):
-        if os.path.basename(target) == name:
-            raise OSError(error, os.strerror(error), source, target)
-        replace(source, target)
-    monkeypatch.setattr(os, 'replace', failing)
+        if name in (os.path.basename(source), os.path.basename(target)):
+            raise OSError(errno.EPERM, os.strerror(errno.EPERM), source,
+                          target)
+        rename(source, target)
+    monkeypatch.setattr(os, function, failing)
 
 
 def wait_for(path, process, timeout=120):

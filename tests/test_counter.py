@@ -1,4 +1,5 @@
 import json
+import os
 import resource
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import cli
 from study import counter
 import simple_sequence
 
-from helpers import ROOT, seeded_model, wait_for
+from helpers import ROOT, failing_rename, seeded_model, wait_for
 
 
 def test_counts_restart_at_every_new_word():
@@ -187,7 +188,8 @@ def test_an_out_folder_that_cannot_take_the_files_is_refused_first(
                       else '.'])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == 'python -m study.counter: error: ' + (
-        'cannot write to /proc/self: No such file or directory\n'
+        'cannot write to /proc/self/.counter.json.lock: No such file or '
+        'directory\n'
         if out == '/proc/self' else
         './counter.json is a folder: move it aside, or choose another -o\n')
 
@@ -231,7 +233,7 @@ def test_a_run_stopped_while_drawing_keeps_its_older_files(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         counter.main(['--quick', '-o', str(tmp_path), '--arch', 'rnn'])
     assert {path.name: path.read_text() for path in tmp_path.iterdir()} == \
-        dict.fromkeys(counter.OUTPUTS, 'older')
+        dict(dict.fromkeys(counter.OUTPUTS, 'older'), **{counter.LOCK: ''})
 
 
 def start_quick_run(out, **kwargs):
@@ -241,16 +243,30 @@ def start_quick_run(out, **kwargs):
         stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-def test_results_that_cannot_be_written_are_one_line(tmp_path):
+def test_a_folder_that_cannot_take_the_results_is_refused_first(tmp_path):
+    """An empty file was the probe, which a full disk still makes: it
+    trained, then failed (hostile pass 12)."""
     # A file size limit fails the write as a full disk does.
     process = start_quick_run(tmp_path, preexec_fn=lambda: resource.setrlimit(
-        resource.RLIMIT_FSIZE, (100, 100)))
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == cli.EXIT_FAILED
-    assert stderr.startswith('python -m study.counter: error: writing to {} '
-                             'failed: [Errno 27] File too large'.format(
-                                 tmp_path))
-    assert stderr.count('\n') == 1
+        resource.RLIMIT_FSIZE, (100 << 10, 100 << 10)))
+    stdout, stderr = process.communicate(timeout=300)
+    assert (process.returncode, stdout) == (cli.EXIT_USAGE, '')
+    assert stderr == ('python -m study.counter: error: cannot write to {}: '
+                      'File too large\n'.format(tmp_path))
+    assert os.listdir(tmp_path) == [counter.LOCK]
+
+
+def test_results_that_cannot_be_replaced_are_refused_first(
+        tmp_path, monkeypatch):
+    """It trained, then failed on an output it could not replace (another
+    user's in a sticky folder, an immutable one: hostile pass 12)."""
+    (tmp_path / 'counter.png').write_text('older')
+    failing_rename(monkeypatch, 'counter.png', 'rename')
+    monkeypatch.setattr(counter, 'study', None)  # no training reached
+    with pytest.raises(SystemExit) as exit_info:
+        counter.main(['--quick', '-o', str(tmp_path), '--arch', 'rnn'])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert sorted(os.listdir(tmp_path)) == [counter.LOCK, 'counter.png']
 
 
 def test_ctrl_c_is_one_line(tmp_path):

@@ -11,8 +11,8 @@ from study import records as records_module
 from study import sweep
 from study.records import ARCH_NAMES
 
-from helpers import (refusal_of_a_zero_filled_tail, run_into_closed_pipe,
-                     run_with_stdout)
+from helpers import (failing_rename, refusal_of_a_zero_filled_tail,
+                     run_into_closed_pipe, run_with_stdout)
 
 # bproplen 2 and 4 with 10 streams: 6 and 3 updates for the same 120
 # tokens.
@@ -223,6 +223,21 @@ def test_a_sweep_stopped_in_its_report_writes_it_when_started_again(
         'Nothing to run; wrote the report of the 8 runs to {}, which lacked '
         'it.\n'.format(out))
     assert '\n8 runs, a cap of ' in (out / 'capacity.md').read_text()
+
+
+def test_a_report_that_could_not_be_replaced_is_refused_first(
+        tmp_path, capsys, monkeypatch):
+    """It ran every run, then failed on a report file it could not replace
+    (another user's in a sticky folder: hostile pass 12)."""
+    (tmp_path / 'capacity.md').write_text('older')
+    failing_rename(monkeypatch, 'capacity.md', 'rename')
+    with pytest.raises(SystemExit) as exit_info:
+        sweep.main(['-o', str(tmp_path), '-j', '1'] + TINY)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        'python -m study.sweep: error: cannot write to {}: Operation not '
+        'permitted\n'.format(tmp_path / 'capacity.md'))
+    assert (tmp_path / 'capacity.jsonl').read_text() == ''
 
 
 def test_a_run_cut_short_is_run_again_and_new_runs_added(tmp_path):
