@@ -77,6 +77,27 @@ def one_line(text):
                    for character in text)
 
 
+def check_folder(path, option):
+    """UsageError unless path is a folder, or names nothing yet (a folder
+    to make): what it is instead, a link's target named."""
+    bare = os.path.normpath(path)  # 'link/' reads through the link
+    try:
+        folder = stat.S_ISDIR(os.stat(bare).st_mode)
+    except FileNotFoundError:
+        folder = None  # nothing there, or a link to nothing
+    except OSError as error:  # a link loop, a folder it may not enter
+        raise UsageError('cannot reach {}: {}: choose another {}'.format(
+            one_line(path), error.strerror, option))
+    if folder or folder is None and not os.path.islink(bare):
+        return
+    what = 'is not a folder' if not os.path.islink(bare) else \
+        'is a symbolic link to {}, {}'.format(
+            one_line(os.readlink(bare)), 'which does not exist'
+            if folder is None else 'not to a folder')
+    raise UsageError('{} {}: choose another {}'.format(one_line(path), what,
+                                                       option))
+
+
 def ascii_number(convert, pattern):
     """convert (int or float) for a text that pattern matches whole, else
     ValueError (argparse's invalid value): Python's int() and float() take

@@ -38,11 +38,21 @@ def main(argv=None):
         parser.error('--db {} is not a folder: it names the folder where '
                      'ChainerUI keeps its database (db/chainerui.db in it); '
                      'choose another --db'.format(args.db))
+    try:
+        cli.check_folder(args.db, '--db')
+        for folder in args.dirs:
+            cli.check_folder(folder, 'DIR')
+    except cli.UsageError as error:
+        parser.error(str(error))
     for folder in args.dirs:
         if not os.path.isdir(folder):
             parser.error('{} is not a folder of runs: train one there '
                          'first, e.g. python train_rnn.py -o {}'.format(
                              folder, os.path.join(folder, 'rnn')))
+        try:
+            os.listdir(folder)
+        except OSError as error:  # ChainerUI served it as holding no run
+            parser.error('cannot read {}: {}'.format(folder, error.strerror))
         if not is_utf8(os.path.abspath(folder)):
             parser.error('{}: its path is not UTF-8, which ChainerUI cannot '
                          'store; rename it'.format(os.path.abspath(folder)))
@@ -175,15 +185,20 @@ def open_app(db_folder, dirs):
 
 def check_database(path):
     """DatabaseError, naming path, unless SQLite can open (or make) the
-    database there: ChainerUI would print its error on stdout, or raise it
-    in a traceback."""
+    database there, and write it: ChainerUI would print its error on
+    stdout, or raise it in a traceback, or serve pages that all fail."""
     if os.path.isdir(path):  # SQLite: 'unable to open database file'
         raise DatabaseError('ChainerUI\'s database {} is a folder'.format(
             path))
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with contextlib.closing(sqlite3.connect(path)) as connection:
-            connection.execute('PRAGMA schema_version')
+            version, = connection.execute('PRAGMA user_version').fetchone()
+            # A write, undone: a database it may read only was served,
+            # every page then failing.
+            connection.execute('BEGIN')
+            connection.execute('PRAGMA user_version = {:d}'.format(version))
+            connection.rollback()
     except OSError as error:
         raise DatabaseError('cannot make ChainerUI\'s database {}: {}: {}'
                             .format(path, error.filename, error.strerror))

@@ -332,11 +332,12 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        for flag, value, largest in (
-                ('--unit', args.unit, MAX_UNITS),
-                ('--vocab', args.vocab, simple_sequence.MAX_VOCABULARY)):
+        for flag, value, smallest, largest in (
+                ('--unit', args.unit, 1, MAX_UNITS),
+                ('--vocab', args.vocab, simple_sequence.MIN_VOCABULARY,
+                 simple_sequence.MAX_VOCABULARY)):
             if value is not None:
-                check_whole(flag, value, 1, largest)
+                check_whole(flag, value, smallest, largest)
         length = check_whole('--length', args.length, 1, MAX_LENGTH)
         device = select_device(args.gpu, 'predict')
         path, settings = settings_of(args)

@@ -410,11 +410,9 @@ def check_arguments(args):
     for name in ('unit', 'bproplen', 'batchsize', 'epoch'):
         cli.check_whole('--' + name, getattr(args, name), 1)
     cli.check_whole('--seed', args.seed, 0, 2 ** 32 - 1)
-    cli.check_whole('--vocab', args.vocab, 1)
-    try:
-        simple_sequence.check_vocabulary(args.vocab)
-    except ValueError as error:
-        raise UsageError('--vocab: {}'.format(error))
+    # As simple_sequence.py's: 0 was told "at least 1", 2 "at least 3".
+    cli.check_whole('--vocab', args.vocab, simple_sequence.MIN_VOCABULARY,
+                    simple_sequence.MAX_VOCABULARY)
     # The flag is a float, and so is what a run records of it.
     if args.gradclip is not None and not isinstance(args.gradclip, float):
         raise UsageError('--gradclip must be a float or null (got {!r})'

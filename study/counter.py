@@ -404,6 +404,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         check_arguments(args)
+        cli.check_folder(args.out, '-o')
         os.makedirs(args.out, exist_ok=True)
         check_out(args.out)
     except UsageError as error:

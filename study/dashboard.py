@@ -36,11 +36,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         runs = read_records(args.records)
-        if os.path.lexists(args.outdir) and not os.path.isdir(args.outdir):
-            raise UsageError('{} {}: choose another OUTDIR'.format(
-                args.outdir, 'is a symbolic link to {}, not to a folder'
-                .format(os.readlink(args.outdir))
-                if os.path.islink(args.outdir) else 'is not a folder'))
+        cli.check_folder(args.outdir, 'OUTDIR')
         os.makedirs(args.outdir, exist_ok=True)
         with exporting(args.outdir) as earlier:
             snapshots.remove_leftovers(args.outdir, [EXPORT_LIST])
@@ -193,6 +189,9 @@ def check_paths(folders):
                                  'export: choose another OUTDIR'
                                  .format(folder))
             path = os.path.join(folder, name)
+            if os.path.islink(path):
+                raise UsageError('{} is a symbolic link: the export writes '
+                                 'through none'.format(path))
             if not stat.S_ISREG(os.lstat(path).st_mode):
                 raise UsageError('{} is not a file, which the export writes '
                                  'there: move it aside, or choose another '

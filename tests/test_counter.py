@@ -165,13 +165,22 @@ def test_a_quick_run_needs_a_folder_named(tmp_path, capsys, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_out_folder_that_cannot_be_made_is_one_line(capsys):
+@pytest.mark.parametrize('out, says', [
+    # "File exists" (hostile pass 12), as it was for a link to nothing.
+    ('/dev/full', '/dev/full is not a folder'),
+    ('link', 'link is a symbolic link to nothing, which does not exist'),
+    ('loop', 'cannot reach loop: Too many levels of symbolic links')])
+def test_an_out_folder_that_cannot_be_made_is_one_line(
+        out, says, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.symlink('nothing', 'link')
+    os.symlink('loop', 'loop')
     with pytest.raises(SystemExit) as exit_info:
-        counter.main(['--quick', '-o', '/dev/full'])
+        counter.main(['--quick', '-o', out])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == (
-        'python -m study.counter: error: cannot write to /dev/full: File '
-        'exists\n')
+        'python -m study.counter: error: {}: choose another -o\n'.format(
+            says))
 
 
 @pytest.mark.parametrize('out', ['/proc/self', 'counter.json'])

@@ -1,9 +1,11 @@
 """Every mistake a user can make gets one clear line and exit status 2."""
+import errno
 import importlib
 import json
 import math
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 
@@ -86,7 +88,11 @@ TRAIN_CASES = [
      '32768 epochs at most'),
     (['-r', '{endless}'], '{endless} records arguments that make no run: '
      '--epoch ' + str(10 ** 30) + ' could never end'),
-    (['--vocab', '2'], 'nothing to count'),
+    # Each told its own bound (hostile pass 12): 1, and 3.
+    (['--vocab', '2'], '--vocab must be a whole number from 3 to 100000 '
+                       '(got 2)'),
+    (['--vocab', '0'], '--vocab must be a whole number from 3 to 100000 '
+                       '(got 0)'),
     (['--seed', '-1'], '--seed must be a whole number from 0 to 4294967295 '
                        '(got -1)'),
     (['-c', '0'], '--gradclip must be a positive number (got 0.0)'),
@@ -213,7 +219,7 @@ PREDICT_CASES = [
      '--length must be a whole number from 1 to 100000 (got 100001)'),
     ('good', ['-u', '7'], '--unit 7 contradicts {folder}/'
      'rnn_simple_sequence.model, which holds a model of unit 6'),
-    ('good', ['--vocab', '0'], '--vocab must be a whole number from 1 to '
+    ('good', ['--vocab', '0'], '--vocab must be a whole number from 3 to '
      '100000 (got 0)'),
     ('good', ['-g', '-5'], '--gpu must be a GPU number, or -1 for the CPU '
      '(got -5)'),
@@ -551,18 +557,50 @@ def test_an_empty_host_is_refused(tmp_path, capsys):
     (['--port', '70000', '{tmp}'], '--port must be from 1 to 65535 (got '
      '70000)'),
     (['--db', '{tmp}/notes', '{tmp}'], '--db {tmp}/notes is not a folder'),
-    (['{tmp}/missing'], '{tmp}/missing is not a folder of runs')])
+    (['{tmp}/missing'], '{tmp}/missing is not a folder of runs'),
+    # Told to train a run under the file (hostile pass 12).
+    (['{tmp}/notes'], '{tmp}/notes is not a folder: choose another DIR'),
+    (['--db', '{tmp}/link', '{tmp}'], '{tmp}/link is a symbolic link to '
+     'nothing, which does not exist: choose another --db'),
+    # Served as a project of no runs (hostile pass 12).
+    (['{tmp}/unread'], 'cannot read {tmp}/unread: Permission denied')])
 def test_the_dashboard_s_arguments_are_checked_with_or_without_chainerui(
-        argv, message, tmp_path, capsys):
+        argv, message, tmp_path, capsys, monkeypatch):
     """Without ChainerUI, the missing package was all a bad argument got:
     the user learned of it only once it was installed (hostile pass 10)."""
     (tmp_path / 'notes').write_text('notes')
+    (tmp_path / 'link').symlink_to('nothing')
+    (tmp_path / 'unread').mkdir()
+    listdir = os.listdir
+
+    def unreadable(path):
+        if os.path.basename(path) == 'unread':
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES),
+                                  path)
+        return listdir(path)
+    monkeypatch.setattr(os, 'listdir', unreadable)
     with pytest.raises(SystemExit) as exit_info:
         importlib.import_module('dashboard').main(
             [arg.format(tmp=tmp_path) for arg in argv])
     assert exit_info.value.code == cli.EXIT_USAGE
     assert capsys.readouterr().err.startswith(
         'dashboard.py: error: ' + message.format(tmp=tmp_path))
+
+
+def test_a_database_the_dashboard_may_only_read_is_refused(
+        tmp_path, monkeypatch):
+    """It was served, and every page failed (hostile pass 12)."""
+    path = str(tmp_path / 'chainerui.db')
+    sqlite3.connect(path).close()
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, 'connect', lambda name: connect(
+        'file:{}?mode=ro'.format(name), uri=True))
+    dashboard = importlib.import_module('dashboard')
+    with pytest.raises(dashboard.DatabaseError) as error:
+        dashboard.check_database(path)
+    assert str(error.value) == ("cannot open ChainerUI's database {}: "
+                                'attempt to write a readonly database'
+                                .format(path))
 
 
 @pytest.mark.parametrize('module, argv, name', [

@@ -286,25 +286,28 @@ def test_a_second_export_at_once_is_refused(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == [dashboard.EXPORT_LOCK]
 
 
+@pytest.mark.parametrize('make, says', [
+    # Not "holds more than the log and args" (hostile pass 10): it holds
+    # just those, one of them a folder, or a link (hostile pass 12).
+    (lambda path: path.mkdir(), 'is not a file, which the export writes '
+     'there: move it aside, or choose another OUTDIR'),
+    (lambda path: path.symlink_to('/etc/hostname'),
+     'is a symbolic link: the export writes through none')])
 def test_a_listed_folder_holding_a_folder_is_refused_before_any_goes(
-        tmp_path, capsys):
+        tmp_path, capsys, make, says):
     """Only names were compared: the removal failed half done, blaming a
     write."""
     out = tmp_path / 'ui'
     dashboard.main([write_records(tmp_path / 'a', record(seed=0),
                                   record(seed=1), record(seed=2)), str(out)])
     (out / 'gru_vocab5_bproplen5' / 'seed2' / 'log').unlink()
-    (out / 'gru_vocab5_bproplen5' / 'seed2' / 'log').mkdir()
+    make(out / 'gru_vocab5_bproplen5' / 'seed2' / 'log')
     with pytest.raises(SystemExit) as exit_info:
         dashboard.main([write_records(tmp_path / 'b', record(seed=0)),
                         str(out)])
     assert exit_info.value.code == cli.EXIT_USAGE
-    # Not "holds more than the log and args" (hostile pass 10): it holds
-    # just those, one of them a folder.
     assert capsys.readouterr().err == 'python -m study.dashboard: error: ' \
-        '{} is not a file, which the export writes there: move it aside, ' \
-        'or choose another OUTDIR\n'.format(
-            out / 'gru_vocab5_bproplen5' / 'seed2' / 'log')
+        '{} {}\n'.format(out / 'gru_vocab5_bproplen5' / 'seed2' / 'log', says)
     assert (out / 'gru_vocab5_bproplen5' / 'seed1' / 'log').exists()
 
 
@@ -378,20 +381,23 @@ def test_a_file_where_a_folder_goes_is_refused_before_any_goes(
     # Called 'not a folder' (hostile pass 11): it names none, true, but it
     # is a link, which the user may take for one to a folder.
     ('notes', 'is a symbolic link to {}, not to a folder'),
-    ('nothing', 'is a symbolic link to {}, not to a folder')])
-def test_a_file_as_outdir_is_refused(tmp_path, capsys, target, said):
-    """It failed as a write would, status 1: 'File exists'."""
+    ('nothing', 'is a symbolic link to {}, which does not exist')])
+@pytest.mark.parametrize('slash', ['', '/'])
+def test_a_file_as_outdir_is_refused(tmp_path, capsys, target, said, slash):
+    """It failed as a write would, status 1: 'File exists' (with a slash
+    after a link's name, hostile pass 12)."""
     (tmp_path / 'notes').write_text('notes')
     out = tmp_path / 'notes'
     if target:
         out = tmp_path / 'ui'
         out.symlink_to(tmp_path / target)
     with pytest.raises(SystemExit) as exit_info:
-        dashboard.main([write_records(tmp_path / 'a', record()), str(out)])
+        dashboard.main([write_records(tmp_path / 'a', record()),
+                        str(out) + slash])
     assert exit_info.value.code == cli.EXIT_USAGE
     assert capsys.readouterr().err == 'python -m study.dashboard: error: ' \
-        '{} {}: choose another OUTDIR\n'.format(
-            out, said.format(tmp_path / (target or '')))
+        '{}{} {}: choose another OUTDIR\n'.format(
+            out, slash, said.format(tmp_path / (target or '')))
     assert (tmp_path / 'notes').read_text() == 'notes'
 
 
