@@ -88,11 +88,7 @@ def atomic_files(paths, mode='wb', temporaries=None):
     """
     temporaries = [temporary or _hidden_beside(path) for path, temporary
                    in zip(paths, temporaries or [None] * len(paths))]
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISDIR(os.lstat(path).st_mode):
-                raise IsADirectoryError(errno.EISDIR,
-                                        os.strerror(errno.EISDIR), path)
+    _refuse_folders(paths)
     created = []
     try:
         with contextlib.ExitStack() as stack:
@@ -128,8 +124,14 @@ def writing_alone(path, waiting):
     in it, lest one writer remove the live temporaries of another. path, a
     hidden lock file, stays (removed, a waiter would lock a file no longer
     there)."""
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW |
-                         os.O_NONBLOCK, 0o644)
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW |
+                             os.O_NONBLOCK, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # 'Too many levels of symbolic links'
+            raise OSError(error.errno, 'a symbolic link, which is refused',
+                          path)
+        raise
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             raise OSError(errno.EINVAL, 'not a regular file', path)
@@ -147,9 +149,12 @@ def check_takes(folder, names, size):
     """OSError unless folder takes files of size bytes in all (a full disk
     still makes an empty one), and each of names there that is a file can
     be replaced (not another user's in a sticky folder, immutable, a mount
-    point): before hours of work, not after. For the main thread, in
-    writing_alone: each is renamed aside and back, signals waiting."""
-    probe = _hidden_beside(os.path.join(folder, names[0]))
+    point, a folder): before hours of work, not after. For the main
+    thread, in writing_alone: each is renamed aside and back, signals
+    waiting."""
+    paths = [os.path.join(folder, name) for name in names]
+    _refuse_folders(paths)
+    probe = _hidden_beside(paths[0])
     descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(descriptor, 'wb') as f:
@@ -159,14 +164,23 @@ def check_takes(folder, names, size):
     finally:
         os.remove(probe)
     with quiet_start.SignalsHeld():
-        for name in names:
-            path = os.path.join(folder, name)
+        for path in paths:
             aside = _hidden_beside(path)
             try:
                 os.rename(path, aside)
             except FileNotFoundError:
                 continue
             os.rename(aside, path)
+
+
+def _refuse_folders(paths):
+    """IsADirectoryError where one of paths is a folder, which no rename of
+    a file replaces."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                raise IsADirectoryError(errno.EISDIR,
+                                        os.strerror(errno.EISDIR), path)
 
 
 def _hidden_beside(path):

@@ -278,6 +278,21 @@ def test_a_signal_while_files_are_renamed_together_waits_for_all(
             in files_in(tmp_path).items()} == {'a': b'new a', 'b': b'new b'}
 
 
+@pytest.mark.parametrize('make, says', [
+    (lambda path: path.symlink_to(path.parent / 'elsewhere'),
+     'a symbolic link, which is refused'),
+    (lambda path: path.mkdir(), 'Is a directory'),
+    (lambda path: os.mkfifo(path), 'not a regular file')])
+def test_a_writers_lock_that_is_no_file_is_refused(tmp_path, make, says):
+    make(tmp_path / '.lock')
+    with pytest.raises(OSError) as error:
+        with snapshots.writing_alone(str(tmp_path / '.lock'), None):
+            pass
+    assert (error.value.strerror, error.value.filename) == (
+        says, str(tmp_path / '.lock'))
+    assert not (tmp_path / 'elsewhere').exists()
+
+
 def test_a_second_writer_waits_for_the_first_saying_so(tmp_path):
     lock = str(tmp_path / '.lock')
     waiting, entered = threading.Event(), threading.Event()

@@ -225,18 +225,23 @@ def test_a_sweep_stopped_in_its_report_writes_it_when_started_again(
     assert '\n8 runs, a cap of ' in (out / 'capacity.md').read_text()
 
 
+@pytest.mark.parametrize('folder, says', [
+    (False, 'Operation not permitted'), (True, 'Is a directory')])
 def test_a_report_that_could_not_be_replaced_is_refused_first(
-        tmp_path, capsys, monkeypatch):
+        tmp_path, capsys, monkeypatch, folder, says):
     """It ran every run, then failed on a report file it could not replace
-    (another user's in a sticky folder: hostile pass 12)."""
-    (tmp_path / 'capacity.md').write_text('older')
-    failing_rename(monkeypatch, 'capacity.md', 'rename')
+    (another user's in a sticky folder: hostile pass 12), or a folder."""
+    if folder:
+        (tmp_path / 'capacity.md').mkdir()
+    else:
+        (tmp_path / 'capacity.md').write_text('older')
+        failing_rename(monkeypatch, 'capacity.md', 'rename')
     with pytest.raises(SystemExit) as exit_info:
         sweep.main(['-o', str(tmp_path), '-j', '1'] + TINY)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == (
-        'python -m study.sweep: error: cannot write to {}: Operation not '
-        'permitted\n'.format(tmp_path / 'capacity.md'))
+        'python -m study.sweep: error: cannot write to {}: {}\n'.format(
+            tmp_path / 'capacity.md', says))
     assert (tmp_path / 'capacity.jsonl').read_text() == ''
 
 
