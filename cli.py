@@ -80,7 +80,9 @@ def one_line(text):
 def check_folder(path, option):
     """UsageError unless path is a folder, or names nothing yet (a folder
     to make): what it is instead, a link's target named."""
-    bare = os.path.normpath(path)  # 'link/' reads through the link
+    # 'link/' reads through the link. (Not normpath: it reads 'link/..' as
+    # nothing, the system through the link.)
+    bare = path.rstrip('/') or '/'
     try:
         folder = stat.S_ISDIR(os.stat(bare).st_mode)
     except FileNotFoundError:

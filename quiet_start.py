@@ -131,18 +131,22 @@ class SignalsHeld:
     files that go together are made or undone."""
 
     def __enter__(self):
-        self._came = []
-        self._handlers = {number: _signal.signal(number, self._hold)
-                          for number in STOPPING}
+        self.came = None  # the first that came, unless it was ignored
+        self._handlers = {}
+        for number in STOPPING:
+            self._handlers[number] = _signal.signal(number, self._hold)
+        return self
 
     def _hold(self, number, frame):
-        self._came.append(number)
+        if self.came is None and \
+                self._handlers.get(number) != _signal.SIG_IGN:
+            self.came = number
 
     def __exit__(self, *raised):
         for number, handler in self._handlers.items():
             _signal.signal(number, handler)
-        if self._came:
-            _signal.raise_signal(self._came[0])
+        if self.came is not None:
+            _signal.raise_signal(self.came)
 
 
 def ignore():

@@ -112,7 +112,7 @@ def atomic_files(paths, mode='wb', temporaries=None):
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
         raise
-    for folder in {os.path.dirname(os.path.abspath(path)) for path in paths}:
+    for folder in {os.path.dirname(path) or '.' for path in paths}:
         sync_folder(folder)
 
 
@@ -123,10 +123,13 @@ def writing_alone(path, waiting):
     go together are written and their killed writers' leftovers removed
     in it, lest one writer remove the live temporaries of another. path, a
     hidden lock file, stays (removed, a waiter would lock a file no longer
-    there)."""
+    there), writable by all whom the umask lets write."""
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK
     try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW |
-                             os.O_NONBLOCK, 0o644)
+        try:
+            descriptor = os.open(path, flags | os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError:  # another user's: flock needs no writing
+            descriptor = os.open(path, flags | os.O_RDONLY)
     except OSError as error:
         if error.errno == errno.ELOOP:  # 'Too many levels of symbolic links'
             raise OSError(error.errno, 'a symbolic link, which is refused',
@@ -165,7 +168,12 @@ def check_takes(folder, names, size):
         os.remove(probe)
     with quiet_start.SignalsHeld():
         for path in paths:
-            aside = _hidden_beside(path)
+            # Not a name leftover_of knows: a check killed between the two
+            # renames left the file there, for the next one to put back.
+            folder, name = os.path.split(path)
+            aside = os.path.join(folder, '.{}.aside'.format(name))
+            if not os.path.lexists(path) and os.path.lexists(aside):
+                os.rename(aside, path)
             try:
                 os.rename(path, aside)
             except FileNotFoundError:
@@ -184,8 +192,10 @@ def _refuse_folders(paths):
 
 
 def _hidden_beside(path):
-    """A hidden name beside path, which leftover_of knows."""
-    folder, name = os.path.split(os.path.abspath(path))
+    """A hidden name beside path, which leftover_of knows. (Not beside its
+    abspath: that reads 'link/..' as nothing, the system through the
+    link.)"""
+    folder, name = os.path.split(path)
     return os.path.join(folder, '.{}.{}.tmp'.format(
         name, secrets.token_hex(4)))
 
@@ -194,14 +204,15 @@ def _replace_together(renames):
     """os.replace(source, target) for each pair in turn, all or none: where
     one fails, the targets the others replaced get their old files back,
     kept under a second name till then. Signals wait meanwhile, so that
-    none cuts an undoing short. The last rename is undone by failing."""
+    none cuts an undoing short; one that came undoes them all (a stop said
+    that nothing was written, where all was)."""
     if len(renames) == 1:
         os.replace(*renames[0])
         return
-    with quiet_start.SignalsHeld():
+    with quiet_start.SignalsHeld() as held:
         made = []  # (target, its old file's second name or None)
         try:
-            for source, target in renames[:-1]:
+            for source, target in renames:
                 old = _second_name(target)
                 try:
                     os.replace(source, target)
@@ -213,7 +224,8 @@ def _replace_together(renames):
                             os.rename(old, target)
                     raise
                 made.append((target, old))
-            os.replace(*renames[-1])
+            if held.came is not None:
+                raise KeyboardInterrupt
         except BaseException:
             for target, old in reversed(made):
                 with contextlib.suppress(OSError):

@@ -456,25 +456,39 @@ def is_current(records, out):
         and '\n{} runs, a cap of '.format(len(records)) in head
 
 
+def size_of(path):
+    """path's size in bytes, None where it cannot be seen: a record file
+    only grows."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
 def write_report(records, out, command=None, wall=None):
-    """Write FIGURES and capacity.md to out; the summary. wall: the seconds
-    of the session that ran them, None if none did."""
+    """Write FIGURES and capacity.md to out, alone (writing_alone); the
+    summary. wall: the seconds of the session that ran them, None if none
+    did."""
+    with writing_alone(out):
+        return draw_report(records, out, command, wall)
+
+
+def draw_report(records, out, command=None, wall=None):
+    """write_report, in writing_alone(out)."""
     spec = getattr(sys.modules['__main__'], '__spec__', None)
     argv = ['-m', spec.name] + sys.argv[1:] if spec else sys.argv
     command = command or ' '.join(
         ['python'] + [shlex.quote(arg) for arg in argv])
     summary = summarize(records)
-    with writing_alone(out):
-        snapshots.remove_leftovers(out, FIGURES + ('capacity.md',))
-        # All four or none: a stop while a figure was drawn left the new
-        # ones beside older ones.
-        with snapshots.atomic_files([os.path.join(out, name) for name in (
-                ('capacity.md',) + FIGURES)]) as (text, share, tokens,
-                                                  frontier):
-            text.write(markdown(summary, records, command, wall).encode())
-            plot_share(summary, share)
-            plot_tokens(summary, records, tokens)
-            plot_frontier(frontiers(summary), frontier)
+    snapshots.remove_leftovers(out, FIGURES + ('capacity.md',))
+    # All four or none: a stop while a figure was drawn left the new ones
+    # beside older ones.
+    with snapshots.atomic_files([os.path.join(out, name) for name in (
+            ('capacity.md',) + FIGURES)]) as (text, share, tokens, frontier):
+        text.write(markdown(summary, records, command, wall).encode())
+        plot_share(summary, share)
+        plot_tokens(summary, records, tokens)
+        plot_frontier(frontiers(summary), frontier)
     return summary
 
 
@@ -515,12 +529,19 @@ def main(argv=None):
                 args.folders[real.index(real[index])], folder))
     studies = {}
     for folder in args.folders:
+        path = os.path.join(folder, 'capacity.jsonl')
         try:
-            records = read_records(os.path.join(folder, 'capacity.jsonl'))
+            grown = size_of(path)
+            records = read_records(path)
+            with writing_alone(folder):
+                # Read again where a sweep added records meanwhile: drawn
+                # from the first read, the report replaced a newer one of
+                # the sweep's with an older one (hostile pass 13).
+                if size_of(path) != grown:
+                    records = read_records(path)
+                draw_report(records, folder)
         except UsageError as error:
             parser.error(str(error))
-        try:
-            write_report(records, folder)
         except OSError as error:
             return cli.writing_failed(parser.prog, folder, error)
         cli.print_or_drop('Wrote the report of {} runs to {}'.format(

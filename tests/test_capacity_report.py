@@ -1,3 +1,4 @@
+import contextlib
 import json
 import math
 import os
@@ -150,6 +151,26 @@ def test_a_report_leaves_the_files_of_one_being_written_alone(tmp_path,
     assert seen == ['being written']
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
         ('capacity.md', capacity_report.LOCK) + capacity_report.FIGURES)
+
+
+def test_a_report_draws_the_records_a_sweep_added_while_it_waited(
+        tmp_path, monkeypatch, capsys):
+    """Drawn from what it read before it waited, it replaced the newer
+    report of the sweep with an older one (hostile pass 13)."""
+    path = tmp_path / 'capacity.jsonl'
+    path.write_text(''.join(json.dumps(run) + '\n' for run in RECORDS[:-1]))
+    alone = capacity_report.writing_alone
+
+    @contextlib.contextmanager
+    def waited(out):
+        with path.open('a') as f:
+            f.write(json.dumps(RECORDS[-1]) + '\n')
+        with alone(out):
+            yield
+    monkeypatch.setattr(capacity_report, 'writing_alone', waited)
+    assert capacity_report.main([str(tmp_path)]) == 0
+    assert '\n24 runs, a cap of ' in (tmp_path / 'capacity.md').read_text()
+    assert 'report of 24 runs' in capsys.readouterr().out
 
 
 def test_the_machine_names_its_cpu_and_blas():

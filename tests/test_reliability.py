@@ -1,5 +1,6 @@
 """Exact resume, atomic and pickle-free files, and the out-folder policy."""
 import errno
+import fcntl
 import json
 import os
 import signal
@@ -256,11 +257,14 @@ def test_files_written_together_are_all_old_where_a_rename_fails(
     assert files_in(tmp_path) == before
 
 
-def test_a_signal_while_files_are_renamed_together_waits_for_all(
-        tmp_path, monkeypatch):
+@pytest.mark.parametrize('ignored', [False, True])
+def test_a_signal_while_files_are_renamed_together_undoes_them_all(
+        tmp_path, monkeypatch, ignored):
     """A Ctrl-C between two renames would leave them half made, and one
-    while they are undone would leave them half undone."""
+    while they are undone would leave them half undone; held till all were
+    made, it said "stopped" of files all written (hostile pass 13)."""
     write_together(tmp_path, {'a': b'old a', 'b': b'old b'})
+    before = files_in(tmp_path)
     replace = os.replace
 
     def interrupted(source, target):
@@ -268,14 +272,21 @@ def test_a_signal_while_files_are_renamed_together_waits_for_all(
         signal.raise_signal(signal.SIGINT)
     monkeypatch.setattr(os, 'replace', interrupted)
     # Python's own, whatever a test before left (a stopped run ignores it).
-    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN if ignored else
+                            signal.default_int_handler)
     try:
-        with pytest.raises(KeyboardInterrupt):
+        if ignored:
             write_together(tmp_path, {'a': b'new a', 'b': b'new b'})
+        else:
+            with pytest.raises(KeyboardInterrupt):
+                write_together(tmp_path, {'a': b'new a', 'b': b'new b'})
     finally:
         signal.signal(signal.SIGINT, handler)
-    assert {name: contents for name, (_, contents)
-            in files_in(tmp_path).items()} == {'a': b'new a', 'b': b'new b'}
+    if ignored:
+        assert {name: contents for name, (_, contents) in files_in(
+            tmp_path).items()} == {'a': b'new a', 'b': b'new b'}
+    else:
+        assert files_in(tmp_path) == before
 
 
 @pytest.mark.parametrize('make, says', [
@@ -291,6 +302,59 @@ def test_a_writers_lock_that_is_no_file_is_refused(tmp_path, make, says):
     assert (error.value.strerror, error.value.filename) == (
         says, str(tmp_path / '.lock'))
     assert not (tmp_path / 'elsewhere').exists()
+
+
+def test_files_written_through_link_and_dotdot_stay_where_the_system_says(
+        tmp_path):
+    """abspath read 'link/..' as nothing, the system through the link: the
+    temporaries went to another folder than the files, on another file
+    system maybe (hostile pass 13)."""
+    (tmp_path / 'deep' / 'sub').mkdir(parents=True)
+    (tmp_path / 'link').symlink_to('deep/sub')
+    folder = str(tmp_path / 'link' / '..')
+    with snapshots.atomic_files([os.path.join(folder, 'a'),
+                                 os.path.join(folder, 'b')]) as files:
+        for f in files:
+            f.write(b'new')
+        assert len(os.listdir(tmp_path / 'deep')) == 3  # two temporaries
+    snapshots.check_takes(folder, ['a', 'b'], 10)
+    assert sorted(os.listdir(tmp_path)) == ['deep', 'link']
+    assert sorted(os.listdir(tmp_path / 'deep')) == ['a', 'b', 'sub']
+    with pytest.raises(cli.UsageError, match='is not a folder'):
+        cli.check_folder(os.path.join(folder, 'a'), '-o')
+
+
+def test_an_output_left_aside_by_a_killed_check_is_put_back(tmp_path):
+    """It was left under a name of the temporaries, which the next writer
+    removed as a killed one's (hostile pass 13)."""
+    (tmp_path / '.a.aside').write_text('old a')
+    snapshots.check_takes(str(tmp_path), ['a'], 10)
+    assert files_in(tmp_path) == {'a': ((tmp_path / 'a').stat().st_ino,
+                                        b'old a')}
+    assert not snapshots.leftover_of('.a.aside', ['a'])
+
+
+def test_a_writers_lock_of_another_user_locks_all_the_same(tmp_path,
+                                                           monkeypatch):
+    """Opened for writing, another user's lock (0644) refused everyone else
+    for good, though they could replace every file (hostile pass 13)."""
+    lock = str(tmp_path / '.lock')
+    open(lock, 'w').close()
+    opened = os.open
+
+    def not_ours(path, flags, *mode):
+        if path == lock and flags & os.O_ACCMODE != os.O_RDONLY:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES),
+                                  path)
+        return opened(path, flags, *mode)
+    monkeypatch.setattr(os, 'open', not_ours)
+    other = opened(lock, os.O_RDONLY)
+    try:
+        with snapshots.writing_alone(lock, None):
+            with pytest.raises(BlockingIOError):  # held, by a read descriptor
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(other)
 
 
 def test_a_second_writer_waits_for_the_first_saying_so(tmp_path):
