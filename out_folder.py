@@ -114,7 +114,7 @@ class OutFolder:
                 # (a full disk); a record that names a file already here
                 # (args.json, written before a Ctrl-C) stays, or the next
                 # run would take that file for another program's.
-                if folder == os.path.abspath(self.private) and not (
+                if folder == self.private and not (
                         self.record and self.existing(self.recorded())):
                     for name in (LOCK, RECORD):
                         with contextlib.suppress(FileNotFoundError):
@@ -129,8 +129,10 @@ class OutFolder:
         """Make the out folder and its private folder, remembering which
         this process made; FolderError where a path is not a folder."""
         missing = []
-        folder = os.path.abspath(self.private)
-        while not os.path.lexists(folder):
+        # As given, not its abspath: that reads 'link/..' as nothing, the
+        # system through the link (hostile pass 13).
+        folder = self.private
+        while folder and not os.path.lexists(folder):
             missing.append(folder)
             folder = os.path.dirname(folder)
         for folder in reversed(missing):
@@ -139,12 +141,11 @@ class OutFolder:
                 self._created.append(folder)
             except FileExistsError:  # another process made it just now
                 pass
-        for folder in (os.path.abspath(self.path),
-                       os.path.abspath(self.private)):
+        for folder in (self.path, self.private):
             mode = os.lstat(folder).st_mode
             # The private folder must be ours, not a link to elsewhere.
-            if not (stat.S_ISDIR(mode) or folder != os.path.abspath(
-                    self.private) and stat.S_ISDIR(os.stat(folder).st_mode)):
+            if not (stat.S_ISDIR(mode) or folder != self.private and
+                    stat.S_ISDIR(os.stat(folder).st_mode)):
                 raise FolderError('{} is not a folder{}'.format(
                     folder, ' (a link, or a file)' if folder.endswith(
                         PRIVATE) else ''))

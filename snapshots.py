@@ -136,8 +136,12 @@ def writing_alone(path, waiting):
                           path)
         raise
     try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise OSError(errno.EINVAL, 'not a regular file', path)
+        held = os.fstat(descriptor)
+        # A second name of a file this process holds locked (capacity.jsonl)
+        # would have it wait for itself for ever.
+        if not stat.S_ISREG(held.st_mode) or held.st_nlink != 1:
+            raise OSError(errno.EINVAL, 'not a regular file of one link',
+                          path)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -33,6 +33,7 @@ import argparse
 import json
 import math
 import os
+import stat
 import sys
 import time
 
@@ -275,9 +276,11 @@ def check_out(out):
     """UsageError, OSError, unless out takes the files: before the hours of
     training, not after."""
     for name in OUTPUTS:
-        if os.path.isdir(os.path.join(out, name)):
+        path = os.path.join(out, name)
+        # Not through a link: a link to a folder is replaced, as a link.
+        if os.path.lexists(path) and stat.S_ISDIR(os.lstat(path).st_mode):
             raise UsageError('{} is a folder: move it aside, or choose '
-                             'another -o'.format(os.path.join(out, name)))
+                             'another -o'.format(path))
     with writing_alone(out):
         snapshots.check_takes(out, OUTPUTS, OUTPUT_BYTES)
 

@@ -563,7 +563,8 @@ def main(argv=None):
         os.makedirs(args.out, exist_ok=True)
         record_file = RecordFile(os.path.join(args.out, 'capacity.jsonl'))
         records = record_file.read(settings)
-        capacity_report.check_out(args.out)
+        if plan(records, args):  # else no hours to spend before the report
+            capacity_report.check_out(args.out)
     except OSError as error:
         parser.error('cannot write to {}: {}'.format(
             error.filename or args.out, error.strerror))

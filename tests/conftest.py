@@ -1,6 +1,8 @@
 # Before any test module imports chainer: Python 3.12 needs the shim.
 import chainer_compat  # noqa: F401
 
+import signal  # noqa: E402
+
 import chainer  # noqa: E402
 import pytest  # noqa: E402
 
@@ -14,3 +16,15 @@ def chainers_device_check_stays():
     """No test may leave the tests after it without Chainer's check."""
     yield
     assert chainer.is_arrays_compatible is CHAINER_IS_ARRAYS_COMPATIBLE
+
+
+@pytest.fixture(autouse=True)
+def stopping_signals_stay():
+    """No test may leave the tests after it a stopping signal ignored, as a
+    stopped run leaves them: the processes they start would inherit it, and
+    a SIGHUP ignored at start is nohup's, which the scripts keep."""
+    numbers = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    handlers = {number: signal.getsignal(number) for number in numbers}
+    yield
+    for number, handler in handlers.items():
+        signal.signal(number, handler)

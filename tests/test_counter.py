@@ -111,14 +111,17 @@ QUICK_LINE = ('--quick sets --vocab 5, --unit 16, --bproplen 5, --tokens '
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['--vocab', '2'], '--vocab: '),
+    (['--vocab', '2'], '--vocab must be a whole number from 3 to 100000 '
+     '(got 2)'),
     (['--unit', '0'], '--unit must be a whole number of at least 1 (got 0)'),
     (['--batchsize', '0'], '--batchsize must be a whole number of at least '
      '1 (got 0)'),
     (['--bproplen', '0'], '--bproplen must be a whole number of at least 1 '
      '(got 0)'),
-    (['--vocab', '100000000'], 'a run of rnn with 100 units and a '
-     'vocabulary of 100000000 needs about '),
+    (['--vocab', '100000000'], '--vocab must be a whole number from 3 to '
+     '100000 (got 100000000)'),
+    (['--unit', '100000'], 'a run of rnn with 100000 units and a '
+     'vocabulary of 10 needs about '),
     (['--eval-every', '0'], '--eval-every must be a whole number of at '
      'least 1 (got 0)'),
     (['--tokens', '0'], '--tokens must be a whole number of at least 1 '

@@ -1,6 +1,7 @@
 """What a hostile or unlucky user does: two runs at once, kills and Ctrl-C
 at any moment, SIGTERM, full disks, damaged and crafted files."""
 import contextlib
+import errno
 import fcntl
 import io
 import json
@@ -1104,7 +1105,8 @@ def test_one_flipped_bit_loads_the_same_arrays_or_is_refused(
 
 @pytest.mark.parametrize('argv, message', [
     (['-u', str(10 ** 9)], 'needs about'),
-    (['--vocab', str(10 ** 6)], 'needs about'),
+    (['--vocab', str(10 ** 6)], '--vocab must be a whole number from 3 to '
+     '100000 (got 1000000)'),
     (['-l', '5000'], '--bproplen 5000 is longer than each of the 10 streams '
                      '(450 words)'),
 ])
@@ -1715,18 +1717,36 @@ def test_a_signal_to_the_sweep_alone_leaves_no_worker_training(
         process.communicate()
 
 
-def test_a_sweep_whose_record_cannot_be_written_is_one_line(tmp_path):
-    # A file size limit fails the record's append as a full disk does.
+SWEEP_OF_ONE = ['--arch', 'rnn', '--vocab', '3', '--bproplen', '2',
+                '--seed', '0', '--tokens', '80', '--eval-every', '40',
+                '--unit', '4', '--grid']
+
+
+def test_a_sweep_into_a_full_disk_is_refused_before_it_runs(tmp_path):
+    # A file size limit fails the writes as a full disk does.
     completed = subprocess.run(
-        [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path), '-j', '1',
-         '--arch', 'rnn', '--vocab', '3', '--bproplen', '2', '--seed', '0',
-         '--tokens', '80', '--eval-every', '40', '--unit', '4', '--grid'],
+        [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path), '-j',
+         '1'] + SWEEP_OF_ONE,
         cwd=ROOT, capture_output=True, text=True, timeout=300,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0)))
-    assert completed.returncode == cli.EXIT_FAILED
+    assert (completed.returncode, completed.stdout) == (cli.EXIT_USAGE, '')
     assert completed.stderr == (
-        'python -m study.sweep: error: writing to {} failed: [Errno 27] File '
-        'too large (the records written so far are kept)\n'.format(tmp_path))
+        'python -m study.sweep: error: cannot write to {}: File too large\n'
+        .format(tmp_path))
+
+
+def test_a_sweep_whose_record_cannot_be_written_is_one_line(tmp_path,
+                                                            monkeypatch,
+                                                            capsys):
+    def full(self, record):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(records_module.RecordFile, 'append', full)
+    assert sweep.main(['-o', str(tmp_path), '-j', '1'] + SWEEP_OF_ONE) == \
+        cli.EXIT_FAILED
+    assert capsys.readouterr().err == (
+        'python -m study.sweep: error: writing to {} failed: [Errno 28] No '
+        'space left on device (the records written so far are kept)\n'
+        .format(tmp_path))
 
 
 def test_entries_are_written_in_name_order():

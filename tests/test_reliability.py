@@ -293,8 +293,13 @@ def test_a_signal_while_files_are_renamed_together_undoes_them_all(
     (lambda path: path.symlink_to(path.parent / 'elsewhere'),
      'a symbolic link, which is refused'),
     (lambda path: path.mkdir(), 'Is a directory'),
-    (lambda path: os.mkfifo(path), 'not a regular file')])
+    (lambda path: os.mkfifo(path), 'not a regular file of one link'),
+    # It waited for ever for the sweep that held it under another name
+    # (hostile pass 13).
+    (lambda path: os.link(path.parent / 'capacity.jsonl', path),
+     'not a regular file of one link')])
 def test_a_writers_lock_that_is_no_file_is_refused(tmp_path, make, says):
+    (tmp_path / 'capacity.jsonl').write_text('')
     make(tmp_path / '.lock')
     with pytest.raises(OSError) as error:
         with snapshots.writing_alone(str(tmp_path / '.lock'), None):
@@ -355,6 +360,21 @@ def test_a_writers_lock_of_another_user_locks_all_the_same(tmp_path,
                 fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     finally:
         os.close(other)
+
+
+def test_a_run_out_through_link_and_dotdot_goes_where_the_system_says(
+        tmp_path):
+    """Its folders were made where abspath said, and its lock looked for
+    where the system said: 'cannot lock the out folder' (hostile pass
+    13)."""
+    (tmp_path / 'deep' / 'sub').mkdir(parents=True)
+    (tmp_path / 'link').symlink_to('deep/sub')
+    assert train_rnn.main(['-o', str(tmp_path / 'link' / '..' / 'out'),
+                           '-u', '6', '--vocab', '3', '-b', '4', '-l', '5',
+                           '-e', '1']) == 0
+    assert sorted(os.listdir(tmp_path)) == ['deep', 'link']
+    assert 'rnn_simple_sequence.model' in os.listdir(tmp_path / 'deep' /
+                                                     'out')
 
 
 def test_a_second_writer_waits_for_the_first_saying_so(tmp_path):

@@ -180,9 +180,13 @@ def test_a_variant_trains_the_lstm_with_one_choice_undone(monkeypatch):
     assert built[0].dropout == 0.5
 
 
-def test_a_sweep_started_again_redoes_nothing(tiny_sweep, capsys):
+def test_a_sweep_started_again_redoes_nothing(tiny_sweep, capsys,
+                                              monkeypatch):
+    """Not even the check that the report can be replaced, which refused a
+    finished sweep an immutable figure (hostile pass 13)."""
     before = {name: (tiny_sweep / name).read_bytes() for name in (
         'capacity.jsonl', 'capacity.md') + capacity_report.FIGURES}
+    failing_rename(monkeypatch, 'capacity.md', 'rename')
     assert sweep.main(['-o', str(tiny_sweep), '-j', '1'] + TINY) == 0
     assert '8 runs done already' in capsys.readouterr().out
     assert {name: (tiny_sweep / name).read_bytes()

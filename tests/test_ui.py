@@ -524,7 +524,8 @@ def another_programs_database(path):
     (lambda path: path.mkdir(), "ChainerUI's database {} is a folder"),
     (another_programs_database,
      'ChainerUI cannot use the database {}: table project already exists'),
-    (None, "cannot make ChainerUI's database {}: {db}: Not a directory")],
+    # Checked with the other arguments, before ChainerUI is looked for.
+    (None, 'cannot reach {db}: Not a directory: choose another --db')],
     ids=['garbage', 'a folder', "another program's", 'a file above --db'])
 def test_a_database_that_cannot_be_used_is_named(make, problem, runs,
                                                  tmp_path):
@@ -540,8 +541,9 @@ def test_a_database_that_cannot_be_used_is_named(make, problem, runs,
         make(database)
     completed = run_dashboard('--db', str(db), str(runs / 'rnn'))
     assert completed.returncode == cli.EXIT_USAGE
-    assert completed.stderr == 'dashboard.py: error: {} (choose another ' \
-        '--db, or move it aside)\n'.format(problem.format(database, db=db))
+    assert completed.stderr == 'dashboard.py: error: {}{}\n'.format(
+        problem.format(database, db=db), '' if make is None else
+        ' (choose another --db, or move it aside)')
     assert completed.stdout == ''
 
 
