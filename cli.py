@@ -86,7 +86,10 @@ def check_folder(path, option):
     try:
         folder = stat.S_ISDIR(os.stat(bare).st_mode)
     except FileNotFoundError:
-        folder = None  # nothing there, or a link to nothing
+        # A folder to make, unless it lies through a link to nothing.
+        folder = None
+        while bare and not os.path.lexists(bare):
+            bare = path = os.path.dirname(bare)
     except OSError as error:  # a link loop, a folder it may not enter
         raise UsageError('cannot reach {}: {}: choose another {}'.format(
             one_line(path), error.strerror, option))

@@ -171,18 +171,13 @@ def check_takes(folder, names, size):
     finally:
         os.remove(probe)
     with quiet_start.SignalsHeld():
+        put_back_aside(paths)
         for path in paths:
-            # Not a name leftover_of knows: a check killed between the two
-            # renames left the file there, for the next one to put back.
-            folder, name = os.path.split(path)
-            aside = os.path.join(folder, '.{}.aside'.format(name))
-            if not os.path.lexists(path) and os.path.lexists(aside):
-                os.rename(aside, path)
             try:
-                os.rename(path, aside)
+                os.rename(path, _aside(path))
             except FileNotFoundError:
                 continue
-            os.rename(aside, path)
+            os.rename(_aside(path), path)
 
 
 def _refuse_folders(paths):
@@ -273,10 +268,32 @@ def leftover_of(entry, names):
 
 
 def remove_leftovers(folder, names):
-    """Remove what atomic_file left of names in folder (leftover_of)."""
+    """Remove what atomic_file left of names in folder (leftover_of), and
+    put back what a killed check_takes set aside (put_back_aside)."""
+    put_back_aside([os.path.join(folder, name) for name in names])
     for entry in os.listdir(folder):
         if leftover_of(entry, names):
             os.remove(os.path.join(folder, entry))
+
+
+def put_back_aside(paths):
+    """Put back each path's file that check_takes, killed between its two
+    renames, left aside; where path was written since, the older file
+    aside goes."""
+    for path in paths:
+        aside = _aside(path)
+        if os.path.lexists(aside):
+            if os.path.lexists(path):
+                os.remove(aside)
+            else:
+                os.rename(aside, path)
+
+
+def _aside(path):
+    """Where check_takes sets path's file aside: not a name leftover_of
+    knows, lest a writer remove it as a killed one's temporary."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, '.{}.aside'.format(name))
 
 
 def sync_folder(folder):

@@ -172,6 +172,9 @@ def test_a_quick_run_needs_a_folder_named(tmp_path, capsys, monkeypatch):
     # "File exists" (hostile pass 12), as it was for a link to nothing.
     ('/dev/full', '/dev/full is not a folder'),
     ('link', 'link is a symbolic link to nothing, which does not exist'),
+    # "No such file or directory" (hostile pass 14).
+    ('link/below', 'link is a symbolic link to nothing, which does not '
+     'exist'),
     ('loop', 'cannot reach loop: Too many levels of symbolic links')])
 def test_an_out_folder_that_cannot_be_made_is_one_line(
         out, says, tmp_path, capsys, monkeypatch):

@@ -329,13 +329,22 @@ def test_files_written_through_link_and_dotdot_stay_where_the_system_says(
         cli.check_folder(os.path.join(folder, 'a'), '-o')
 
 
-def test_an_output_left_aside_by_a_killed_check_is_put_back(tmp_path):
+@pytest.mark.parametrize('check', [
+    lambda folder: snapshots.check_takes(folder, ['a', 'b'], 10),
+    # A report with nothing to check redrew the file, and left the one
+    # aside there for good (hostile pass 14).
+    lambda folder: snapshots.remove_leftovers(folder, ['a', 'b'])])
+def test_an_output_left_aside_by_a_killed_check_is_put_back(tmp_path,
+                                                            check):
     """It was left under a name of the temporaries, which the next writer
-    removed as a killed one's (hostile pass 13)."""
+    removed as a killed one's (hostile pass 13). Where the file was written
+    since, the older one aside goes."""
     (tmp_path / '.a.aside').write_text('old a')
-    snapshots.check_takes(str(tmp_path), ['a'], 10)
-    assert files_in(tmp_path) == {'a': ((tmp_path / 'a').stat().st_ino,
-                                        b'old a')}
+    (tmp_path / '.b.aside').write_text('older b')
+    (tmp_path / 'b').write_text('new b')
+    check(str(tmp_path))
+    assert {name: contents for name, (_, contents) in files_in(
+        tmp_path).items()} == {'a': b'old a', 'b': b'new b'}
     assert not snapshots.leftover_of('.a.aside', ['a'])
 
 
