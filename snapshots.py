@@ -128,8 +128,11 @@ def writing_alone(path, waiting):
     try:
         try:
             descriptor = os.open(path, flags | os.O_RDWR | os.O_CREAT, 0o666)
-        except PermissionError:  # another user's: flock needs no writing
-            descriptor = os.open(path, flags | os.O_RDONLY)
+        except PermissionError as refused:
+            try:  # another user's: flock needs no writing
+                descriptor = os.open(path, flags | os.O_RDONLY)
+            except FileNotFoundError:  # none, in a folder we may not write
+                raise refused
     except OSError as error:
         if error.errno == errno.ELOOP:  # 'Too many levels of symbolic links'
             raise OSError(error.errno, 'a symbolic link, which is refused',
@@ -279,7 +282,9 @@ def remove_leftovers(folder, names):
 def put_back_aside(paths):
     """Put back each path's file that check_takes, killed between its two
     renames, left aside; where path was written since, the older file
-    aside goes."""
+    aside goes. A folder there, which no file of ours is, is refused
+    (IsADirectoryError) before any is moved."""
+    _refuse_folders([_aside(path) for path in paths])
     for path in paths:
         aside = _aside(path)
         if os.path.lexists(aside):

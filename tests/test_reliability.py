@@ -348,6 +348,36 @@ def test_an_output_left_aside_by_a_killed_check_is_put_back(tmp_path,
     assert not snapshots.leftover_of('.a.aside', ['a'])
 
 
+@pytest.mark.parametrize('check', [
+    lambda folder: snapshots.check_takes(folder, ['a'], 10),
+    lambda folder: snapshots.remove_leftovers(folder, ['a'])])
+def test_a_folder_where_an_output_is_set_aside_is_refused(tmp_path, check):
+    """It was moved into place, and the sweep or the counter failed after
+    every run (hostile pass 14)."""
+    (tmp_path / '.a.aside').mkdir()
+    with pytest.raises(IsADirectoryError) as error:
+        check(str(tmp_path))
+    assert error.value.filename == str(tmp_path / '.a.aside')
+    assert sorted(os.listdir(tmp_path)) == ['.a.aside']
+
+
+def test_a_writers_lock_in_a_folder_it_may_not_write_says_so(
+        tmp_path, monkeypatch):
+    """The read-only retry for another user's lock said "No such file or
+    directory" where there was no lock (hostile pass 14)."""
+    opened = os.open
+
+    def read_only_folder(path, flags, *mode):
+        if flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES),
+                                  path)
+        return opened(path, flags, *mode)
+    monkeypatch.setattr(os, 'open', read_only_folder)
+    with pytest.raises(PermissionError):
+        with snapshots.writing_alone(str(tmp_path / '.lock'), None):
+            pass
+
+
 def test_a_writers_lock_of_another_user_locks_all_the_same(tmp_path,
                                                            monkeypatch):
     """Opened for writing, another user's lock (0644) refused everyone else
