@@ -457,6 +457,14 @@ def interrupted_status():
     return 128 + stopped_by()
 
 
+def writing_alone(folder, lock, writer):
+    """snapshots.writing_alone on the hidden lock file in folder, saying
+    where it waits for another writer (a report, a counter)."""
+    return snapshots.writing_alone(os.path.join(folder, lock), lambda: (
+        print_or_drop('Waiting for another {} into {} to end'.format(
+            writer, one_line(folder)), sys.stderr)))
+
+
 def writing_failed(prog, path, error, kept=''):
     """EXIT_FAILED, once one line on stderr says that writing to path failed
     with error (an OSError); kept: what was written all the same."""

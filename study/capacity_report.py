@@ -429,11 +429,8 @@ def bproplens_of(found):
 
 
 def writing_alone(out):
-    """snapshots.writing_alone for the report in out, saying so where it
-    waits for another report."""
-    return snapshots.writing_alone(os.path.join(out, LOCK), lambda: (
-        cli.print_or_drop('Waiting for another report into {} to end'
-                          .format(cli.one_line(out)), sys.stderr)))
+    """cli.writing_alone for the report in out."""
+    return cli.writing_alone(out, LOCK, 'report')
 
 
 def check_out(out):

@@ -286,11 +286,8 @@ def check_out(out):
 
 
 def writing_alone(out):
-    """snapshots.writing_alone for the counter's files in out, saying so
-    where it waits for another counter."""
-    return snapshots.writing_alone(os.path.join(out, LOCK), lambda: (
-        cli.print_or_drop('Waiting for another counter into {} to end'
-                          .format(cli.one_line(out)), sys.stderr)))
+    """cli.writing_alone for the counter's files in out."""
+    return cli.writing_alone(out, LOCK, 'counter')
 
 
 def check_arguments(args):
