@@ -57,6 +57,11 @@ def main(argv=None):
             parser.error('{}: its path is not UTF-8, which ChainerUI cannot '
                          'store; rename it'.format(os.path.abspath(folder)))
     try:
+        check_database(database_of(args.db))
+    except DatabaseError as error:  # before a user installs ChainerUI for it
+        parser.error('{} (choose another --db, or move it aside)'.format(
+            error))
+    try:
         import chainerui  # noqa: F401
         import gevent
         import gevent.pywsgi
@@ -163,8 +168,7 @@ def open_app(db_folder, dirs):
     guard_crawling()
     guard_commands()
     without_assets()
-    database = os.path.join(db_folder, 'db', 'chainerui.db')
-    check_database(database)
+    database = database_of(db_folder)
     try:
         if not db.setup():
             raise DatabaseError('ChainerUI cannot open its database in ' +
@@ -181,6 +185,11 @@ def open_app(db_folder, dirs):
             database, getattr(error, 'orig', None) or error))
     db.session.remove()
     return create_app()
+
+
+def database_of(db_folder):
+    """The file of ChainerUI's database in its folder (--db)."""
+    return os.path.join(db_folder, 'db', 'chainerui.db')
 
 
 def check_database(path):

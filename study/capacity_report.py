@@ -38,7 +38,7 @@ import cli
 from cli import UsageError
 import snapshots
 from study import statistics
-from study.records import read_records
+from study.records import RECORDS, read_records
 
 FIGURES = ('capacity_share.png', 'capacity_tokens.png',
            'capacity_frontier.png')
@@ -526,7 +526,7 @@ def main(argv=None):
                 args.folders[real.index(real[index])], folder))
     studies = {}
     for folder in args.folders:
-        path = os.path.join(folder, 'capacity.jsonl')
+        path = os.path.join(folder, RECORDS)
         try:
             grown = size_of(path)
             records = read_records(path)

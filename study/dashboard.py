@@ -37,8 +37,8 @@ def main(argv=None):
     try:
         runs = read_records(args.records)
         cli.check_folder(args.outdir, 'OUTDIR')
-        os.makedirs(args.outdir, exist_ok=True)
-        with exporting(args.outdir) as earlier:
+        with cli.folder_made(args.outdir, (EXPORT_LOCK,)), \
+                exporting(args.outdir) as earlier:
             snapshots.remove_leftovers(args.outdir, [EXPORT_LIST])
             folders = {run_folder(args.outdir, record) for record in runs}
             stale = {folder for folder in earlier - folders
@@ -114,13 +114,16 @@ def exporting(outdir):
             descriptor = os.open(path, flags)
             created = False
     except OSError as error:
-        raise UsageError('cannot open {}: {}'.format(path, error.strerror))
+        raise UsageError(cli.open_problem(
+            error, 'a lock through it would lock nothing here; remove it'))
+    # Never a user's file under another name (a hard link), or a FIFO,
+    # which a file object refuses as not seekable.
+    held = os.fstat(descriptor)
+    if not stat.S_ISREG(held.st_mode) or held.st_nlink != 1:
+        os.close(descriptor)
+        raise UsageError('{} is not a regular file of one link: remove it'
+                         .format(path))
     with os.fdopen(descriptor, 'r+b') as f:
-        # Never a user's file under another name (a hard link), or a FIFO.
-        held = os.fstat(descriptor)
-        if not stat.S_ISREG(held.st_mode) or held.st_nlink != 1:
-            raise UsageError('{} is not a regular file of one link: remove '
-                             'it'.format(path))
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             # A refused export removes the lock it created: an export that

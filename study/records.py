@@ -26,6 +26,9 @@ def run_key(record):
     return record['arch'], record['vocab'], record['bproplen'], record['seed']
 
 
+RECORDS = 'capacity.jsonl'  # the record file's name in a sweep's folder
+
+
 class RecordFile:
     """A record file, locked for this sweep (see the module doc)."""
 

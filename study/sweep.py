@@ -57,7 +57,7 @@ import cli
 from cli import EXIT_USAGE, ArgumentParser, UsageError
 import distributed
 from models import FUSED_ARCHITECTURES
-from study.records import (RecordFile, cap_updates, check_record_size,
+from study.records import (RECORDS, RecordFile, cap_updates, check_record_size,
                            check_settings_of, check_two_evaluations,
                            evaluation_interval, learned, run_key)
 import train_rnn
@@ -556,20 +556,23 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     settings = settings_of(args)
+    record_file = None
     try:
         check_arguments(args)
         check_mpi()
         cli.check_folder(args.out, '-o')
-        os.makedirs(args.out, exist_ok=True)
-        record_file = RecordFile(os.path.join(args.out, 'capacity.jsonl'))
-        records = record_file.read(settings)
-        if plan(records, args):  # else no hours to spend before the report
-            capacity_report.check_out(args.out)
-    except OSError as error:
-        parser.error('cannot write to {}: {}'.format(
-            error.filename or args.out, error.strerror))
-    except UsageError as error:
-        parser.error(str(error))
+        # A refused start leaves no folder of its own behind.
+        with cli.folder_made(args.out, (RECORDS, capacity_report.LOCK)):
+            record_file = RecordFile(os.path.join(args.out, RECORDS))
+            records = record_file.read(settings)
+            if plan(records, args):  # else no hours before the report
+                capacity_report.check_out(args.out)
+    except (OSError, UsageError) as error:
+        if record_file is not None:
+            record_file.close()
+        parser.error(str(error) if isinstance(error, UsageError) else
+                     'cannot write to {}: {}'.format(
+                         error.filename or args.out, error.strerror))
     try:
         return sweep(args, settings, record_file, records, parser.prog)
     finally:
@@ -613,11 +616,10 @@ def sweep(args, settings, record_file, records, prog):
         reporting = True
         capacity_report.write_report(records, args.out, wall=wall)
     except KeyboardInterrupt:
-        say('{}: the finished runs are in {}; the same command goes on '
-            'from there{}.'.format(
-                quiet_start.NAMES[cli.stopped_by()],
-                cli.one_line(record_file.path),
-                ' and writes the report' if reporting else ''), sys.stderr)
+        say('{}: {}{}.'.format(quiet_start.NAMES[cli.stopped_by()],
+                               going_on(records, record_file),
+                               ' and writes the report' if reporting else ''),
+            sys.stderr)
         return cli.interrupted_status()
     except OSError as error:
         return cli.writing_failed(prog, args.out, error, ' (the records '
@@ -625,9 +627,8 @@ def sweep(args, settings, record_file, records, prog):
                                       '; the same command writes the report'
                                       if reporting else ''))
     except concurrent.futures.BrokenExecutor:  # a worker killed, or OOM
-        say('{}: error: a worker process died during a run: the finished '
-            'runs are in {}; the same command goes on from there.'.format(
-                prog, cli.one_line(record_file.path)), sys.stderr)
+        say('{}: error: a worker process died during a run: {}.'.format(
+            prog, going_on(records, record_file)), sys.stderr)
         return cli.EXIT_FAILED
     if not ran:
         say('Nothing to run; wrote the report of the {} runs to {}, which '
@@ -636,6 +637,14 @@ def sweep(args, settings, record_file, records, prog):
     say('Wrote the report to {}: {} runs in this session took {:.1f} min.'
         .format(args.out, ran, wall / 60))
     return 0
+
+
+def going_on(records, record_file):
+    """Where a sweep that stopped early goes on from, in words."""
+    if not records:
+        return 'no run had finished; the same command starts again'
+    return 'the finished runs are in {}; the same command goes on from ' \
+        'there'.format(cli.one_line(record_file.path))
 
 
 if __name__ == '__main__':

@@ -563,7 +563,10 @@ def test_an_empty_host_is_refused(tmp_path, capsys):
     (['--db', '{tmp}/link', '{tmp}'], '{tmp}/link is a symbolic link to '
      'nothing, which does not exist: choose another --db'),
     # Served as a project of no runs (hostile pass 12).
-    (['{tmp}/unread'], 'cannot read {tmp}/unread: Permission denied')])
+    (['{tmp}/unread'], 'cannot read {tmp}/unread: Permission denied'),
+    # Said only once ChainerUI was installed (hostile pass 14).
+    (['--db', '{tmp}/taken', '{tmp}'], "ChainerUI's database "
+     '{tmp}/taken/db/chainerui.db is a folder (choose another --db')])
 def test_the_dashboard_s_arguments_are_checked_with_or_without_chainerui(
         argv, message, tmp_path, capsys, monkeypatch):
     """Without ChainerUI, the missing package was all a bad argument got:
@@ -571,6 +574,7 @@ def test_the_dashboard_s_arguments_are_checked_with_or_without_chainerui(
     (tmp_path / 'notes').write_text('notes')
     (tmp_path / 'link').symlink_to('nothing')
     (tmp_path / 'unread').mkdir()
+    (tmp_path / 'taken' / 'db' / 'chainerui.db').mkdir(parents=True)
     listdir = os.listdir
 
     def unreadable(path):

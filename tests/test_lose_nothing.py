@@ -1563,11 +1563,20 @@ def signal_sweep(folder, flags, after, then=0.0, number=signal.SIGINT,
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
     assert process.returncode == 128 + number
-    assert stderr == ('{}: the finished runs are in {}; the same command '
-                      'goes on from there.\n'.format(
-                          quiet_start.NAMES[number],
-                          folder / 'capacity.jsonl'))
+    assert stderr == '{}: {}.\n'.format(quiet_start.NAMES[number],
+                                        going_on(folder))
     return line
+
+
+def going_on(folder):
+    """What a sweep stopped in folder must say of where it goes on from:
+    no word of finished runs in a record file that holds none (hostile
+    pass 14)."""
+    records = folder / 'capacity.jsonl'
+    if not records.read_text():
+        return 'no run had finished; the same command starts again'
+    return 'the finished runs are in {}; the same command goes on from ' \
+        'there'.format(records)
 
 
 def test_kill_stops_a_sweep_with_runs_still_to_start(tmp_path):
@@ -1678,10 +1687,8 @@ def test_a_full_disk_at_the_start_fails_and_leaves_nothing(full_disk,
 
 
 @pytest.mark.parametrize('number, said', [
-    (signal.SIGTERM, 'SIGTERM: the finished runs are in {}; the same command '
-     'goes on from there.\n'),
-    (signal.SIGHUP, 'SIGHUP: the finished runs are in {}; the same command '
-     'goes on from there.\n'),
+    (signal.SIGTERM, 'SIGTERM: {}.\n'),
+    (signal.SIGHUP, 'SIGHUP: {}.\n'),
     (signal.SIGKILL, None)])
 def test_a_signal_to_the_sweep_alone_leaves_no_worker_training(
         number, said, tmp_path):
@@ -1707,7 +1714,7 @@ def test_a_signal_to_the_sweep_alone_leaves_no_worker_training(
         _, stderr = process.communicate(timeout=60)
         if said:
             assert (process.returncode, stderr) == (
-                128 + number, said.format(tmp_path / 'capacity.jsonl'))
+                128 + number, said.format(going_on(tmp_path)))
         else:  # no word, but its workers must end too
             assert process.returncode == -number
         deadline = time.monotonic() + 30
@@ -1726,16 +1733,20 @@ SWEEP_OF_ONE = ['--arch', 'rnn', '--vocab', '3', '--bproplen', '2',
 
 
 def test_a_sweep_into_a_full_disk_is_refused_before_it_runs(tmp_path):
+    """And leaves none of the folders it made, which held its lock and an
+    empty record file (hostile pass 14)."""
+    out = tmp_path / 'new' / 'sweep'
     # A file size limit fails the writes as a full disk does.
     completed = subprocess.run(
-        [sys.executable, '-m', 'study.sweep', '-o', str(tmp_path), '-j',
+        [sys.executable, '-m', 'study.sweep', '-o', str(out), '-j',
          '1'] + SWEEP_OF_ONE,
         cwd=ROOT, capture_output=True, text=True, timeout=300,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0)))
     assert (completed.returncode, completed.stdout) == (cli.EXIT_USAGE, '')
     assert completed.stderr == (
         'python -m study.sweep: error: cannot write to {}: File too large\n'
-        .format(tmp_path))
+        .format(out))
+    assert os.listdir(str(tmp_path)) == []
 
 
 def test_a_sweep_whose_record_cannot_be_written_is_one_line(tmp_path,

@@ -287,6 +287,26 @@ def test_a_second_export_at_once_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize('make, says', [
+    (os.mkfifo, '{} is not a regular file of one link: remove it'),
+    (lambda path: os.symlink('nowhere', path), '{} is a symbolic link, '
+     'which is refused: a lock through it would lock nothing here; remove '
+     'it')])
+def test_a_lock_that_is_no_file_of_its_own_is_refused(tmp_path, capsys,
+                                                      make, says):
+    """A FIFO was refused as not seekable, status 1 (hostile pass 14)."""
+    out = tmp_path / 'ui'
+    out.mkdir()
+    lock = out / dashboard.EXPORT_LOCK
+    make(str(lock))
+    with pytest.raises(SystemExit) as exit_info:
+        dashboard.main([write_records(tmp_path / 'a', record()), str(out)])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == 'python -m study.dashboard: error: ' \
+        '{}\n'.format(says.format(lock))
+    assert os.listdir(str(out)) == [dashboard.EXPORT_LOCK]
+
+
+@pytest.mark.parametrize('make, says', [
     # Not "holds more than the log and args" (hostile pass 10): it holds
     # just those, one of them a folder, or a link (hostile pass 12).
     (lambda path: path.mkdir(), 'is not a file, which the export writes '
