@@ -196,9 +196,11 @@ def check_database(path):
     """DatabaseError, naming path, unless SQLite can open (or make) the
     database there, and write it: ChainerUI would print its error on
     stdout, or raise it in a traceback, or serve pages that all fail."""
-    if os.path.isdir(path):  # SQLite: 'unable to open database file'
-        raise DatabaseError('ChainerUI\'s database {} is a folder'.format(
-            path))
+    # SQLite: 'unable to open database file', 'disk I/O error'.
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise DatabaseError('ChainerUI\'s database {} is {}'.format(
+            path, 'a folder' if os.path.isdir(path) else
+            'not a regular file'))
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with contextlib.closing(sqlite3.connect(path)) as connection:
@@ -212,6 +214,13 @@ def check_database(path):
         raise DatabaseError('cannot make ChainerUI\'s database {}: {}: {}'
                             .format(path, error.filename, error.strerror))
     except sqlite3.Error as error:
+        folder = os.path.dirname(path)
+        # SQLite blames the database where its folder, which takes the
+        # database's journal, is the one it may not write.
+        if error.sqlite_errorname == 'SQLITE_READONLY' and \
+                os.access(path, os.W_OK) and not os.access(folder, os.W_OK):
+            error = 'its folder {} may not be written, and SQLite keeps ' \
+                'its journal there'.format(folder)
         raise DatabaseError('cannot open ChainerUI\'s database {}: {}'
                             .format(path, error))
 

@@ -605,6 +605,27 @@ def test_a_database_the_dashboard_may_only_read_is_refused(
     assert str(error.value) == ("cannot open ChainerUI's database {}: "
                                 'attempt to write a readonly database'
                                 .format(path))
+    # Writable, in a folder it may not write: the folder is to blame
+    # (hostile pass 13).
+    access = os.access
+    monkeypatch.setattr(os, 'access', lambda name, mode: name != str(
+        tmp_path) and access(name, mode))
+    with pytest.raises(dashboard.DatabaseError) as error:
+        dashboard.check_database(path)
+    assert str(error.value) == (
+        "cannot open ChainerUI's database {}: its folder {} may not be "
+        'written, and SQLite keeps its journal there'.format(path, tmp_path))
+
+
+def test_a_database_that_is_no_file_is_refused(tmp_path):
+    """A FIFO was 'disk I/O error' (hostile pass 13)."""
+    path = str(tmp_path / 'chainerui.db')
+    os.mkfifo(path)
+    dashboard = importlib.import_module('dashboard')
+    with pytest.raises(dashboard.DatabaseError) as error:
+        dashboard.check_database(path)
+    assert str(error.value) == "ChainerUI's database {} is not a regular " \
+        'file'.format(path)
 
 
 @pytest.mark.parametrize('module, argv, name', [
