@@ -6,6 +6,12 @@ import signal  # noqa: E402
 import chainer  # noqa: E402
 import pytest  # noqa: E402
 
+# Under nohup the suite outlives a hangup all the same, but the processes
+# its tests start would inherit SIGHUP ignored, which the scripts keep, and
+# the tests of a hangup fail: a handler of its own is reset by exec.
+if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, lambda number, frame: None)
+
 # Chainer's own, before any test could replace it (updaters.fast_training
 # does while it lasts).
 CHAINER_IS_ARRAYS_COMPATIBLE = chainer.is_arrays_compatible
