@@ -103,53 +103,6 @@ def check_folder(path, option):
                                                        option))
 
 
-def make_folders(path):
-    """Make folder path and the folders above it that are missing; the
-    ones this process made, outermost first."""
-    missing = []
-    # As given, not its abspath: that reads 'link/..' as nothing, the
-    # system through the link (hostile pass 13).
-    folder = path
-    while folder and not os.path.lexists(folder):
-        missing.append(folder)
-        folder = os.path.dirname(folder)
-    made = []
-    for folder in reversed(missing):
-        try:
-            os.mkdir(folder)
-            made.append(folder)
-        except FileExistsError:  # another process made it just now
-            pass
-    return made
-
-
-def remove_made(made, names=()):
-    """Undo make_folders where nothing else went in; names: files that go
-    first from the innermost folder, if this process made it (what a
-    refused start put there: its lock, its record)."""
-    if made:
-        for name in names:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(made[-1], name))
-    for folder in reversed(made):
-        try:
-            os.rmdir(folder)
-        except OSError:
-            return  # something else is in it now: leave it
-
-
-@contextlib.contextmanager
-def folder_made(path, names=()):
-    """Make folder path where missing, for a start that may be refused: an
-    exception out of the block removes what it made (remove_made)."""
-    made = make_folders(path)
-    try:
-        yield
-    except BaseException:
-        remove_made(made, names)
-        raise
-
-
 def ascii_number(convert, pattern):
     """convert (int or float) for a text that pattern matches whole, else
     ValueError (argparse's invalid value): Python's int() and float() take

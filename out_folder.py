@@ -20,6 +20,7 @@ own, side by side), nor any file the record does not name.
         snapshot_iter_N          the current run's files
         ARCH_simple_sequence.model, ...   every finished run's model
 """
+import contextlib
 import fcntl
 import json
 import os
@@ -107,20 +108,39 @@ class OutFolder:
         """Undo a claim whose run never started: remove only what this
         process created (its folders with its lock and record, if nothing
         else went in), unlock."""
-        # start_run writes the record before a write that may fail (a full
-        # disk); a record that names a file already here (args.json, written
-        # before a Ctrl-C) stays, or the next run would take that file for
-        # another program's.
-        ours = () if self.record and self.existing(self.recorded()) else \
-            (LOCK, RECORD)
-        cli.remove_made(self._created, ours)
+        for folder in reversed(self._created):
+            try:
+                # start_run writes the record before a write that may fail
+                # (a full disk); a record that names a file already here
+                # (args.json, written before a Ctrl-C) stays, or the next
+                # run would take that file for another program's.
+                if folder == self.private and not (
+                        self.record and self.existing(self.recorded())):
+                    for name in (LOCK, RECORD):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(os.path.join(folder, name))
+                os.rmdir(folder)
+            except OSError:
+                break  # something else is in it now: leave it
         self._created = []
         self.release()
 
     def _make_folders(self):
         """Make the out folder and its private folder, remembering which
         this process made; FolderError where a path is not a folder."""
-        self._created = cli.make_folders(self.private)
+        missing = []
+        # As given, not its abspath: that reads 'link/..' as nothing, the
+        # system through the link (hostile pass 13).
+        folder = self.private
+        while folder and not os.path.lexists(folder):
+            missing.append(folder)
+            folder = os.path.dirname(folder)
+        for folder in reversed(missing):
+            try:
+                os.mkdir(folder)
+                self._created.append(folder)
+            except FileExistsError:  # another process made it just now
+                pass
         for folder in (self.path, self.private):
             mode = os.lstat(folder).st_mode
             # The private folder must be ours, not a link to elsewhere.

@@ -23,7 +23,8 @@ import os
 import sys
 
 # The scripts run by path, and the modules run with -m.
-SCRIPTS = ('train_rnn.py', 'predict_rnn.py', 'simple_sequence.py')
+SCRIPTS = ('train_rnn.py', 'predict_rnn.py', 'simple_sequence.py',
+           'dashboard.py')
 MODULES = ('study.sweep', 'study.counter', 'study.capacity_report',
            'study.dashboard')
 # The signals that stop a run: Ctrl-C, SIGTERM (kill, batch schedulers) and
@@ -87,8 +88,18 @@ def install_for_scripts():
 
 def module_run():
     """The module of `python [options] -m MODULE` (sys.argv[0] is '-m'
-    while Python starts), else None."""
+    while Python starts), else None; under `-m mpi4py.futures -m MODULE`
+    (the MPI sweep, docs/mpi.md), MODULE, which every rank imports."""
     arguments = iter(sys.orig_argv[1:])
+    module = _module_of(arguments)
+    if module == 'mpi4py.futures':
+        module = _module_of(arguments)
+    return module
+
+
+def _module_of(arguments):
+    """The module that `-m` names next in the iterator arguments, else
+    None."""
     for argument in arguments:
         if argument in ('-W', '-X', '--check-hash-based-pycs'):
             next(arguments, None)  # the option's value

@@ -405,8 +405,8 @@ def main(argv=None):
     try:
         check_arguments(args)
         cli.check_folder(args.out, '-o')
-        with cli.folder_made(args.out, (LOCK,)):  # none, if refused
-            check_out(args.out)
+        os.makedirs(args.out, exist_ok=True)
+        check_out(args.out)
     except UsageError as error:
         parser.error(str(error))
     except OSError as error:

@@ -15,6 +15,7 @@ import quiet_start
 if __name__ == '__main__':  # before Chainer loads
     quiet_start.install()
 
+import setup_check  # noqa: F401  (says so where Chainer is missing)
 import argparse
 import contextlib
 import fcntl
@@ -37,8 +38,8 @@ def main(argv=None):
     try:
         runs = read_records(args.records)
         cli.check_folder(args.outdir, 'OUTDIR')
-        with cli.folder_made(args.outdir, (EXPORT_LOCK,)), \
-                exporting(args.outdir) as earlier:
+        os.makedirs(args.outdir, exist_ok=True)
+        with exporting(args.outdir) as earlier:
             snapshots.remove_leftovers(args.outdir, [EXPORT_LIST])
             folders = {run_folder(args.outdir, record) for record in runs}
             stale = {folder for folder in earlier - folders

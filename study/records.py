@@ -82,6 +82,9 @@ class RecordFile:
                        ': choose another --out, or the same settings')
         return records
 
+    def holds_records(self):
+        return os.fstat(self.file.fileno()).st_size > 0
+
     def close(self):
         """Let another sweep have the file."""
         self.file.close()

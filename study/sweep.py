@@ -61,6 +61,9 @@ from study.records import (RECORDS, RecordFile, cap_updates, check_record_size,
                            check_settings_of, check_two_evaluations,
                            evaluation_interval, learned, run_key)
 import train_rnn
+
+if __name__ == '__worker__':  # a worker of mpi4py.futures, its imports done
+    quiet_start.started()
 from updaters import fast_training
 
 VOCABS = (5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100)
@@ -561,12 +564,11 @@ def main(argv=None):
         check_arguments(args)
         check_mpi()
         cli.check_folder(args.out, '-o')
-        # A refused start leaves no folder of its own behind.
-        with cli.folder_made(args.out, (RECORDS, capacity_report.LOCK)):
-            record_file = RecordFile(os.path.join(args.out, RECORDS))
-            records = record_file.read(settings)
-            if plan(records, args):  # else no hours before the report
-                capacity_report.check_out(args.out)
+        os.makedirs(args.out, exist_ok=True)
+        record_file = RecordFile(os.path.join(args.out, RECORDS))
+        records = record_file.read(settings)
+        if plan(records, args):  # else no hours to spend before the report
+            capacity_report.check_out(args.out)
     except (OSError, UsageError) as error:
         if record_file is not None:
             record_file.close()
@@ -617,7 +619,7 @@ def sweep(args, settings, record_file, records, prog):
         capacity_report.write_report(records, args.out, wall=wall)
     except KeyboardInterrupt:
         say('{}: {}{}.'.format(quiet_start.NAMES[cli.stopped_by()],
-                               going_on(records, record_file),
+                               going_on(record_file),
                                ' and writes the report' if reporting else ''),
             sys.stderr)
         return cli.interrupted_status()
@@ -628,7 +630,7 @@ def sweep(args, settings, record_file, records, prog):
                                       if reporting else ''))
     except concurrent.futures.BrokenExecutor:  # a worker killed, or OOM
         say('{}: error: a worker process died during a run: {}.'.format(
-            prog, going_on(records, record_file)), sys.stderr)
+            prog, going_on(record_file)), sys.stderr)
         return cli.EXIT_FAILED
     if not ran:
         say('Nothing to run; wrote the report of the {} runs to {}, which '
@@ -639,9 +641,10 @@ def sweep(args, settings, record_file, records, prog):
     return 0
 
 
-def going_on(records, record_file):
-    """Where a sweep that stopped early goes on from, in words."""
-    if not records:
+def going_on(record_file):
+    """Where a sweep that stopped early goes on from, in words: from the
+    file, which a stop may have cut in after an append (hostile pass 15)."""
+    if not record_file.holds_records():
         return 'no run had finished; the same command starts again'
     return 'the finished runs are in {}; the same command goes on from ' \
         'there'.format(cli.one_line(record_file.path))

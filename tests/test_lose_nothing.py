@@ -241,6 +241,9 @@ def test_a_signal_before_a_script_runs_its_first_line_is_one_line(
     (['python', 'train_rnn.py', '-m', 'x'], None),
     (['python', '-c', 'pass', '-m', 'x'], None),
     (['python', '-m'], None),
+    # The MPI sweep: every rank imports study.sweep, the workers too.
+    (['python', '-m', 'mpi4py.futures', '-m', 'study.sweep'], 'study.sweep'),
+    (['python', '-m', 'mpi4py.futures', 'script.py'], None),
 ])
 def test_the_module_that_python_starts_is_read_from_its_command_line(
         orig_argv, module, monkeypatch):
@@ -1733,8 +1736,9 @@ SWEEP_OF_ONE = ['--arch', 'rnn', '--vocab', '3', '--bproplen', '2',
 
 
 def test_a_sweep_into_a_full_disk_is_refused_before_it_runs(tmp_path):
-    """And leaves none of the folders it made, which held its lock and an
-    empty record file (hostile pass 14)."""
+    """It leaves the folder it made with its lock and an empty record file,
+    which the next sweep takes as they are: removing them could remove
+    another sweep's (hostile pass 15)."""
     out = tmp_path / 'new' / 'sweep'
     # A file size limit fails the writes as a full disk does.
     completed = subprocess.run(
@@ -1746,7 +1750,9 @@ def test_a_sweep_into_a_full_disk_is_refused_before_it_runs(tmp_path):
     assert completed.stderr == (
         'python -m study.sweep: error: cannot write to {}: File too large\n'
         .format(out))
-    assert os.listdir(str(tmp_path)) == []
+    assert sorted(os.listdir(str(out))) == [sweep.capacity_report.LOCK,
+                                            'capacity.jsonl']
+    assert (out / 'capacity.jsonl').read_text() == ''
 
 
 def test_a_sweep_whose_record_cannot_be_written_is_one_line(tmp_path,

@@ -725,30 +725,3 @@ def test_a_snapshot_of_a_run_in_a_terminal_resumes_without_one(
     write_npz(snapshot, arrays)
     assert train_rnn.main(['-r', str(tmp_path), '-e', '2']) == 0
     assert len(read_log(tmp_path)) == 2
-
-
-def test_a_refused_start_removes_only_the_folders_and_files_it_made(
-        tmp_path):
-    """A sweep or counter refused at its start left the folder it made,
-    with its lock and an empty record file (hostile pass 14)."""
-    (tmp_path / 'kept').mkdir()
-    out = tmp_path / 'kept' / 'new' / 'out'
-    with pytest.raises(cli.UsageError):
-        with cli.folder_made(str(out), ['.lock', 'records']):
-            for name in ('.lock', 'records'):
-                (out / name).write_text('')
-            raise cli.UsageError('refused')
-    assert os.listdir(str(tmp_path)) == ['kept']
-    assert os.listdir(str(tmp_path / 'kept')) == []
-    # What another put in a folder keeps it, and the folders above it.
-    with pytest.raises(KeyboardInterrupt):
-        with cli.folder_made(str(out), ['.lock']):
-            (out / '.lock').write_text('')
-            (tmp_path / 'kept' / 'new' / 'notes').write_text('mine')
-            raise KeyboardInterrupt
-    assert sorted(os.listdir(str(tmp_path / 'kept' / 'new'))) == ['notes']
-    # A folder that was there loses nothing.
-    with pytest.raises(cli.UsageError):
-        with cli.folder_made(str(tmp_path / 'kept'), ['new']):
-            raise cli.UsageError('refused')
-    assert os.listdir(str(tmp_path / 'kept')) == ['new']
