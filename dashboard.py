@@ -17,8 +17,13 @@ import socket
 import sqlite3
 import sys
 
-import cli
 import quiet_start
+
+if __name__ == '__main__':  # before Chainer loads, with cli
+    quiet_start.install()
+
+import setup_check  # noqa: F401  (says so where Chainer is missing)
+import cli
 import snapshots
 
 # ChainerUI stores each command's name, request and response.
@@ -56,9 +61,13 @@ def main(argv=None):
         if not is_utf8(os.path.abspath(folder)):
             parser.error('{}: its path is not UTF-8, which ChainerUI cannot '
                          'store; rename it'.format(os.path.abspath(folder)))
+    database = database_of(args.db)
     try:
-        check_database(database_of(args.db))
-    except DatabaseError as error:  # before a user installs ChainerUI for it
+        # Before a user installs ChainerUI for it; one to make is made once
+        # ChainerUI is there, lest a refusal leave it (hostile pass 15).
+        if os.path.lexists(database):
+            check_database(database)
+    except DatabaseError as error:
         parser.error('{} (choose another --db, or move it aside)'.format(
             error))
     try:
@@ -169,6 +178,7 @@ def open_app(db_folder, dirs):
     guard_commands()
     without_assets()
     database = database_of(db_folder)
+    check_database(database)
     try:
         if not db.setup():
             raise DatabaseError('ChainerUI cannot open its database in ' +

@@ -6,6 +6,7 @@ of each update: its trigger and its call, which reads the clock and polls
 the commands file (a stat) at most once a second. From the repository
 root: python -m benchmarks.dashboard_cost
 """
+import setup_check  # noqa: F401  (first: says so where Chainer is missing)
 import tempfile
 import timeit
 

@@ -6,11 +6,11 @@ main/loss on the project page, and saves the page as a PNG. From the
 repository root, with `make ui` serving:
 python -m benchmarks.dashboard_screenshot URL OUT.png
 """
+import argparse
 import base64
 import json
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 
@@ -67,4 +67,11 @@ def call(url, body=None, method=None):
 
 
 if __name__ == '__main__':
-    main(*sys.argv[1:])
+    parser = argparse.ArgumentParser(
+        prog='python -m benchmarks.dashboard_screenshot', description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('url', help='the dashboard\'s address, e.g. '
+                        'http://127.0.0.1:5000')
+    parser.add_argument('png', help='the PNG to write')
+    arguments = parser.parse_args()
+    main(arguments.url, arguments.png)

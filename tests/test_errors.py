@@ -464,8 +464,10 @@ def test_predicting_from_the_tutorials_result_folder_says_how(
     (['simple_sequence.py'], 'simple_sequence.py'),
     (['reference_runs.py'], 'reference_runs.py'),
     (['benchmarks/bench.py', '--quick'], 'bench.py'),
+    (['dashboard.py', 'result'], 'dashboard.py'),
 ] + [(['-m', module], module) for module in (
     'study.sweep', 'study.counter', 'study.capacity_report',
+    'study.dashboard', 'benchmarks.dashboard_cost',
     'benchmarks.bench', 'benchmarks.n_step', 'benchmarks.ours',
     'benchmarks.environment', 'benchmarks.torch_rnn',
     'benchmarks.profile_update', 'benchmarks.tutorial_baseline')])
