@@ -11,6 +11,7 @@ check a figure of docs/capacity.md by hand:
 - fisher_exact: the two-sided p of "the two cells learn alike" for k1/n1
   against k2/n2.
 """
+import fractions
 import math
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% point
@@ -29,14 +30,16 @@ def wilson(k, n, z=Z95):
 
 def kaplan_meier(times, learned):
     """[(t, S(t))] at each time a run learned: the estimated share of runs
-    still learning after t. times: tokens at which each run learned, or at
-    which it was censored (learned False)."""
-    curve, surviving = [], 1.0
+    still learning after t, a Fraction. times: tokens at which each run
+    learned, or at which it was censored (learned False)."""
+    # Exact: in floats, 9/10 * 8/9 * ... * 5/6 came to 0.5000000000000001,
+    # and the median to the next run's tokens (a review, 6 December 2026).
+    curve, surviving = [], fractions.Fraction(1)
     for t in sorted({t for t, event in zip(times, learned) if event}):
         at_risk = sum(other >= t for other in times)
         events = sum(other == t and event
                      for other, event in zip(times, learned))
-        surviving *= 1 - events / at_risk
+        surviving *= 1 - fractions.Fraction(events, at_risk)
         curve.append((t, surviving))
     return curve
 
@@ -45,7 +48,7 @@ def km_median(times, learned):
     """The first t where the Kaplan-Meier curve is at or below one half;
     math.inf if it never gets there (fewer than half learned)."""
     return next((t for t, share in kaplan_meier(times, learned)
-                 if share <= 0.5), math.inf)
+                 if share <= fractions.Fraction(1, 2)), math.inf)
 
 
 def median_interval(times, learned, level=0.95):
