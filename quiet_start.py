@@ -165,10 +165,11 @@ def ignore():
     late signal must not turn into a traceback, nor a wrong message, on the
     way out."""
     if said is INTERRUPTED:
-        _ignore_all()
+        ignore_stops()
 
 
-def _ignore_all():
+def ignore_stops():
+    """Ignore the stopping signals from now on."""
     for number in STOPPING:
         _signal.signal(number, _signal.SIG_IGN)
 
@@ -179,4 +180,4 @@ def _ignore_from_now_on():
     # ended a script that had finished by the signal, its status and any
     # word lost.
     if installed:
-        _ignore_all()
+        ignore_stops()

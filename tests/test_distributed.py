@@ -4,12 +4,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy
 import pytest
 
 import cli
 import distributed
+import quiet_start
 import snapshots
 import train_rnn
 
@@ -351,6 +353,36 @@ def test_a_sweep_over_mpi_workers_finds_what_one_process_finds(tmp_path):
     again = subprocess.run(futures + SWEEP, capture_output=True, text=True,
                            timeout=300, cwd=ROOT)
     assert '8 runs done already' in again.stdout
+
+
+@pytest.mark.parametrize('number', [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_mpiexec_stops_the_sweep_in_rank_0_s_line(
+        number, tmp_path):
+    """mpiexec passes it to every rank: a worker it ended ended the job in
+    MPICH's BAD TERMINATION banner, status 15, without the sweep's line
+    (hostile pass 15). The workers leave it to rank 0."""
+    process = subprocess.Popen(
+        [MPIEXEC, '-n', '2', sys.executable, '-m', 'mpi4py.futures', '-m',
+         'study.sweep', '-o', str(tmp_path), '--arch', 'rnn', '--vocab', '9',
+         '--bproplen', '5', '--seed', '0', '--tokens', '2000000',
+         '--eval-every', '1000', '--unit', '4'], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not process.stdout.readline().startswith('Round of'):
+            assert process.poll() is None
+        time.sleep(2)  # training, on the worker
+        process.send_signal(number)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 128 + number
+    # MPICH adds the line of the MPI_Abort that ends the workers.
+    assert stderr.splitlines()[0] == '{}: no run had finished; the same ' \
+        'command starts again.'.format(quiet_start.NAMES[number])
+    assert 'BAD TERMINATION' not in stdout + stderr
+    assert 'Traceback' not in stderr
 
 
 def test_a_sweep_under_mpiexec_without_mpi4py_futures_is_refused(tmp_path):
