@@ -82,14 +82,16 @@ def main(argv=None):
     # itself, and the dashboard then served, the Ctrl-C forgotten.
     cli.stop_on_signals()
     try:
+        # The address first: a port in use or a host unknown was refused
+        # with the database already made, the runs registered in it.
+        server = gevent.pywsgi.WSGIServer((args.host, args.port), log=None)
+        server.init_socket()
         app = open_app(args.db, args.dirs)
         if args.host in LOOPBACK:
             app = only_for_hosts(app, {
                 '{}:{}'.format('[::1]' if name == '::1' else name, args.port)
                 for name in LOOPBACK})
-        server = gevent.pywsgi.WSGIServer((args.host, args.port), app,
-                                          log=None)
-        server.init_socket()
+        server.application = app
         if cli.stop_came():
             raise KeyboardInterrupt
     except KeyboardInterrupt:

@@ -38,7 +38,11 @@ def main(argv=None):
     try:
         runs = read_records(args.records)
         cli.check_folder(args.outdir, 'OUTDIR')
-        os.makedirs(args.outdir, exist_ok=True)
+        try:
+            os.makedirs(args.outdir, exist_ok=True)
+        except OSError as error:  # before any work: a refusal
+            raise UsageError('cannot write to {}: {}'.format(
+                error.filename or args.outdir, error.strerror))
         with exporting(args.outdir) as earlier:
             snapshots.remove_leftovers(args.outdir, [EXPORT_LIST])
             folders = {run_folder(args.outdir, record) for record in runs}

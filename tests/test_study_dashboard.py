@@ -1,5 +1,6 @@
 """study.dashboard: the sweep's records as ChainerUI run folders."""
 import contextlib
+import errno
 import fcntl
 import json
 import math
@@ -269,6 +270,21 @@ def test_folders_no_export_listed_are_left_alone(tmp_path, capsys):
         '{}'
     assert json.loads((out / dashboard.EXPORT_LIST).read_text()) == [
         'gru_vocab5_bproplen5/seed0']
+
+
+def test_an_outdir_that_cannot_be_made_is_refused(tmp_path, capsys,
+                                                  monkeypatch):
+    """A failed write, status 1, where the other scripts refuse it (hostile
+    pass 15: a read-only folder)."""
+    def read_only(path, mode=0o777, exist_ok=False):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+    monkeypatch.setattr(os, 'makedirs', read_only)
+    out = tmp_path / 'ro' / 'new'
+    with pytest.raises(SystemExit) as exit_info:
+        dashboard.main([write_records(tmp_path / 'a', record()), str(out)])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert capsys.readouterr().err == 'python -m study.dashboard: error: ' \
+        'cannot write to {}: Permission denied\n'.format(out)
 
 
 def test_a_second_export_at_once_is_refused(tmp_path, capsys):

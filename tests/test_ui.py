@@ -489,13 +489,15 @@ def test_a_port_in_use_is_one_line(runs, tmp_path):
         port = taken.getsockname()[1]
         completed = subprocess.run(
             [sys.executable, os.path.join(ROOT, 'dashboard.py'), '--port',
-             str(port), '--db', str(tmp_path), str(runs / 'rnn')],
+             str(port), '--db', str(tmp_path / 'ui'), str(runs / 'rnn')],
             capture_output=True, text=True, timeout=120)
     assert completed.returncode == cli.EXIT_USAGE
     assert completed.stderr == (
         'dashboard.py: error: cannot serve on 127.0.0.1:{}: Address already '
         'in use (choose another --port or --host; UI_PORT= or UI_HOST= with '
         'make ui)\n'.format(port))
+    # Refused before the database was made (hostile pass 15).
+    assert not (tmp_path / 'ui').exists()
 
 
 def test_without_chainerui_the_dashboard_says_what_to_install(tmp_path):
@@ -592,9 +594,10 @@ def run_dashboard(*args, cwd=None):
 
 def test_a_host_that_cannot_be_resolved_is_named(runs, tmp_path):
     """os.strerror of the resolver's errno said 'Unknown error -2'."""
-    completed = run_dashboard('--host', '999.1.1.1', '--db', str(tmp_path),
-                              str(runs / 'rnn'))
+    completed = run_dashboard('--host', '999.1.1.1', '--db',
+                              str(tmp_path / 'ui'), str(runs / 'rnn'))
     assert completed.returncode == cli.EXIT_USAGE
+    assert not (tmp_path / 'ui').exists()
     assert completed.stderr.startswith(
         'dashboard.py: error: cannot resolve --host 999.1.1.1: ')
     assert completed.stderr.endswith(
