@@ -99,7 +99,12 @@ def main(argv=None):
             signals.say('Ctrl-C: stopped before training started.')
             return cli.EXIT_INTERRUPTED
         except OSError as error:  # claim_out_folder's first writes
-            return writing_failed(parser, args, ranks, error)
+            # Every rank has rank 0's error, and ends with it: rank 0 alone
+            # says it, with no MPI_Abort and its line from MPICH (hostile
+            # pass 15: the line twice, glued, or lost).
+            if ranks is None or ranks.root:
+                return cli.writing_failed(parser.prog, args.out, error)
+            return cli.EXIT_FAILED
         signals.say(replaced, stdout=True)
         try:
             return train(trainer, args, signals, ranks, folder)
@@ -117,7 +122,7 @@ def main(argv=None):
 
 def writing_failed(parser, args, ranks, error):
     """Say that a write to the out folder failed (a full disk), on every
-    rank's behalf; the exit status."""
+    rank's behalf, and end them; the exit status."""
     status = cli.writing_failed(parser.prog, args.out, error)
     ranks.abort(status)
     return status

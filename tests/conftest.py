@@ -1,7 +1,9 @@
 # Before any test module imports chainer: Python 3.12 needs the shim.
 import chainer_compat  # noqa: F401
 
+import os  # noqa: E402
 import signal  # noqa: E402
+import subprocess  # noqa: E402
 
 import chainer  # noqa: E402
 import pytest  # noqa: E402
@@ -34,3 +36,23 @@ def stopping_signals_stay():
     yield
     for number, handler in handlers.items():
         signal.signal(number, handler)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a file system of its own, filled: a tmpfs, mounted by
+    root alone."""
+    disk = tmp_path / 'disk'
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+            ['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(disk)],
+            capture_output=True).returncode:
+        pytest.skip('mounting a tmpfs needs root')
+    try:
+        with open(str(disk / 'filler'), 'wb', buffering=0) as f:
+            with pytest.raises(OSError):
+                while True:
+                    f.write(bytes(4096))
+        yield disk
+    finally:
+        subprocess.run(['umount', str(disk)], check=True)

@@ -355,6 +355,18 @@ def test_a_sweep_over_mpi_workers_finds_what_one_process_finds(tmp_path):
     assert '8 runs done already' in again.stdout
 
 
+def test_a_full_disk_at_the_start_is_rank_0_s_one_line(full_disk):
+    """Every rank said it, twice in a line once, and MPI_Abort added its
+    own (hostile pass 15)."""
+    out = full_disk / 'out'
+    completed = run(['train_rnn.py', '--communicator', 'naive', '-o',
+                     str(out), '-e', '1'] + TINY, processes=2)
+    assert (completed.returncode, completed.stderr) == (
+        cli.EXIT_FAILED, 'train_rnn.py: error: writing to {} failed: [Errno '
+        '28] No space left on device\n'.format(out))
+    assert os.listdir(str(full_disk)) == ['filler']
+
+
 @pytest.mark.parametrize('number', [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_mpiexec_stops_the_sweep_in_rank_0_s_line(
         number, tmp_path):

@@ -1656,26 +1656,6 @@ def test_a_closed_terminal_s_sighup_to_a_sweep_is_one_line(tmp_path):
         'Round of', then=1, number=signal.SIGHUP)
 
 
-@pytest.fixture
-def full_disk(tmp_path):
-    """A folder on a file system of its own, filled: a tmpfs, mounted by
-    root alone."""
-    disk = tmp_path / 'disk'
-    disk.mkdir()
-    if os.geteuid() != 0 or subprocess.run(
-            ['mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', str(disk)],
-            capture_output=True).returncode:
-        pytest.skip('mounting a tmpfs needs root')
-    try:
-        with open(str(disk / 'filler'), 'wb', buffering=0) as f:
-            with pytest.raises(OSError):
-                while True:
-                    f.write(bytes(4096))
-        yield disk
-    finally:
-        subprocess.run(['umount', str(disk)], check=True)
-
-
 def test_a_full_disk_at_the_start_fails_and_leaves_nothing(full_disk,
                                                            capsys):
     # The first write, the record, failed: status 2, "cannot write to the
