@@ -52,8 +52,9 @@ def main(argv=None):
     for folder in args.dirs:
         if not os.path.isdir(folder):
             parser.error('{} is not a folder of runs: train one there '
-                         'first, e.g. python train_rnn.py -o {}'.format(
-                             folder, os.path.join(folder, 'rnn')))
+                         'first, e.g. {}'.format(folder, cli.command_line(
+                             'train_rnn.py', '-o', cli.path_argument(
+                                 os.path.join(folder, 'rnn')))))
         try:
             os.listdir(folder)
         except OSError as error:  # ChainerUI served it as holding no run

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -41,6 +42,16 @@ def test_each_run_becomes_a_folder_of_its_cell(tmp_path, capsys):
         'UI_DIRS={0}/gru_vocab5_bproplen5\n'.format(tmp_path / 'ui'))
     cell = tmp_path / 'ui' / 'gru_vocab5_bproplen5'
     assert sorted(p.name for p in cell.iterdir()) == ['seed0', 'seed1']
+    # make splits UI_DIRS at spaces; copied, the line broke in the shell
+    # (hostile pass 15).
+    spaced = tmp_path / "a b'c"
+    assert dashboard.main([records, str(spaced)]) == 0
+    hint = capsys.readouterr().out.split('look at a cell with: ')[1]
+    assert hint == '{} (once make ui-setup has run)\n'.format(
+        cli.command_line('dashboard.py', str(
+            spaced / 'gru_vocab5_bproplen5')))
+    assert shlex.split(hint.split(' (once')[0])[-1] == str(
+        spaced / 'gru_vocab5_bproplen5')
     metrics = {'accuracy': 0.5, 'boundary_accuracy': 0.5,
                'non_boundary_accuracy': 0.5, 'counting_horizon': 1,
                'exact_period': 0.0}
