@@ -61,14 +61,14 @@ from study.records import (RECORDS, RecordFile, cap_updates, check_record_size,
                            check_settings_of, check_two_evaluations,
                            evaluation_interval, learned, run_key)
 import train_rnn
+from updaters import fast_training
 
 if __name__ == '__worker__':
     # A worker of mpi4py.futures leaves a stop to rank 0, which mpiexec
     # passes the same signals to: a worker that a signal ended ended the
-    # job in MPICH's BAD TERMINATION banner, rank 0 unheard, and one that
-    # came while it started was a traceback (hostile pass 15).
+    # job in MPICH's BAD TERMINATION banner, rank 0 unheard (hostile pass
+    # 15).
     quiet_start.ignore_stops()
-from updaters import fast_training
 
 VOCABS = (5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100)
 BPROPLENS = (5, 20, 60)
