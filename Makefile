@@ -23,9 +23,10 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-python$(PYTHON_VERSION)
 
 .PHONY: setup run test lint results bench capacity capacity-from-nothing ui ui-setup clean
 
-setup: $(STAMP)
+SITE_STAMP := $(VENV)/.site-modules
+setup: $(SITE_STAMP)
 
-$(STAMP): requirements.txt constraints.txt chainer_compat.py quiet_start.py
+$(STAMP): requirements.txt constraints.txt
 	@case "$(PYTHON_VERSION)" in \
 	  3.11|3.12) ;; \
 	  "") echo "$(PYTHON) was not found: install Python 3.11 or 3.12, or name one with make PYTHON=..." >&2; exit 1 ;; \
@@ -34,12 +35,19 @@ $(STAMP): requirements.txt constraints.txt chainer_compat.py quiet_start.py
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
-	# So that `import chainer` works in any script of the environment, on
-	# Python 3.12 too (see chainer_compat.py); and so that Ctrl-C is quiet
-	# from the moment Python starts our scripts (see quiet_start.py), its
-	# .pth named to run first.
+	touch $@
+
+# So that `import chainer` works in any script of the environment, on
+# Python 3.12 too (see chainer_compat.py); and so that Ctrl-C is quiet from
+# the moment Python starts our scripts (see quiet_start.py), its .pth named
+# to run first. Copied again alone when they change: an edit rebuilt the
+# whole environment, and a sweep running from it lost its workers.
+$(SITE_STAMP): chainer_compat.py quiet_start.py $(STAMP)
 	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
-	  cp chainer_compat.py quiet_start.py "$$site/" && \
+	  for module in chainer_compat.py quiet_start.py; do \
+	    cp $$module "$$site/.$$module.new" && \
+	    mv -f "$$site/.$$module.new" "$$site/$$module" || exit; \
+	  done && \
 	  echo 'import chainer_compat' > "$$site/chainer_compat.pth" && \
 	  echo 'import quiet_start; quiet_start.install_for_scripts()' > "$$site/_quiet_start.pth"
 	touch $@

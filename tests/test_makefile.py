@@ -1,4 +1,6 @@
 """What the Makefile's recipes run, read with make -n, which runs nothing."""
+import os
+import shutil
 import subprocess
 import sys
 
@@ -28,3 +30,27 @@ def test_torch_goes_into_the_bench_environment_last(tmp_path):
         'benchmarks/requirements-torch.txt'.format(venv),
         '{}/bin/python -m pip install --quiet --no-index --no-deps {}'.format(
             venv, wheel)]
+
+
+def test_an_edit_of_quiet_start_copies_it_without_rebuilding(tmp_path):
+    """Its edit rebuilt the whole environment, Chainer gone for a while:
+    a sweep running from it lost its workers."""
+    repo = tmp_path / 'repo'
+    repo.mkdir()
+    for name in ('Makefile', 'requirements.txt', 'constraints.txt',
+                 'chainer_compat.py', 'quiet_start.py'):
+        shutil.copy(os.path.join(ROOT, name), str(repo / name))
+        os.utime(str(repo / name), (100, 100))
+    os.utime(str(repo / 'quiet_start.py'), (300, 300))  # edited
+    venv = repo / '.venv'
+    venv.mkdir()
+    for name in ('.installed-python{}.{}'.format(*sys.version_info[:2]),
+                 '.site-modules'):
+        (venv / name).touch()
+        os.utime(str(venv / name), (200, 200))
+    completed = subprocess.run(
+        ['make', '-n', 'setup', 'PYTHON=' + sys.executable], cwd=str(repo),
+        capture_output=True, text=True, check=True)
+    assert 'quiet_start.py' in completed.stdout
+    assert 'rm -rf' not in completed.stdout
+    assert 'pip install' not in completed.stdout
