@@ -183,10 +183,13 @@ def open_app(db_folder, dirs):
     database = database_of(db_folder)
     check_database(database)
     try:
-        if not db.setup():
-            raise DatabaseError('ChainerUI cannot open its database in ' +
-                                db_folder)
-        db.upgrade()
+        # A stop in a migration, one statement at a time, left a database
+        # that every later start refused (hostile pass 16).
+        with quiet_start.SignalsHeld():
+            if not db.setup():
+                raise DatabaseError('ChainerUI cannot open its database in '
+                                    + db_folder)
+            db.upgrade()
         for folder in dirs:
             path = os.path.abspath(folder)
             if db.session.query(Project).filter_by(path_name=path).first() \
@@ -230,7 +233,8 @@ def check_database(path):
         folder = os.path.dirname(path)
         # SQLite blames the database where its folder, which takes the
         # database's journal, is the one it may not write.
-        if error.sqlite_errorname == 'SQLITE_READONLY' and \
+        # Its primary code: SQLite says SQLITE_READONLY_DIRECTORY.
+        if error.sqlite_errorcode & 0xff == sqlite3.SQLITE_READONLY and \
                 os.access(path, os.W_OK) and not os.access(folder, os.W_OK):
             error = 'its folder {} may not be written, and SQLite keeps ' \
                 'its journal there'.format(folder)

@@ -3,6 +3,7 @@
 They need requirements-ui.txt in the environment and Debian's chromium:
 skipped without them, except in CI (CI=true), where that fails.
 """
+import contextlib
 import html.parser
 import json
 import os
@@ -480,6 +481,44 @@ def test_a_ctrl_c_while_the_runs_register_stops_it_before_it_serves(
             process.communicate()
     assert (process.returncode, out, err) == (
         0, '', 'Ctrl-C: stopped the dashboard before it served.\n')
+
+
+# dashboard.py, whose new database gets a Ctrl-C as it is migrated.
+INTERRUPTS_THE_MIGRATION = """
+import os, signal, sys
+sys.path.insert(0, os.getcwd())
+os.environ['CHAINERUI_ROOT'] = os.path.abspath(sys.argv[2])  # as --db
+from chainerui.database import db
+upgrade = db.upgrade
+def interrupted(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)
+    return upgrade(*args, **kwargs)
+db.upgrade = interrupted
+import dashboard
+sys.exit(dashboard.main(sys.argv[1:]))
+"""
+
+
+def test_a_ctrl_c_while_the_database_is_made_waits_for_it(runs, tmp_path):
+    """A stop in the middle of the migration left a database that every
+    later start refused (hostile pass 16)."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    completed = subprocess.run(
+        [sys.executable, '-c', INTERRUPTS_THE_MIGRATION, '--db',
+         str(tmp_path), '--port', str(port), str(runs / 'rnn')], cwd=ROOT,
+        capture_output=True, text=True, timeout=120)
+    assert (completed.returncode, completed.stderr) == (
+        0, 'Ctrl-C: stopped the dashboard before it served.\n')
+    with contextlib.closing(sqlite3.connect(
+            str(tmp_path / 'db' / 'chainerui.db'))) as database:
+        versions = database.execute(
+            'SELECT version_num FROM alembic_version').fetchall()
+        tables = {name for name, in database.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert len(versions) == 1
+    assert not any(name.startswith('_alembic_tmp') for name in tables)
 
 
 def test_a_port_in_use_is_one_line(runs, tmp_path):
