@@ -30,6 +30,7 @@ import snapshots
 COMMAND_KEYS = {'name', 'request', 'response'}
 INT64 = 2 ** 63
 LOOPBACK = ('127.0.0.1', 'localhost', '::1')
+SETUP_LOCK = '.setup.lock'  # beside the database, held while it is set up
 IGNORED = set()  # the versions of files, and paths, said to be ignored
 
 
@@ -183,9 +184,16 @@ def open_app(db_folder, dirs):
     database = database_of(db_folder)
     check_database(database)
     try:
-        # A stop in a migration, one statement at a time, left a database
-        # that every later start refused (hostile pass 16).
-        with quiet_start.SignalsHeld():
+        # Two dashboards that made one database at once raced, one refused
+        # as if the database were no ChainerUI's; a stop in a migration,
+        # one statement at a time, left one that every later start
+        # refused (hostile pass 16).
+        with snapshots.writing_alone(
+                os.path.join(os.path.dirname(database), SETUP_LOCK),
+                lambda: cli.print_or_drop(
+                    'Waiting for another dashboard to set up {}'.format(
+                        cli.one_line(database)), sys.stderr)), \
+                quiet_start.SignalsHeld():
             if not db.setup():
                 raise DatabaseError('ChainerUI cannot open its database in '
                                     + db_folder)
@@ -199,6 +207,9 @@ def open_app(db_folder, dirs):
             error:  # a database, but not one of ChainerUI's
         raise DatabaseError('ChainerUI cannot use the database {}: {}'.format(
             database, getattr(error, 'orig', None) or error))
+    except OSError as error:  # the lock: not the address's problem
+        raise DatabaseError('cannot set up ChainerUI\'s database {}: {}: {}'
+                            .format(database, error.filename, error.strerror))
     db.session.remove()
     return create_app()
 

@@ -62,12 +62,12 @@ def main(argv=None):
     except OSError as error:
         return cli.writing_failed(parser.prog, args.outdir, error)
     cells = sorted({cell_name(record) for record in runs})
-    cell = os.path.join(args.outdir, cells[0])
+    cell = cli.path_argument(os.path.join(args.outdir, cells[0]))
     # make splits UI_DIRS at spaces: a path that needs quoting goes to
     # dashboard.py itself (hostile pass 15).
     look = 'make ui UI_DIRS={}'.format(cell) if shlex.quote(cell) == cell \
         else '{} (once make ui-setup has run)'.format(
-            cli.command_line('dashboard.py', cli.path_argument(cell)))
+            cli.command_line('dashboard.py', cell))
     cli.print_or_drop('Wrote {} runs in {} cells under {}; look at a cell '
                       'with: {}'.format(len(runs), len(cells), args.outdir,
                                         look), sys.stdout)

@@ -283,6 +283,17 @@ def test_folders_no_export_listed_are_left_alone(tmp_path, capsys):
         'gru_vocab5_bproplen5/seed0']
 
 
+def test_the_hint_for_an_outdir_like_an_option_works_as_copied(
+        tmp_path, capsys, monkeypatch):
+    """make ui UI_DIRS=-out/... gave dashboard.py an option (hostile pass
+    16)."""
+    monkeypatch.chdir(tmp_path)
+    records = write_records(tmp_path / 'capacity.jsonl', record())
+    assert dashboard.main([records, '--', '-out']) == 0
+    assert capsys.readouterr().out.endswith(
+        'look at a cell with: make ui UI_DIRS=./-out/gru_vocab5_bproplen5\n')
+
+
 def test_an_outdir_that_cannot_be_made_is_refused(tmp_path, capsys,
                                                   monkeypatch):
     """A failed write, status 1, where the other scripts refuse it (hostile

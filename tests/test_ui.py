@@ -4,6 +4,7 @@ They need requirements-ui.txt in the environment and Debian's chromium:
 skipped without them, except in CI (CI=true), where that fails.
 """
 import contextlib
+import fcntl
 import html.parser
 import json
 import os
@@ -519,6 +520,37 @@ def test_a_ctrl_c_while_the_database_is_made_waits_for_it(runs, tmp_path):
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert len(versions) == 1
     assert not any(name.startswith('_alembic_tmp') for name in tables)
+
+
+def test_a_second_dashboard_waits_while_the_first_sets_up_the_database(
+        runs, tmp_path):
+    """Started together on a new --db, they raced in making it, and one
+    was refused as if it were no ChainerUI database (hostile pass 16)."""
+    (tmp_path / 'db').mkdir()
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    with open(str(tmp_path / 'db' / dashboard_server.SETUP_LOCK), 'w') as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        process = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, 'dashboard.py'), '--port',
+             str(port), '--db', str(tmp_path), str(runs / 'rnn')],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert process.stderr.readline() == (
+                'Waiting for another dashboard to set up {}\n'.format(
+                    tmp_path / 'db' / 'chainerui.db'))
+            assert process.poll() is None
+        except BaseException:
+            process.kill()
+            process.communicate()
+            raise
+    try:
+        assert process.stdout.readline().startswith('ChainerUI on ')
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    assert err == 'Ctrl-C: stopped the dashboard.\n'
 
 
 def test_a_port_in_use_is_one_line(runs, tmp_path):
