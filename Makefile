@@ -69,7 +69,7 @@ results: setup
 # cannot run with; torch imports and trains without it. It goes in last:
 # after an install that resolves dependencies pip checks every package
 # there, and would report torch's unmet setuptools as an ERROR.
-$(BENCH_STAMP): requirements.txt constraints.txt benchmarks/requirements-torch.txt $(TORCH_WHEEL) | $(STAMP)
+$(BENCH_STAMP): requirements.txt constraints.txt benchmarks/requirements-torch.txt $(TORCH_WHEEL) | $(SITE_STAMP)
 	rm -rf $(BENCH_VENV)
 	$(PYTHON) -m venv $(BENCH_VENV)
 ifneq ($(TORCH_WHEEL),)
@@ -113,7 +113,7 @@ UI_PORT ?= 5000
 UI_HOST ?= 127.0.0.1
 UI_STAMP := $(VENV)/.installed-ui
 
-$(UI_STAMP): requirements-ui.txt | $(STAMP)
+$(UI_STAMP): requirements-ui.txt | $(SITE_STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-ui.txt
 	touch $@
 

@@ -54,3 +54,17 @@ def test_an_edit_of_quiet_start_copies_it_without_rebuilding(tmp_path):
     assert 'quiet_start.py' in completed.stdout
     assert 'rm -rf' not in completed.stdout
     assert 'pip install' not in completed.stdout
+
+
+def test_the_dashboard_s_setup_installs_the_quiet_start_too(tmp_path):
+    """make ui on a fresh clone set up .venv without it: a Ctrl-C while
+    Python started dashboard.py was a traceback (hostile pass 17)."""
+    completed = subprocess.run(
+        ['make', '-n', 'ui-setup', 'PYTHON=' + sys.executable,
+         'VENV=' + str(tmp_path / 'venv')], cwd=ROOT, capture_output=True,
+        text=True, check=True)
+    lines = completed.stdout.splitlines()
+    copy = next(i for i, line in enumerate(lines) if 'quiet_start.py' in line)
+    extras = next(i for i, line in enumerate(lines)
+                  if 'requirements-ui.txt' in line)
+    assert copy < extras
