@@ -70,8 +70,7 @@ def main(argv=None):
         if os.path.lexists(database):
             check_database(database)
     except DatabaseError as error:
-        parser.error('{} (choose another --db, or move it aside)'.format(
-            error))
+        parser.error(str(error))
     try:
         import chainerui  # noqa: F401
         import gevent
@@ -102,8 +101,7 @@ def main(argv=None):
                           sys.stderr)
         return 0
     except DatabaseError as error:
-        parser.error('{} (choose another --db, or move it aside)'.format(
-            error))
+        parser.error(str(error))
     except socket.gaierror as error:
         # Its errno is the resolver's, no OSError's: os.strerror(-2) is
         # 'Unknown error -2'. args[1], the resolver's text, without the
@@ -163,7 +161,12 @@ def host_name(text):
 
 
 class DatabaseError(Exception):
-    """--db cannot hold ChainerUI's database: one line for the user."""
+    """--db cannot hold ChainerUI's database: one line for the user, and
+    what to do."""
+
+    def __init__(self, problem, remedy='choose another --db, or move it '
+                 'aside'):
+        super().__init__('{} ({})'.format(problem, remedy))
 
 
 def open_app(db_folder, dirs):
@@ -208,8 +211,10 @@ def open_app(db_folder, dirs):
         raise DatabaseError('ChainerUI cannot use the database {}: {}'.format(
             database, getattr(error, 'orig', None) or error))
     except OSError as error:  # the lock: not the address's problem
-        raise DatabaseError('cannot set up ChainerUI\'s database {}: {}: {}'
-                            .format(database, error.filename, error.strerror))
+        raise DatabaseError(
+            'cannot set up ChainerUI\'s database {}: {}: {}'.format(
+                database, error.filename, error.strerror),
+            'remove {}, or choose another --db'.format(error.filename))
     db.session.remove()
     return create_app()
 

@@ -593,6 +593,9 @@ def test_the_dashboard_s_arguments_are_checked_with_or_without_chainerui(
         'dashboard.py: error: ' + message.format(tmp=tmp_path))
 
 
+MOVE_IT_ASIDE = ' (choose another --db, or move it aside)'
+
+
 def test_a_database_the_dashboard_may_only_read_is_refused(
         tmp_path, monkeypatch):
     """It was served, and every page failed (hostile pass 12)."""
@@ -606,7 +609,7 @@ def test_a_database_the_dashboard_may_only_read_is_refused(
         dashboard.check_database(path)
     assert str(error.value) == ("cannot open ChainerUI's database {}: "
                                 'attempt to write a readonly database'
-                                .format(path))
+                                .format(path) + MOVE_IT_ASIDE)
     # Writable, in a folder it may not write: the folder is to blame
     # (hostile pass 13).
     access = os.access
@@ -616,7 +619,8 @@ def test_a_database_the_dashboard_may_only_read_is_refused(
         dashboard.check_database(path)
     assert str(error.value) == (
         "cannot open ChainerUI's database {}: its folder {} may not be "
-        'written, and SQLite keeps its journal there'.format(path, tmp_path))
+        'written, and SQLite keeps its journal there'.format(path, tmp_path)
+        + MOVE_IT_ASIDE)
 
 
 def test_a_database_that_is_no_file_is_refused(tmp_path):
@@ -627,7 +631,7 @@ def test_a_database_that_is_no_file_is_refused(tmp_path):
     with pytest.raises(dashboard.DatabaseError) as error:
         dashboard.check_database(path)
     assert str(error.value) == "ChainerUI's database {} is not a regular " \
-        'file'.format(path)
+        'file'.format(path) + MOVE_IT_ASIDE
 
 
 @pytest.mark.parametrize('module, argv, name', [

@@ -553,6 +553,19 @@ def test_a_second_dashboard_waits_while_the_first_sets_up_the_database(
     assert err == 'Ctrl-C: stopped the dashboard.\n'
 
 
+def test_a_setup_lock_that_is_no_file_is_named_with_its_remedy(
+        runs, tmp_path):
+    """It said to move the database aside, which changed nothing (hostile
+    pass 17)."""
+    lock = tmp_path / 'db' / dashboard_server.SETUP_LOCK
+    lock.mkdir(parents=True)
+    completed = run_dashboard('--db', str(tmp_path), str(runs / 'rnn'))
+    assert (completed.returncode, completed.stderr) == (
+        cli.EXIT_USAGE, "dashboard.py: error: cannot set up ChainerUI's "
+        'database {}: {}: Is a directory (remove {}, or choose another '
+        '--db)\n'.format(tmp_path / 'db' / 'chainerui.db', lock, lock))
+
+
 def test_a_port_in_use_is_one_line(runs, tmp_path):
     with socket.socket() as taken:
         taken.bind(('127.0.0.1', 0))
