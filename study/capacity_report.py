@@ -37,7 +37,7 @@ import threadpoolctl
 import cli
 from cli import UsageError
 import snapshots
-from study import statistics
+from study import VARIANTS, statistics
 from study.records import RECORDS, read_records
 
 FIGURES = ('capacity_share.png', 'capacity_tokens.png',
@@ -142,13 +142,54 @@ def rankings(summary, found):
                           (better, bproplen, vocab) in summary), None)
             if vocab is None:
                 continue
-            high, low = (summary[arch, bproplen, vocab]
-                         for arch in (better, worse))
-            tests.append((bproplen, better, worse, vocab,
-                          statistics.fisher_exact(
-                              high['learned'], high['runs'],
-                              low['learned'], low['runs'])))
+            tests.append((bproplen, better, worse, vocab, fisher_of(
+                *(summary[arch, bproplen, vocab]
+                  for arch in (better, worse)))))
     return tests
+
+
+def fisher_of(first, second):
+    """Fisher's exact p of two cells' shares."""
+    return statistics.fisher_exact(first['learned'], first['runs'],
+                                   second['learned'], second['runs'])
+
+
+def choice_tests(summary):
+    """[(variant, base, bproplen, vocab, p)]: each of VARIANTS against the
+    architecture whose one choice it undoes, at every cell both ran."""
+    return [(arch, VARIANTS[arch][0], bproplen, vocab,
+             fisher_of(entry, summary[VARIANTS[arch][0], bproplen, vocab]))
+            for (arch, bproplen, vocab), entry in summary.items()
+            if arch in VARIANTS and
+            (VARIANTS[arch][0], bproplen, vocab) in summary]
+
+
+def window_tests(summary):
+    """[(arch, shorter, longer, vocab, p)]: each architecture's shares at
+    one N with two BPTT lengths next to each other, where they differ."""
+    tests = []
+    for (arch, bproplen), cells in lines_of(summary).items():
+        longer = min((b for a, b in lines_of(summary)
+                      if a == arch and b > bproplen), default=None)
+        for vocab, entry in cells:
+            other = summary.get((arch, longer, vocab))
+            if other and other['share'] != entry['share']:
+                tests.append((arch, bproplen, longer, vocab,
+                              fisher_of(entry, other)))
+    return tests
+
+
+def test_row(leading, first, second, p):
+    """A table row: the leading columns, then the two cells and p."""
+    return '| {} | {} against {} | {:.2g} |'.format(
+        ' | '.join(map(str, leading)), cell_text(first), cell_text(second), p)
+
+
+def cell_text(entry):
+    """learned/runs, and the median tokens where half learned."""
+    return '{}/{}{}'.format(entry['learned'], entry['runs'], (
+        '' if entry['median'] == math.inf
+        else ', ' + tokens_text(entry['median'])))
 
 
 def colors(summary):
@@ -401,6 +442,32 @@ def markdown(summary, records, command, wall=None, machine_info=None):
             bproplen, better, worse, vocab, *(
                 '{learned}/{runs}'.format(**summary[arch, bproplen, vocab])
                 for arch in (better, worse)), p))
+    tests = choice_tests(summary)
+    if tests:
+        lines += [
+            '', '## One choice at a time', '',
+            'Each variant against the architecture whose one choice it '
+            'undoes, at every cell both ran: learned/runs and the median '
+            'tokens to learn where half learned; Fisher\'s exact test, '
+            'two-sided.', '',
+            '| arch | against | bproplen | N | learned | p |',
+            '|---|---|---|---|---|---|',
+        ]
+        lines += [test_row((variant, base, bproplen, vocab),
+                           summary[variant, bproplen, vocab],
+                           summary[base, bproplen, vocab], p)
+                  for variant, base, bproplen, vocab, p in tests]
+    lines += [
+        '', '## The window', '',
+        'Each architecture at one N with BPTT lengths next to each other, '
+        'where the shares learned differ: Fisher\'s exact test, '
+        'two-sided.', '',
+        '| arch | N | bproplens | learned | p |', '|---|---|---|---|---|',
+    ]
+    lines += [test_row((arch, vocab, '{} against {}'.format(shorter, longer)),
+                       summary[arch, shorter, vocab],
+                       summary[arch, longer, vocab], p)
+              for arch, shorter, longer, vocab, p in window_tests(summary)]
     lines += [
         '', '## Every cell', '',
         'Share learned with its Wilson 95% interval; median tokens to learn '
@@ -491,10 +558,12 @@ def draw_report(records, out, command=None, wall=None):
 
 def comparison(studies):
     """Markdown: the frontier of each architecture and bproplen that every
-    one of studies ({name: records}) ran, a column per study; a line that
-    says so where they ran none alike."""
-    found = {name: frontiers(summarize(records))
-             for name, records in studies.items()}
+    one of studies ({name: records}) ran, a column per study, then every
+    cell they all ran, each study after the first with Fisher's p against
+    it; a line that says so where they ran none alike."""
+    summaries = {name: summarize(records)
+                 for name, records in studies.items()}
+    found = {name: frontiers(summary) for name, summary in summaries.items()}
     lines = set.intersection(*(set(each) for each in found.values()))
     if not lines:
         return ('No side-by-side frontiers: {} share no architecture with '
@@ -504,6 +573,23 @@ def comparison(studies):
     for arch, bproplen in sorted(lines, key=lambda line: (line[1], line[0])):
         rows.append('| {} | {} | {} |'.format(arch, bproplen, ' | '.join(
             frontier_text(each[arch, bproplen]) for each in found.values())))
+    first, *others = summaries.values()
+    cells = sorted(set.intersection(*map(set, summaries.values())),
+                   key=lambda cell: (cell[1], cell[0], cell[2]))
+    rows.append('')
+    if not cells:
+        rows.append('No cell was run by every one of them.')
+        return '\n'.join(rows) + '\n'
+    rows += ['Cells every one ran: learned/runs, the median tokens to learn '
+             'where half learned, and Fisher\'s p against the first.', '',
+             '| arch | bproplen | N | ' + ' | '.join(studies) + ' |',
+             '|---|---|---|' + '---|' * len(studies)]
+    for cell in cells:
+        rows.append('| {} | {} | {} | {} |'.format(*cell, ' | '.join(
+            [cell_text(first[cell])] + [
+                '{} (p {:.2g})'.format(cell_text(other[cell]),
+                                       fisher_of(other[cell], first[cell]))
+                for other in others])))
     return '\n'.join(rows) + '\n'
 
 
@@ -513,7 +599,8 @@ def main(argv=None):
         description='Write the report of each folder from its '
         'capacity.jsonl, running nothing: every figure and table of the '
         'study comes from the records. A sweep may be writing the file. '
-        'With several folders, also print their frontiers side by side.')
+        'With several folders, also print their frontiers and the cells '
+        'they all ran side by side.')
     parser.add_argument('folders', nargs='+', metavar='FOLDER',
                         type=cli.non_empty_path,
                         help='a folder holding capacity.jsonl')

@@ -61,6 +61,26 @@ def test_rankings_test_at_the_first_n_where_the_lower_falls_below_half():
     assert test[4] == pytest.approx(1 / 7)  # 4/4 against 1/4
 
 
+def test_each_variant_is_tested_against_its_base_where_both_ran():
+    summary = capacity_report.summarize(
+        cell('lstm', 5, 5, [100, 200], 2) +
+        cell('lstm_nodropout', 5, 5, [100, 200, 300, 400], 0) +
+        cell('lstm_nodropout', 5, 10, [], 4))  # no lstm at N=10
+    (test,) = capacity_report.choice_tests(summary)
+    assert test[:4] == ('lstm_nodropout', 'lstm', 5, 5)
+    assert test[4] == pytest.approx(3 / 7)  # 4/4 against 2/4
+
+
+def test_windows_next_to_each_other_are_tested_where_the_shares_differ():
+    summary = capacity_report.summarize(
+        RECORDS + cell('rnn', 10, 10, [100, 200, 300], 1) +
+        cell('rnn', 10, 12, [100, 200, 300, 400], 0))
+    # N=10: 3/4 with either window, no test; gru ran one window only.
+    (test,) = capacity_report.window_tests(summary)
+    assert test[:4] == ('rnn', 5, 10, 12)
+    assert test[4] == pytest.approx(1 / 7)  # 1/4 against 4/4
+
+
 def test_the_report_has_its_tables_and_figures(tmp_path):
     capacity_report.write_report(RECORDS, str(tmp_path), 'python -m x', 60.0)
     text = (tmp_path / 'capacity.md').read_text()
@@ -70,6 +90,9 @@ def test_the_report_has_its_tables_and_figures(tmp_path):
     assert '| gru | 5 | 4 (N=5, 1/4) | no |' in text
     assert '| 5 | rnn | gru | 5 | 4/4 against 1/4 | 0.14 |' in text
     assert '| rnn | 5 | 10 | 3/4 | 0.75 [0.30, 0.95] | 500 [0, -] |' in text
+    assert '| gru | 5 | 5 | 1/4 | 0.25 [0.05, 0.70] | - [0, -] |' in text
+    assert '## One choice at a time' not in text  # no variant ran
+    assert '## The window\n' in text
     assert 'Last written by `python -m x`' in text
     for name in capacity_report.FIGURES:
         assert (tmp_path / name).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
@@ -225,6 +248,20 @@ def test_several_folders_print_their_frontiers_side_by_side(
     assert '(alpha 0.001) | {} (alpha 0.003) |'.format(tmp_path / 'b') in out
     assert '| rnn | 5 | 10 [5, 12] | >= 5 [below, 5] |' in out
     assert '| gru |' not in out  # b has no gru
+    # N=5: 4/4 against 2/4, p 3/7
+    assert '| rnn | 5 | 5 | 4/4, 200 | 2/4, 200 (p 0.43) |' in out
+    assert '| rnn | 5 | 10 |' not in out  # b did not run it
+
+
+def test_studies_with_lines_but_no_cell_alike_say_so(tmp_path, capsys):
+    for name, vocab in (('a', 5), ('b', 10)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / 'capacity.jsonl').write_text(
+            json.dumps(record('rnn', 5, vocab, 0)) + '\n')
+    assert capacity_report.main([str(tmp_path / 'a'),
+                                 str(tmp_path / 'b')]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        'No cell was run by every one of them.')
 
 
 @pytest.mark.parametrize('second', ['a', 'a/', 'b'])
