@@ -186,16 +186,15 @@ def open_app(db_folder, dirs):
     without_assets()
     database = database_of(db_folder)
     check_database(database)
+    lock = os.path.join(os.path.dirname(database), SETUP_LOCK)
     try:
         # Two dashboards that made one database at once raced, one refused
         # as if the database were no ChainerUI's; a stop in a migration,
         # one statement at a time, left one that every later start
         # refused (hostile pass 16).
-        with snapshots.writing_alone(
-                os.path.join(os.path.dirname(database), SETUP_LOCK),
-                lambda: cli.print_or_drop(
-                    'Waiting for another dashboard to set up {}'.format(
-                        cli.one_line(database)), sys.stderr)), \
+        with snapshots.writing_alone(lock, lambda: cli.print_or_drop(
+                'Waiting for another dashboard to set up {}'.format(
+                    cli.one_line(database)), sys.stderr)), \
                 quiet_start.SignalsHeld():
             if not db.setup():
                 raise DatabaseError('ChainerUI cannot open its database in '
@@ -210,11 +209,14 @@ def open_app(db_folder, dirs):
             error:  # a database, but not one of ChainerUI's
         raise DatabaseError('ChainerUI cannot use the database {}: {}'.format(
             database, getattr(error, 'orig', None) or error))
-    except OSError as error:  # the lock: not the address's problem
-        raise DatabaseError(
-            'cannot set up ChainerUI\'s database {}: {}: {}'.format(
-                database, error.filename, error.strerror),
-            'remove {}, or choose another --db'.format(error.filename))
+    except OSError as error:  # not the address's problem
+        problem = 'cannot set up ChainerUI\'s database {}: {}'.format(
+            database, error.strerror if error.filename is None else
+            '{}: {}'.format(error.filename, error.strerror))
+        if error.filename == lock:
+            raise DatabaseError(problem, 'remove {}, or choose another '
+                                '--db'.format(lock))
+        raise DatabaseError(problem)
     db.session.remove()
     return create_app()
 

@@ -566,6 +566,37 @@ def test_a_setup_lock_that_is_no_file_is_named_with_its_remedy(
         '--db)\n'.format(tmp_path / 'db' / 'chainerui.db', lock, lock))
 
 
+# dashboard.py, whose migration fails for a full disk, naming the file in
+# argv[1] (none where it is empty).
+FAILS_IN_THE_MIGRATION = """
+import errno, os, sys
+sys.path.insert(0, os.getcwd())
+os.environ['CHAINERUI_ROOT'] = os.path.abspath(sys.argv[3])  # as --db
+from chainerui.database import db
+def failing(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC),
+                  *filter(None, sys.argv[1:2]))
+db.upgrade = failing
+import dashboard
+sys.exit(dashboard.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize('filename', ['', 'alembic/env.py'])
+def test_a_setup_error_not_of_the_lock_names_no_lock_to_remove(
+        runs, tmp_path, filename):
+    """It said "remove None" (and to remove whatever file it named)."""
+    completed = subprocess.run(
+        [sys.executable, '-c', FAILS_IN_THE_MIGRATION, filename, '--db',
+         str(tmp_path), str(runs / 'rnn')], cwd=ROOT,
+        capture_output=True, text=True, timeout=120)
+    assert (completed.returncode, completed.stderr) == (
+        cli.EXIT_USAGE, "dashboard.py: error: cannot set up ChainerUI's "
+        'database {}: {}No space left on device (choose another --db, or '
+        'move it aside)\n'.format(
+            tmp_path / 'db' / 'chainerui.db', filename and filename + ': '))
+
+
 def test_a_port_in_use_is_one_line(runs, tmp_path):
     with socket.socket() as taken:
         taken.bind(('127.0.0.1', 0))
