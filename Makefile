@@ -85,7 +85,8 @@ bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
 
 # The capacity study (docs/capacity.md): each frontier searched, the LSTM's
-# choices undone one at a time, two more learning rates, the counter. The
+# choices undone one at a time, two more learning rates at the cells that
+# decide bproplen 20's ranking and frontiers, the counter. The
 # record files resume: `make capacity` goes on from what they hold, and
 # `make capacity-from-nothing` first removes them.
 CAPACITY_ALPHAS := 0.0003 0.003
@@ -96,7 +97,10 @@ capacity: setup
 	  --arch lstm_nodropout lstm_onelayer lstm_chainerinit && \
 	for alpha in $(CAPACITY_ALPHAS); do \
 	  $(BIN)/python -m study.sweep -o results/capacity_alpha/$$alpha \
-	    --alpha $$alpha --bproplen 20 --seed 0 1 2 3 4 --more-seeds || exit; \
+	    --alpha $$alpha --grid --bproplen 20 --seed 0 1 2 3 4 --vocab 25 && \
+	  $(BIN)/python -m study.sweep -o results/capacity_alpha/$$alpha \
+	    --alpha $$alpha --grid --bproplen 20 --seed 0 1 2 3 4 --vocab 20 \
+	    --arch rnn rnn_relu lstm gru || exit; \
 	done && \
 	$(BIN)/python -m study.counter -o results && \
 	echo "make capacity took $$(( ($$(date +%s) - started) / 60 )) min"
