@@ -338,9 +338,9 @@ class OneLayerLSTM(RecurrentPredictor):
     """One LSTM layer without dropout, in the rnn's pattern: embed, l1, l2.
 
     The fair comparison with the one-layer rnn and gru: Chainer's own
-    initialisation, whose forget-gate bias of 1 lets the cell hold a count
-    from the start, where the tutorial's lstm draws every parameter from
-    U(-0.1, 0.1) and drops out between its two layers.
+    initialisation (forget-gate bias 1), where the tutorial's lstm draws
+    every parameter from U(-0.1, 0.1) and drops out between its two
+    layers. What each choice does to learning: docs/capacity.md.
     """
 
     state_names = ('l1/c', 'l1/h')
