@@ -85,8 +85,9 @@ bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
 
 # The capacity study (docs/capacity.md): each frontier searched, the LSTM's
-# choices undone one at a time, two more learning rates at the cells that
-# decide bproplen 20's ranking and frontiers, the counter. The
+# choices undone one at a time, two more learning rates at bproplen 20's
+# frontier cells (N = 20; lstm1's, N = 25, where it ranked above the rest),
+# the counter. The
 # record files resume: `make capacity` goes on from what they hold, and
 # `make capacity-from-nothing` first removes them.
 CAPACITY_ALPHAS := 0.0003 0.003

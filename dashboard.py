@@ -213,7 +213,7 @@ def open_app(db_folder, dirs):
         problem = 'cannot set up ChainerUI\'s database {}: {}'.format(
             database, error.strerror if error.filename is None else
             '{}: {}'.format(error.filename, error.strerror))
-        if error.filename == lock:
+        if error.filename == lock and os.path.lexists(lock):
             raise DatabaseError(problem, 'remove {}, or choose another '
                                 '--db'.format(lock))
         raise DatabaseError(problem)

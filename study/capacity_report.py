@@ -167,10 +167,13 @@ def choice_tests(summary):
 def window_tests(summary):
     """[(arch, shorter, longer, vocab, p)]: each architecture's shares at
     one N with two BPTT lengths next to each other, where they differ."""
+    lines = lines_of(summary)
     tests = []
-    for (arch, bproplen), cells in lines_of(summary).items():
-        longer = min((b for a, b in lines_of(summary)
-                      if a == arch and b > bproplen), default=None)
+    for (arch, bproplen), cells in lines.items():
+        longer = min((b for a, b in lines if a == arch and b > bproplen),
+                     default=None)
+        if longer is None:
+            continue
         for vocab, entry in cells:
             other = summary.get((arch, longer, vocab))
             if other and other['share'] != entry['share']:
@@ -179,7 +182,7 @@ def window_tests(summary):
     return tests
 
 
-def test_row(leading, first, second, p):
+def paired_row(leading, first, second, p):
     """A table row: the leading columns, then the two cells and p."""
     return '| {} | {} against {} | {:.2g} |'.format(
         ' | '.join(map(str, leading)), cell_text(first), cell_text(second), p)
@@ -453,21 +456,26 @@ def markdown(summary, records, command, wall=None, machine_info=None):
             '| arch | against | bproplen | N | learned | p |',
             '|---|---|---|---|---|---|',
         ]
-        lines += [test_row((variant, base, bproplen, vocab),
-                           summary[variant, bproplen, vocab],
-                           summary[base, bproplen, vocab], p)
+        lines += [paired_row((variant, base, bproplen, vocab),
+                             summary[variant, bproplen, vocab],
+                             summary[base, bproplen, vocab], p)
                   for variant, base, bproplen, vocab, p in tests]
-    lines += [
-        '', '## The window', '',
-        'Each architecture at one N with BPTT lengths next to each other, '
-        'where the shares learned differ: Fisher\'s exact test, '
-        'two-sided.', '',
-        '| arch | N | bproplens | learned | p |', '|---|---|---|---|---|',
-    ]
-    lines += [test_row((arch, vocab, '{} against {}'.format(shorter, longer)),
-                       summary[arch, shorter, vocab],
-                       summary[arch, longer, vocab], p)
-              for arch, shorter, longer, vocab, p in window_tests(summary)]
+    tests = window_tests(summary)
+    lines += ['', '## The window', '']
+    if tests:
+        lines += [
+            'Each architecture at one N with BPTT lengths next to each '
+            'other, where the shares learned differ: Fisher\'s exact test, '
+            'two-sided.', '',
+            '| arch | N | bproplens | learned | p |', '|---|---|---|---|---|',
+        ]
+        lines += [paired_row((arch, vocab, '{} against {}'.format(
+                      shorter, longer)), summary[arch, shorter, vocab],
+                      summary[arch, longer, vocab], p)
+                  for arch, shorter, longer, vocab, p in tests]
+    else:
+        lines.append('No architecture learned a different share at one N '
+                     'with two BPTT lengths.')
     lines += [
         '', '## Every cell', '',
         'Share learned with its Wilson 95% interval; median tokens to learn '

@@ -71,14 +71,37 @@ def test_each_variant_is_tested_against_its_base_where_both_ran():
     assert test[4] == pytest.approx(3 / 7)  # 4/4 against 2/4
 
 
+WINDOWS = (RECORDS + cell('rnn', 10, 10, [100, 200, 300], 1) +
+           cell('rnn', 10, 12, [100, 200, 300, 400], 0) +
+           cell('rnn', 2, 12, [], 4))
+
+
 def test_windows_next_to_each_other_are_tested_where_the_shares_differ():
-    summary = capacity_report.summarize(
-        RECORDS + cell('rnn', 10, 10, [100, 200, 300], 1) +
-        cell('rnn', 10, 12, [100, 200, 300, 400], 0))
-    # N=10: 3/4 with either window, no test; gru ran one window only.
-    (test,) = capacity_report.window_tests(summary)
-    assert test[:4] == ('rnn', 5, 10, 12)
-    assert test[4] == pytest.approx(1 / 7)  # 1/4 against 4/4
+    # N=10: 3/4 with bproplen 5 and 10, no test; gru ran one window only;
+    # bproplen 2 goes against 5, not 10.
+    tests = capacity_report.window_tests(capacity_report.summarize(WINDOWS))
+    assert [test[:4] for test in tests] == [
+        ('rnn', 2, 5, 12), ('rnn', 5, 10, 12)]
+    # 0/4 against 1/4, then 1/4 against 4/4
+    assert [test[4] for test in tests] == [1, pytest.approx(1 / 7)]
+
+
+def test_the_tables_of_tests_put_each_cell_on_its_side(tmp_path):
+    capacity_report.write_report(
+        WINDOWS + cell('lstm', 5, 5, [100, 200], 2) +
+        cell('lstm_nodropout', 5, 5, [100], 3), str(tmp_path))
+    text = (tmp_path / 'capacity.md').read_text()
+    # Medians only where half learned.
+    assert '| lstm_nodropout | lstm | 5 | 5 | 1/4 against 2/4, 200 | 1 |' \
+        in text
+    assert '| rnn | 12 | 5 against 10 | 1/4 against 4/4, 200 | 0.14 |' in text
+
+
+def test_a_report_of_one_window_says_there_is_nothing_to_test(tmp_path):
+    capacity_report.write_report(RECORDS, str(tmp_path))
+    assert '## The window\n\nNo architecture learned a different share at ' \
+        'one N with two BPTT lengths.\n' in (
+            tmp_path / 'capacity.md').read_text()
 
 
 def test_the_report_has_its_tables_and_figures(tmp_path):
@@ -92,7 +115,6 @@ def test_the_report_has_its_tables_and_figures(tmp_path):
     assert '| rnn | 5 | 10 | 3/4 | 0.75 [0.30, 0.95] | 500 [0, -] |' in text
     assert '| gru | 5 | 5 | 1/4 | 0.25 [0.05, 0.70] | - [0, -] |' in text
     assert '## One choice at a time' not in text  # no variant ran
-    assert '## The window\n' in text
     assert 'Last written by `python -m x`' in text
     for name in capacity_report.FIGURES:
         assert (tmp_path / name).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

@@ -566,28 +566,29 @@ def test_a_setup_lock_that_is_no_file_is_named_with_its_remedy(
         '--db)\n'.format(tmp_path / 'db' / 'chainerui.db', lock, lock))
 
 
-# dashboard.py, whose migration fails for a full disk, naming the file in
-# argv[1] (none where it is empty).
-FAILS_IN_THE_MIGRATION = """
+# dashboard.py, whose setting up of the database fails for a full disk,
+# naming the file in argv[1] (none where it is empty).
+FAILS_FOR_A_FULL_DISK = """
 import errno, os, sys
 sys.path.insert(0, os.getcwd())
-os.environ['CHAINERUI_ROOT'] = os.path.abspath(sys.argv[3])  # as --db
-from chainerui.database import db
+import dashboard, snapshots
 def failing(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC),
                   *filter(None, sys.argv[1:2]))
-db.upgrade = failing
-import dashboard
+snapshots.writing_alone = failing
 sys.exit(dashboard.main(sys.argv[2:]))
 """
 
 
-@pytest.mark.parametrize('filename', ['', 'alembic/env.py'])
-def test_a_setup_error_not_of_the_lock_names_no_lock_to_remove(
+@pytest.mark.parametrize('filename', ['', 'alembic/env.py', 'the lock'])
+def test_a_setup_error_names_no_file_to_remove_but_a_lock_that_is_there(
         runs, tmp_path, filename):
-    """It said "remove None" (and to remove whatever file it named)."""
+    """It said "remove None", or to remove whatever file it named, or a
+    lock it had not made."""
+    if filename == 'the lock':
+        filename = str(tmp_path / 'db' / dashboard_server.SETUP_LOCK)
     completed = subprocess.run(
-        [sys.executable, '-c', FAILS_IN_THE_MIGRATION, filename, '--db',
+        [sys.executable, '-c', FAILS_FOR_A_FULL_DISK, filename, '--db',
          str(tmp_path), str(runs / 'rnn')], cwd=ROOT,
         capture_output=True, text=True, timeout=120)
     assert (completed.returncode, completed.stderr) == (
