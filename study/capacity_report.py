@@ -106,6 +106,8 @@ def frontiers(summary):
       it (None where no N qualifies);
     - open: whether the largest N run still had half learn, so that the
       frontier may lie beyond the grid;
+    - first: the smallest N run, below which a frontier that is None
+      lies;
     - longest: (N, learned, runs) of the largest N at which any run
       learned, or None.
     """
@@ -119,6 +121,7 @@ def frontiers(summary):
             'low': largest(lambda entry: entry['wilson'][0] >= 0.5),
             'high': largest(lambda entry: entry['wilson'][1] >= 0.5),
             'open': cells[-1][1]['share'] >= 0.5,
+            'first': cells[0][0],
             'longest': max(((vocab, entry['learned'], entry['runs'])
                             for vocab, entry in cells if entry['learned']),
                            default=None),
@@ -364,11 +367,12 @@ def tokens_text(value):
 
 
 def frontier_text(frontier):
-    if frontier['n'] is None:
-        return 'none'
-    return '{}{} [{}, {}]'.format(
-        '>= ' if frontier['open'] else '', frontier['n'],
-        frontier['low'] or 'below', frontier['high'])
+    text = 'below {}'.format(frontier['first']) if frontier['n'] is None \
+        else '{}{}'.format('>= ' if frontier['open'] else '', frontier['n'])
+    if frontier['high'] is None:
+        return text
+    return '{} [{}, {}]'.format(text, frontier['low'] or 'below',
+                                frontier['high'])
 
 
 def past_window_text(frontier, bproplen):
@@ -411,7 +415,8 @@ def markdown(summary, records, command, wall=None, machine_info=None):
         'The largest N at which at least half the runs learned, and in '
         'brackets the largest N whose Wilson 95% interval lies at or above '
         'one half and the largest whose interval reaches it; ">=" where '
-        'the largest N run still had half learn.', '',
+        'the largest N run still had half learn, "below" where the '
+        'smallest did not.', '',
         '| arch | ' + ' | '.join(
             'bproplen {}'.format(bproplen)
             for bproplen in bproplens_of(found)) + ' |',

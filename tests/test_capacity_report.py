@@ -48,9 +48,20 @@ def test_a_cell_counts_learned_runs_and_the_median_tokens_with_censoring():
 def test_the_frontier_is_the_largest_n_where_half_learn():
     found = capacity_report.frontiers(capacity_report.summarize(RECORDS))
     assert found['rnn', 5] == {'n': 10, 'low': 5, 'high': 12,
-                               'open': False, 'longest': (12, 1, 4)}
+                               'open': False, 'first': 5,
+                               'longest': (12, 1, 4)}
     assert found['gru', 5] == {'n': None, 'low': None, 'high': 5,
-                               'open': False, 'longest': (5, 1, 4)}
+                               'open': False, 'first': 5,
+                               'longest': (5, 1, 4)}
+
+
+def test_a_frontier_below_every_n_run_names_the_smallest():
+    """It said "none", as if no N learned, of a grid that began at 10."""
+    found = capacity_report.frontiers(capacity_report.summarize(
+        RECORDS + cell('gru', 10, 10, [], 4)))
+    assert capacity_report.frontier_text(found['gru', 10]) == 'below 10'
+    assert capacity_report.frontier_text(found['gru', 5]) == \
+        'below 5 [below, 5]'
 
 
 def test_rankings_test_at_the_first_n_where_the_lower_falls_below_half():
@@ -108,7 +119,7 @@ def test_the_report_has_its_tables_and_figures(tmp_path):
     capacity_report.write_report(RECORDS, str(tmp_path), 'python -m x', 60.0)
     text = (tmp_path / 'capacity.md').read_text()
     assert '| rnn | 10 [5, 12] |' in text
-    assert '| gru | none |' in text
+    assert '| gru | below 5 [below, 5] |' in text
     assert '| rnn | 5 | 11 (N=12, 1/4) | yes |' in text
     assert '| gru | 5 | 4 (N=5, 1/4) | no |' in text
     assert '| 5 | rnn | gru | 5 | 4/4 against 1/4 | 0.14 |' in text
