@@ -86,10 +86,10 @@ bench: $(BENCH_STAMP)
 
 # The capacity study (docs/capacity.md): each frontier searched, the LSTM's
 # choices undone one at a time, two more learning rates at bproplen 20's
-# frontier cells (N = 20; lstm1's, N = 25, where it ranked above the rest),
-# the counter. The
-# record files resume: `make capacity` goes on from what they hold, and
-# `make capacity-from-nothing` first removes them.
+# deciding cells (N = 25 for all, where lstm1 ranked above the rest; N = 20
+# for the others, their frontier), the counter. The record files resume:
+# `make capacity` goes on from what they hold, and `make
+# capacity-from-nothing` first removes them.
 CAPACITY_ALPHAS := 0.0003 0.003
 capacity: setup
 	@started=$$(date +%s) && \
